@@ -1,0 +1,375 @@
+//! A typed async client for protocol v1 over tokio, used by the tests and by
+//! `loadtest`: connect, say hello, join, chat, and read events with a timeout.
+//!
+//! Requests that have a reply ([`Client::hello`], [`Client::join`], …) wait
+//! for the frame echoing their request id; events arriving meanwhile are kept
+//! (up to [`MAX_STASHED`]) and returned by [`Client::next_message`] in order.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::protocol::pb::client_message::Body as Request;
+use crate::protocol::pb::server_message::Body as Reply;
+use crate::protocol::pb::{self, ClientMessage, ServerMessage};
+use crate::protocol::{CodecError, ErrorCode, FrameCodec, FrameLimit, PROTOCOL_VERSION};
+
+/// Largest frame the client accepts from a server.
+pub const MAX_SERVER_FRAME: usize = 64 << 20;
+/// Most events kept while waiting for a reply; more is an error.
+pub const MAX_STASHED: usize = 1 << 20;
+/// How long a request waits for its reply unless told otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Codec = FrameCodec<ServerMessage, ClientMessage>;
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The server sent a frame over [`MAX_SERVER_FRAME`].
+    #[error("server frame: {0}")]
+    Frame(CodecError),
+    /// The server sent a body that is not a `ServerMessage`.
+    #[error("undecodable server frame: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// The server answered with an `Error`.
+    #[error("server error {code:?} (request {request_id}): {message}")]
+    Server {
+        /// The error's code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+        /// The request it answers (0: none).
+        request_id: u64,
+    },
+    /// Nothing came in time.
+    #[error("nothing received within {0:?}")]
+    Timeout(Duration),
+    /// The server closed the connection.
+    #[error("connection closed by the server")]
+    Closed,
+    /// The server answered with something other than the expected reply.
+    #[error("unexpected reply: {0:?}")]
+    Unexpected(Box<ServerMessage>),
+    /// More than [`MAX_STASHED`] events arrived while waiting for a reply.
+    #[error("more than {MAX_STASHED} events arrived while waiting for a reply")]
+    TooManyEvents,
+}
+
+impl From<CodecError> for ClientError {
+    fn from(error: CodecError) -> Self {
+        match error {
+            CodecError::Io(e) => ClientError::Io(e),
+            e @ CodecError::FrameTooLarge { .. } => ClientError::Frame(e),
+        }
+    }
+}
+
+impl ClientError {
+    /// The server's error code, if this is a server error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to a Tavern server.
+pub struct Client {
+    writer: ClientWriter,
+    reader: ClientReader,
+    request_timeout: Duration,
+}
+
+/// The sending half of a [`Client`].
+pub struct ClientWriter {
+    frames: FramedWrite<OwnedWriteHalf, Codec>,
+    next_request_id: u64,
+}
+
+/// The receiving half of a [`Client`].
+pub struct ClientReader {
+    frames: FramedRead<OwnedReadHalf, Codec>,
+    stash: VecDeque<ServerMessage>,
+}
+
+impl Client {
+    /// Connects (no Hello yet).
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn connect(addr: SocketAddr) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        let limit = FrameLimit::new(MAX_SERVER_FRAME);
+        Ok(Client {
+            writer: ClientWriter {
+                frames: FramedWrite::new(write, Codec::new(limit.clone())),
+                next_request_id: 1,
+            },
+            reader: ClientReader {
+                frames: FramedRead::new(read, Codec::new(limit)),
+                stash: VecDeque::new(),
+            },
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        })
+    }
+
+    /// Connects and says Hello as `name`.
+    ///
+    /// # Errors
+    /// The connection failed or Hello was refused.
+    pub async fn connect_as(addr: SocketAddr, name: &str) -> Result<(Client, pb::Welcome), ClientError> {
+        let mut client = Client::connect(addr).await?;
+        let welcome = client.hello(name).await?;
+        Ok((client, welcome))
+    }
+
+    /// Sets how long requests wait for their reply.
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// Says Hello with protocol version 1 and an empty token.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with NAME_TAKEN, INVALID_NAME, …
+    pub async fn hello(&mut self, name: &str) -> Result<pb::Welcome, ClientError> {
+        let hello = pb::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.into(),
+            token: String::new(),
+        };
+        match self.request(Request::Hello(hello)).await? {
+            Reply::Welcome(welcome) => Ok(welcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Measures a round trip.
+    ///
+    /// # Errors
+    /// The connection failed or no Pong came in time.
+    pub async fn ping(&mut self) -> Result<pb::Pong, ClientError> {
+        let ping = pb::Ping {
+            client_time_us: crate::protocol::now_us(),
+        };
+        match self.request(Request::Ping(ping)).await? {
+            Reply::Pong(pong) => Ok(pong),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Joins `room`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with INVALID_ROOM, ALREADY_IN_ROOM, …
+    pub async fn join(&mut self, room: &str) -> Result<pb::RoomJoined, ClientError> {
+        match self
+            .request(Request::JoinRoom(pb::JoinRoom { room: room.into() }))
+            .await?
+        {
+            Reply::RoomJoined(joined) => Ok(joined),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Leaves `room`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with NOT_IN_ROOM, …
+    pub async fn leave(&mut self, room: &str) -> Result<pb::RoomLeft, ClientError> {
+        match self
+            .request(Request::LeaveRoom(pb::LeaveRoom { room: room.into() }))
+            .await?
+        {
+            Reply::RoomLeft(left) => Ok(left),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends chat `text` to `room` without waiting; the echo carries the
+    /// returned request id.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn chat(&mut self, room: &str, text: &str) -> Result<u64, ClientError> {
+        self.writer.chat(room, text).await
+    }
+
+    /// Sends any body; returns its request id.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn send(&mut self, body: Request) -> Result<u64, ClientError> {
+        self.writer.send(body).await
+    }
+
+    /// Writes raw bytes to the socket, framing and all (for testing the server's defences).
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.writer.send_raw(bytes).await
+    }
+
+    /// The next frame from the server; an `Error` frame is returned as a message, not an error.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] at the end of the stream.
+    pub async fn next_message(&mut self) -> Result<ServerMessage, ClientError> {
+        self.reader.next_message().await
+    }
+
+    /// [`Client::next_message`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when nothing came.
+    pub async fn next_event(&mut self, timeout: Duration) -> Result<ServerMessage, ClientError> {
+        self.reader.next_event(timeout).await
+    }
+
+    /// Splits into halves that can be used from different tasks.
+    pub fn into_split(self) -> (ClientWriter, ClientReader) {
+        (self.writer, self.reader)
+    }
+
+    /// Sends `body` and waits for the frame answering it.
+    async fn request(&mut self, body: Request) -> Result<Reply, ClientError> {
+        let id = self.writer.send(body).await?;
+        let timeout = self.request_timeout;
+        tokio::time::timeout(timeout, self.reader.reply_to(id))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+    }
+}
+
+impl ClientWriter {
+    /// See [`Client::chat`].
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn chat(&mut self, room: &str, text: &str) -> Result<u64, ClientError> {
+        self.send(Request::SendChat(pb::SendChat {
+            room: room.into(),
+            text: text.into(),
+        }))
+        .await
+    }
+
+    /// See [`Client::send`].
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn send(&mut self, body: Request) -> Result<u64, ClientError> {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.frames
+            .send(ClientMessage {
+                request_id,
+                body: Some(body),
+            })
+            .await?;
+        Ok(request_id)
+    }
+
+    /// See [`Client::send_raw`].
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.frames.flush().await?;
+        let socket = self.frames.get_mut();
+        socket.write_all(bytes).await?;
+        socket.flush().await?;
+        Ok(())
+    }
+}
+
+impl ClientReader {
+    /// See [`Client::next_message`].
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] at the end of the stream.
+    pub async fn next_message(&mut self) -> Result<ServerMessage, ClientError> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(message);
+        }
+        self.read().await
+    }
+
+    /// See [`Client::next_event`].
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when nothing came.
+    pub async fn next_event(&mut self, timeout: Duration) -> Result<ServerMessage, ClientError> {
+        tokio::time::timeout(timeout, self.next_message())
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+    }
+
+    async fn read(&mut self) -> Result<ServerMessage, ClientError> {
+        match self.frames.next().await {
+            Some(frame) => Ok(frame??),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// Reads until the frame echoing `request_id`, keeping other frames for later.
+    async fn reply_to(&mut self, request_id: u64) -> Result<Reply, ClientError> {
+        if let Some(i) = self.stash.iter().position(|m| m.request_id == request_id) {
+            return self.stash.remove(i).map_or(Err(ClientError::Closed), into_reply);
+        }
+        loop {
+            let message = self.read().await?;
+            if message.request_id == request_id {
+                return into_reply(message);
+            }
+            // A fatal error for the connection, answering nothing in particular.
+            if let Some(Reply::Error(e)) = &message.body
+                && message.request_id == 0
+            {
+                return Err(server_error(e, 0));
+            }
+            if self.stash.len() >= MAX_STASHED {
+                return Err(ClientError::TooManyEvents);
+            }
+            self.stash.push_back(message);
+        }
+    }
+}
+
+fn into_reply(message: ServerMessage) -> Result<Reply, ClientError> {
+    match message.body {
+        Some(Reply::Error(e)) => Err(server_error(&e, message.request_id)),
+        Some(body) => Ok(body),
+        None => Err(ClientError::Unexpected(Box::new(message))),
+    }
+}
+
+fn server_error(error: &pb::Error, request_id: u64) -> ClientError {
+    ClientError::Server {
+        code: error.code(),
+        message: error.message.clone(),
+        request_id,
+    }
+}
+
+fn unexpected(body: Reply) -> ClientError {
+    ClientError::Unexpected(Box::new(ServerMessage {
+        request_id: 0,
+        body: Some(body),
+    }))
+}

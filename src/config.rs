@@ -1,0 +1,206 @@
+//! Every setting of the server, from command-line flags, `TAVERN_*`
+//! environment variables or a `.env` file (flags win), each with its default
+//! and unit. [`Config::parse_from`] validates the whole before anything binds.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::builder::TypedValueParser as _;
+
+/// Bytes a chat frame may carry beyond its text: envelope, room, sender name, numbers.
+const CHAT_FRAME_OVERHEAD: usize = 256;
+
+/// Server settings. `tavern --help` lists them with their defaults.
+#[derive(Parser, Debug, Clone, PartialEq, Eq)]
+#[command(name = "tavern", version, about = "Tavern game session server", max_term_width = 100)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "TAVERN_ADDR", default_value = "127.0.0.1:4000")]
+    pub addr: SocketAddr,
+
+    /// Session threads (actix arbiters); sessions are spread over them. Default: CPU cores.
+    #[arg(long, env = "TAVERN_SESSION_THREADS", default_value_t = cores(), value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    pub session_threads: usize,
+
+    /// Threads running the world directory and the room actors.
+    #[arg(long, env = "TAVERN_ROOM_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    pub room_threads: usize,
+
+    /// Threads of the pool that fans large broadcasts out in parallel. Default: CPU cores.
+    #[arg(long, env = "TAVERN_BROADCAST_THREADS", default_value_t = cores(), value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    pub broadcast_threads: usize,
+
+    /// Room size (members) from which a broadcast is spread over the broadcast pool instead of
+    /// running inline on the room's thread.
+    #[arg(long, env = "TAVERN_BROADCAST_PARALLEL_THRESHOLD", default_value_t = 16_384)]
+    pub broadcast_parallel_threshold: usize,
+
+    /// Most connections open at once; more are answered SERVER_FULL and closed.
+    #[arg(long, env = "TAVERN_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Largest frame (bytes, length field value) accepted before Welcome.
+    #[arg(long, env = "TAVERN_MAX_HELLO_FRAME_LEN", default_value_t = 4096)]
+    pub max_hello_frame_len: usize,
+
+    /// Largest frame (bytes, length field value) accepted after Welcome.
+    #[arg(long, env = "TAVERN_MAX_FRAME_LEN", default_value_t = 16_384)]
+    pub max_frame_len: usize,
+
+    /// Longest chat text, in bytes of UTF-8.
+    #[arg(long, env = "TAVERN_MAX_TEXT_LEN", default_value_t = 1024)]
+    pub max_text_len: usize,
+
+    /// Most rooms one session may be in at once.
+    #[arg(long, env = "TAVERN_MAX_ROOMS_PER_SESSION", default_value_t = 64)]
+    pub max_rooms_per_session: usize,
+
+    /// Per-session outbound queue bound, in frames. A reliable message that finds the queue
+    /// full disconnects the session with SLOW_CONSUMER.
+    #[arg(long, env = "TAVERN_OUTBOUND_QUEUE_FRAMES", default_value_t = 4096)]
+    pub outbound_queue_frames: usize,
+
+    /// Per-session outbound queue bound, in bytes (same rule as the frame bound).
+    #[arg(long, env = "TAVERN_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub outbound_queue_bytes: usize,
+
+    /// Most bytes a session writer gathers from its queue into one socket write.
+    #[arg(long, env = "TAVERN_WRITE_BATCH_BYTES", default_value_t = 64 * 1024)]
+    pub write_batch_bytes: usize,
+
+    /// Kernel send buffer per connection (SO_SNDBUF), bytes; 0 leaves it to the OS's autotuning.
+    /// With the outbound queue bounds it caps what one slow client can hold.
+    #[arg(long, env = "TAVERN_SOCKET_SEND_BUFFER", default_value_t = 0)]
+    pub socket_send_buffer: usize,
+
+    /// Bound of each room's inbox (commands). A session whose room inbox is full stops
+    /// reading its socket until there is room.
+    #[arg(long, env = "TAVERN_ROOM_INBOX", default_value_t = 4096)]
+    pub room_inbox: usize,
+
+    /// Bound of the world directory's inbox (commands); senders wait for room.
+    #[arg(long, env = "TAVERN_WORLD_INBOX", default_value_t = 4096)]
+    pub world_inbox: usize,
+
+    /// Heartbeat interval announced in Welcome, ms. A connection silent for three intervals
+    /// is closed with TIMEOUT.
+    #[arg(long, env = "TAVERN_HEARTBEAT_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub heartbeat_interval_ms: u32,
+
+    /// Time a new connection has to send Hello, ms.
+    #[arg(long, env = "TAVERN_HELLO_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hello_timeout_ms: u64,
+
+    /// Time a closing connection gets to take what is queued for it and its final frame, ms.
+    #[arg(long, env = "TAVERN_CLOSE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub close_timeout_ms: u64,
+
+    /// On SIGINT/SIGTERM: how long queued messages and ServerShutdown may take to reach the
+    /// clients before the process exits anyway, ms.
+    #[arg(long, env = "TAVERN_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// `ServerShutdown.reconnect_after_ms`: the hint given to clients at shutdown, ms.
+    #[arg(long, env = "TAVERN_RECONNECT_AFTER_MS", default_value_t = 1_000)]
+    pub reconnect_after_ms: u32,
+}
+
+/// A setting that cannot work, or could not be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag or variable is unknown or not a valid value (also `--help` and `--version`).
+    #[error(transparent)]
+    Parse(#[from] clap::Error),
+    /// The values parse but do not fit together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses flags (the first item is the program name) over `TAVERN_*`
+    /// variables, then validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting at fault.
+    pub fn parse_from<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let config = Config::try_parse_from(args)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules between settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let positive = [
+            ("max_connections", self.max_connections),
+            ("max_hello_frame_len", self.max_hello_frame_len),
+            ("max_text_len", self.max_text_len),
+            ("max_rooms_per_session", self.max_rooms_per_session),
+            ("outbound_queue_frames", self.outbound_queue_frames),
+            ("write_batch_bytes", self.write_batch_bytes),
+            ("room_inbox", self.room_inbox),
+            ("world_inbox", self.world_inbox),
+            ("broadcast_parallel_threshold", self.broadcast_parallel_threshold),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return invalid(format!("{name} must be at least 1"));
+        }
+        if u32::try_from(self.max_frame_len).is_err() {
+            return invalid(format!(
+                "max_frame_len {} does not fit the 32-bit length field",
+                self.max_frame_len
+            ));
+        }
+        if self.max_hello_frame_len > self.max_frame_len {
+            return invalid(format!(
+                "max_hello_frame_len ({}) must not exceed max_frame_len ({})",
+                self.max_hello_frame_len, self.max_frame_len
+            ));
+        }
+        if self.max_text_len + CHAT_FRAME_OVERHEAD > self.max_frame_len {
+            return invalid(format!(
+                "max_frame_len ({}) must hold a chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
+                self.max_frame_len, self.max_text_len
+            ));
+        }
+        if self.outbound_queue_bytes < self.max_text_len + CHAT_FRAME_OVERHEAD {
+            return invalid(format!(
+                "outbound_queue_bytes ({}) must hold at least one chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
+                self.outbound_queue_bytes, self.max_text_len
+            ));
+        }
+        Ok(())
+    }
+
+    /// A connection silent this long is closed: three heartbeat intervals.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.heartbeat_interval_ms) * 3)
+    }
+
+    /// See [`Config::hello_timeout_ms`].
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// See [`Config::close_timeout_ms`].
+    pub fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms)
+    }
+
+    /// See [`Config::shutdown_grace_ms`].
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

@@ -1,0 +1,170 @@
+//! Client frames become typed requests here, once, at the edge.
+
+use super::PROTOCOL_VERSION;
+use super::names::{ChatText, PlayerName, ProtocolError, RoomName};
+use super::pb::{ClientMessage, client_message::Body};
+
+/// One validated client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Echoed by the reply or error.
+    pub id: u64,
+    /// What the client asks for.
+    pub command: Command,
+}
+
+/// What a client can ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start the session under a name.
+    Hello {
+        /// The player's display name.
+        name: PlayerName,
+        /// Authentication token, not checked by protocol version 1.
+        token: String,
+    },
+    /// Measure round-trip time.
+    Ping {
+        /// Echoed in the Pong.
+        client_time_us: u64,
+    },
+    /// Join (and create if needed) a room.
+    Join(RoomName),
+    /// Leave a room.
+    Leave(RoomName),
+    /// Send text to a room's members.
+    Chat {
+        /// The room, which the sender must be in.
+        room: RoomName,
+        /// The text.
+        text: ChatText,
+    },
+}
+
+impl Request {
+    /// Validates a decoded frame. `max_text_len` is the chat text limit in bytes.
+    ///
+    /// # Errors
+    /// The request id with the [`ProtocolError`] to answer it with.
+    pub fn parse(message: ClientMessage, max_text_len: usize) -> Result<Request, (u64, ProtocolError)> {
+        let id = message.request_id;
+        let command = match message.body {
+            None => Err(ProtocolError::UnsupportedMessage),
+            Some(Body::Hello(hello)) if hello.protocol_version != PROTOCOL_VERSION => {
+                Err(ProtocolError::UnsupportedVersion(hello.protocol_version))
+            }
+            Some(Body::Hello(hello)) => PlayerName::parse(&hello.name).map(|name| Command::Hello {
+                name,
+                token: hello.token,
+            }),
+            Some(Body::Ping(ping)) => Ok(Command::Ping {
+                client_time_us: ping.client_time_us,
+            }),
+            Some(Body::JoinRoom(join)) => RoomName::parse(&join.room).map(Command::Join),
+            Some(Body::LeaveRoom(leave)) => RoomName::parse(&leave.room).map(Command::Leave),
+            Some(Body::SendChat(chat)) => RoomName::parse(&chat.room).and_then(|room| {
+                Ok(Command::Chat {
+                    room,
+                    text: ChatText::parse(chat.text, max_text_len)?,
+                })
+            }),
+        };
+        command.map(|command| Request { id, command }).map_err(|e| (id, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::pb;
+
+    fn parse(request_id: u64, body: Body) -> Result<Request, (u64, ProtocolError)> {
+        Request::parse(
+            ClientMessage {
+                request_id,
+                body: Some(body),
+            },
+            16,
+        )
+    }
+
+    #[test]
+    fn every_body_parses() {
+        let hello = pb::Hello {
+            protocol_version: 1,
+            name: "ann".into(),
+            token: "t".into(),
+        };
+        let Ok(Request {
+            id: 4,
+            command: Command::Hello { name, token },
+        }) = parse(4, Body::Hello(hello))
+        else {
+            panic!("hello did not parse")
+        };
+        assert_eq!((name.as_str(), token.as_str()), ("ann", "t"));
+        assert!(matches!(
+            parse(1, Body::Ping(pb::Ping { client_time_us: 9 })).unwrap().command,
+            Command::Ping { client_time_us: 9 }
+        ));
+        assert!(matches!(
+            parse(1, Body::JoinRoom(pb::JoinRoom { room: "r".into() }))
+                .unwrap()
+                .command,
+            Command::Join(_)
+        ));
+        assert!(matches!(
+            parse(1, Body::LeaveRoom(pb::LeaveRoom { room: "r".into() }))
+                .unwrap()
+                .command,
+            Command::Leave(_)
+        ));
+        let chat = pb::SendChat {
+            room: "r".into(),
+            text: "hi".into(),
+        };
+        assert!(matches!(
+            parse(1, Body::SendChat(chat)).unwrap().command,
+            Command::Chat { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_keep_the_request_id() {
+        let hello = pb::Hello {
+            protocol_version: 2,
+            name: "ann".into(),
+            token: String::new(),
+        };
+        assert_eq!(
+            parse(5, Body::Hello(hello)),
+            Err((5, ProtocolError::UnsupportedVersion(2)))
+        );
+        let chat = pb::SendChat {
+            room: "r".into(),
+            text: "x".repeat(17),
+        };
+        assert_eq!(
+            parse(6, Body::SendChat(chat)),
+            Err((6, ProtocolError::TextTooLong { len: 17, max: 16 }))
+        );
+        let chat = pb::SendChat {
+            room: "bad room".into(),
+            text: "x".into(),
+        };
+        assert!(matches!(
+            parse(7, Body::SendChat(chat)),
+            Err((7, ProtocolError::InvalidRoom(_)))
+        ));
+        assert_eq!(
+            Request::parse(
+                ClientMessage {
+                    request_id: 8,
+                    body: None
+                },
+                16
+            ),
+            Err((8, ProtocolError::UnsupportedMessage))
+        );
+    }
+}

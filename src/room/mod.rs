@@ -1,0 +1,365 @@
+//! The Room actor: a room's membership, presence and order.
+//!
+//! A room reads commands from a bounded inbox ([`Config::room_inbox`]) and
+//! handles them one at a time, so its sequence number orders everything its
+//! members see: each `ChatMessage`, `MemberJoined` and `MemberLeft` takes the
+//! next `seq`, is encoded once, and is pushed to every member's outbox. A
+//! member whose outbox is full is a slow consumer: it is closed with
+//! SLOW_CONSUMER and removed, and the others lose nothing.
+//!
+//! A room lives while anyone holds its [`RoomHandle`]. When its last member
+//! leaves it stops taking joins and asks the [`World`] to forget it; once the
+//! last handle is dropped its inbox ends and the actor stops.
+//!
+//! [`Config::room_inbox`]: crate::Config::room_inbox
+//! [`World`]: crate::world::World
+
+mod behaviour;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
+
+pub use behaviour::{BehaviourFactory, Chat, RoomBehaviour, chat_rooms};
+
+use crate::broadcast::{Broadcaster, Recipient, Refusal};
+use crate::outbox::{Outbox, Queued, SendError};
+use crate::protocol::pb::server_message::Body;
+use crate::protocol::{self, ChatText, ErrorCode, PlayerName, RoomName, encode_frame, pb};
+use crate::session::SessionId;
+use crate::stats::Stats;
+use crate::world::WorldHandle;
+
+/// A room member as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member's session.
+    pub id: SessionId,
+    /// The member's player name.
+    pub name: PlayerName,
+}
+
+impl Member {
+    fn to_pb(&self) -> pb::Member {
+        pb::Member {
+            session_id: self.id.get(),
+            name: self.name.as_str().to_owned(),
+        }
+    }
+}
+
+/// Sent by a Session to join; answered on `accepted` (false: the room is
+/// closing, ask the world again). The `RoomJoined` reply goes to `outbox`.
+#[derive(Debug)]
+pub struct Join {
+    /// Echoed by `RoomJoined`.
+    pub request_id: u64,
+    /// Who joins.
+    pub member: Member,
+    /// Where the joiner's frames go.
+    pub outbox: Outbox,
+    /// Whether the room took the member.
+    pub accepted: oneshot::Sender<bool>,
+}
+
+/// Sent by a Session leaving the room, on request (`request_id` set, answered
+/// with `RoomLeft`) or because it is going away (`request_id` 0).
+#[derive(Debug)]
+pub struct Leave {
+    /// Echoed by `RoomLeft`; 0 sends no `RoomLeft`.
+    pub request_id: u64,
+    /// Who leaves.
+    pub session: SessionId,
+}
+
+/// Sent by a Session with a member's chat text.
+#[derive(Debug)]
+pub struct ChatSent {
+    /// Echoed by the sender's copy.
+    pub request_id: u64,
+    /// The sender, who must be a member.
+    pub session: SessionId,
+    /// The text.
+    pub text: ChatText,
+}
+
+/// What a room's inbox carries.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// See [`Join`].
+    Join(Join),
+    /// See [`Leave`].
+    Leave(Leave),
+    /// See [`ChatSent`].
+    Chat(ChatSent),
+    /// Sent by the World at shutdown: answered once everything queued before it is handled.
+    Drain(oneshot::Sender<()>),
+}
+
+/// The sending side of a room's bounded inbox; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    inbox: mpsc::Sender<RoomCommand>,
+    id: u64,
+}
+
+impl RoomHandle {
+    /// Identifies this room among all rooms ever created with its name.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues a command without waiting.
+    ///
+    /// # Errors
+    /// The command back when the inbox is full or the room is gone.
+    pub fn try_send(&self, command: RoomCommand) -> Result<(), mpsc::error::TrySendError<RoomCommand>> {
+        self.inbox.try_send(command)
+    }
+
+    /// Queues a command, waiting for space in the inbox.
+    ///
+    /// # Errors
+    /// The room is gone.
+    pub async fn send(&self, command: RoomCommand) -> Result<(), mpsc::error::SendError<RoomCommand>> {
+        self.inbox.send(command).await
+    }
+}
+
+/// Everything a room needs from the server around it.
+#[derive(Clone)]
+pub struct RoomContext {
+    /// Where the room reports that it is empty.
+    pub world: WorldHandle,
+    /// Fans frames out to members.
+    pub broadcaster: Arc<Broadcaster>,
+    /// Gives each new room its behaviour.
+    pub behaviours: BehaviourFactory,
+    /// Server-wide counters.
+    pub stats: Arc<Stats>,
+    /// [`Config::room_inbox`](crate::Config::room_inbox).
+    pub inbox: usize,
+}
+
+/// The room actor. See the module documentation.
+pub struct Room {
+    name: RoomName,
+    id: u64,
+    seq: u64,
+    members: Vec<MemberEntry>,
+    index: HashMap<SessionId, usize>,
+    behaviour: Box<dyn RoomBehaviour>,
+    /// Set when the room became empty and told the World: joins are refused.
+    closing: bool,
+    context: RoomContext,
+}
+
+/// A member that refused a frame, and why.
+type Refused = (SessionId, SendError);
+
+struct MemberEntry {
+    member: Member,
+    outbox: Outbox,
+}
+
+impl Recipient for MemberEntry {
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+}
+
+impl Room {
+    /// Starts room `name` (the `id`-th of that name) on `arbiter`.
+    pub fn start(name: RoomName, id: u64, context: RoomContext, arbiter: &actix::ArbiterHandle) -> RoomHandle {
+        let (inbox, commands) = mpsc::channel(context.inbox);
+        Room::start_in_arbiter(arbiter, move |ctx| {
+            ctx.add_stream(ReceiverStream::new(commands));
+            let behaviour = (context.behaviours)(&name);
+            Room {
+                name,
+                id,
+                seq: 0,
+                members: Vec::new(),
+                index: HashMap::new(),
+                behaviour,
+                closing: false,
+                context,
+            }
+        });
+        RoomHandle { inbox, id }
+    }
+
+    fn join(&mut self, join: Join) {
+        if self.closing || join.outbox.is_closed() || self.index.contains_key(&join.member.id) {
+            let _ = join.accepted.send(false);
+            return;
+        }
+        self.seq += 1;
+        let joined = Body::MemberJoined(pb::MemberJoined {
+            room: self.name.to_string(),
+            member: Some(join.member.to_pb()),
+            seq: self.seq,
+        });
+        let refused = self.broadcast(&encode(0, joined), None);
+        self.index.insert(join.member.id, self.members.len());
+        self.members.push(MemberEntry {
+            member: join.member.clone(),
+            outbox: join.outbox,
+        });
+        let _ = join.accepted.send(true);
+        let reply = Body::RoomJoined(pb::RoomJoined {
+            room: self.name.to_string(),
+            members: self.members.iter().map(|m| m.member.to_pb()).collect(),
+            seq: self.seq,
+        });
+        let mut refused = refused;
+        if let Some(joiner) = self.members.last()
+            && let Err(e) = joiner.outbox.try_send(encode(join.request_id, reply))
+        {
+            refused.push((join.member.id, e));
+        }
+        self.behaviour.on_join(&self.name, &join.member);
+        self.remove_refused(refused);
+    }
+
+    fn leave(&mut self, leave: Leave) {
+        let Some(&i) = self.index.get(&leave.session) else {
+            return;
+        };
+        if leave.request_id != 0 {
+            let left = Body::RoomLeft(pb::RoomLeft {
+                room: self.name.to_string(),
+                reason: "left".into(),
+            });
+            let _ = self.members[i].outbox.try_send(encode(leave.request_id, left));
+        }
+        let refused = self.remove(i, "left");
+        self.remove_refused(refused);
+    }
+
+    fn chat(&mut self, chat: ChatSent) {
+        let Some(&i) = self.index.get(&chat.session) else {
+            return;
+        };
+        let from = self.members[i].member.clone();
+        let Some(text) = self.behaviour.on_chat(&self.name, &from, chat.text) else {
+            return;
+        };
+        self.seq += 1;
+        let mut message = protocol::server_message(
+            0,
+            Body::Chat(pb::ChatMessage {
+                room: self.name.to_string(),
+                seq: self.seq,
+                from_session: from.id.get(),
+                from_name: from.name.to_string(),
+                text: text.into_string(),
+                server_time_us: protocol::now_us(),
+            }),
+        );
+        let mut refused = self.broadcast(&encode_frame(&message), Some(i));
+        message.request_id = chat.request_id;
+        if let Err(e) = self.members[i].outbox.try_send(encode_frame(&message)) {
+            refused.push((from.id, e));
+        }
+        self.context.stats.chat_messages.add(1);
+        let delivered = self.members.len().saturating_sub(refused.len());
+        self.context
+            .stats
+            .deliveries
+            .add(u64::try_from(delivered).unwrap_or(u64::MAX));
+        self.remove_refused(refused);
+    }
+
+    /// Queues `frame` for every member but `skip`; returns who refused it.
+    /// (Indices shift as members go, so refusals are named by session.)
+    fn broadcast(&self, frame: &Bytes, skip: Option<usize>) -> Vec<Refused> {
+        let refused = self.context.broadcaster.send(frame, &self.members, skip);
+        refused
+            .into_iter()
+            .map(|(i, e): Refusal| (self.members[i].member.id, e))
+            .collect()
+    }
+
+    /// Removes every member that refused a frame, and those that refuse the
+    /// presence frames this sends, until every remaining member took them all.
+    fn remove_refused(&mut self, mut refused: Vec<Refused>) {
+        while let Some((session, error)) = refused.pop() {
+            let Some(&i) = self.index.get(&session) else { continue };
+            let reason = match error {
+                SendError::Full => {
+                    self.slow_consumer(i);
+                    "slow consumer"
+                }
+                SendError::Closed => "disconnected",
+            };
+            refused.extend(self.remove(i, reason));
+        }
+    }
+
+    fn slow_consumer(&self, i: usize) {
+        let entry = &self.members[i];
+        warn!(room = %self.name, session = %entry.member.id, name = %entry.member.name, "slow consumer: outbound queue full, disconnecting");
+        self.context.stats.slow_consumer_disconnects.add(1);
+        let error = protocol::error_message(
+            0,
+            ErrorCode::SlowConsumer,
+            "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
+        );
+        entry.outbox.close(Queued::Discard, Some(encode_frame(&error)));
+    }
+
+    /// Removes member `i`, tells the others, and returns who refused that.
+    fn remove(&mut self, i: usize, reason: &str) -> Vec<Refused> {
+        let entry = self.members.swap_remove(i);
+        self.index.remove(&entry.member.id);
+        if let Some(moved) = self.members.get(i) {
+            self.index.insert(moved.member.id, i);
+        }
+        debug!(room = %self.name, session = %entry.member.id, reason, "member left");
+        self.seq += 1;
+        let left = Body::MemberLeft(pb::MemberLeft {
+            room: self.name.to_string(),
+            member: Some(entry.member.to_pb()),
+            seq: self.seq,
+        });
+        let refused = self.broadcast(&encode(0, left), None);
+        self.behaviour.on_leave(&self.name, &entry.member);
+        if self.members.is_empty() && !self.closing {
+            self.closing = true;
+            self.context.world.room_empty(self.name.clone(), self.id);
+        }
+        refused
+    }
+}
+
+fn encode(request_id: u64, body: Body) -> Bytes {
+    encode_frame(&protocol::server_message(request_id, body))
+}
+
+impl StreamHandler<RoomCommand> for Room {
+    fn handle(&mut self, command: RoomCommand, _ctx: &mut Context<Self>) {
+        match command {
+            RoomCommand::Join(join) => self.join(join),
+            RoomCommand::Leave(leave) => self.leave(leave),
+            RoomCommand::Chat(chat) => self.chat(chat),
+            RoomCommand::Drain(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        debug!(room = %self.name, "room closed");
+        ctx.stop();
+    }
+}

@@ -1,0 +1,250 @@
+//! The server: binds, accepts connections on its own thread, places each on
+//! a session thread, and shuts down in order.
+//!
+//! Threads: the thread calling [`Server::run`] accepts; each accepted socket
+//! moves to one of [`Config::session_threads`] arbiters (round robin), where
+//! its Session lives; the World and the Rooms live on [`Config::room_threads`]
+//! arbiters of their own; large broadcasts use a rayon pool.
+//!
+//! Shutdown, when the `shutdown` future resolves: stop accepting; sessions stop
+//! reading; every room handles what it already has queued; every session gets
+//! `ServerShutdown` after everything queued for it; writers flush within
+//! [`Config::shutdown_grace_ms`]; then the threads stop.
+//!
+//! [`Config::session_threads`]: crate::Config::session_threads
+//! [`Config::room_threads`]: crate::Config::room_threads
+//! [`Config::shutdown_grace_ms`]: crate::Config::shutdown_grace_ms
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Arbiter;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::broadcast::Broadcaster;
+use crate::config::Config;
+use crate::protocol::{self, ErrorCode, encode_frame};
+use crate::room::{BehaviourFactory, RoomContext, chat_rooms};
+use crate::session::Session;
+use crate::stats::Stats;
+use crate::world::{Names, World, WorldHandle};
+
+/// Longest pause between accept attempts after repeated accept errors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration does not validate.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The broadcast thread pool could not be started.
+    #[error("cannot start the broadcast pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+}
+
+/// What every session shares.
+pub(crate) struct ServerContext {
+    pub(crate) config: Config,
+    pub(crate) world: WorldHandle,
+    pub(crate) names: Names,
+    pub(crate) stats: Arc<Stats>,
+    /// Cancelled first at shutdown: sessions stop reading.
+    pub(crate) stop_reading: CancellationToken,
+    /// Cancelled once rooms are drained: sessions send ServerShutdown and close.
+    pub(crate) closing: CancellationToken,
+    /// Tracks every connection's writer, to wait for them at shutdown.
+    pub(crate) tracker: TaskTracker,
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    config: Config,
+    listener: TcpListener,
+    stats: Arc<Stats>,
+    behaviours: BehaviourFactory,
+}
+
+impl Server {
+    /// Validates `config` and binds its address. Must be called inside an
+    /// actix system (`actix_rt::System`).
+    ///
+    /// # Errors
+    /// [`ServerError`] when the configuration is invalid or the address cannot be bound.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        Ok(Server {
+            config,
+            listener,
+            stats: Arc::default(),
+            behaviours: chat_rooms(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// The OS could not tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters, readable while it runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Gives new rooms the behaviour `factory` builds (plain chat by default).
+    #[must_use]
+    pub fn with_room_behaviours(mut self, factory: BehaviourFactory) -> Server {
+        self.behaviours = factory;
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// [`ServerError::Pool`] when the broadcast threads cannot start.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            config,
+            listener,
+            stats,
+            behaviours,
+        } = self;
+        let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
+        let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
+        let broadcaster = Arc::new(Broadcaster::new(
+            config.broadcast_threads,
+            config.broadcast_parallel_threshold,
+        )?);
+        let room_inbox = config.room_inbox;
+        let world_stats = stats.clone();
+        let world = World::start(
+            room_threads.iter().map(Arbiter::handle).collect(),
+            config.world_inbox,
+            |world| RoomContext {
+                world,
+                broadcaster,
+                behaviours,
+                stats: world_stats,
+                inbox: room_inbox,
+            },
+        );
+        let grace = config.shutdown_grace();
+        let context = Arc::new(ServerContext {
+            config,
+            world: world.clone(),
+            names: Names::default(),
+            stats,
+            stop_reading: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        match listener.local_addr() {
+            Ok(addr) => info!(addr = %addr, "listening on {addr}"),
+            Err(e) => warn!(error = %e, "listening (address unknown)"),
+        }
+        let session_handles = session_threads.iter().map(Arbiter::handle).collect();
+        tokio::select! {
+            () = accept(listener, context.clone(), session_handles) => {}
+            () = shutdown => {}
+        }
+
+        let deadline = Instant::now() + grace;
+        info!(
+            grace_ms = grace.as_millis(),
+            sessions = context.stats.sessions_active.get(),
+            "shutting down"
+        );
+        context.stop_reading.cancel();
+        if tokio::time::timeout_at(deadline, world.drain()).await.is_err() {
+            warn!("rooms did not drain within the shutdown grace period");
+        }
+        context.closing.cancel();
+        context.tracker.close();
+        if tokio::time::timeout_at(deadline, context.tracker.wait()).await.is_err() {
+            warn!(
+                open = context.tracker.len(),
+                "connections still flushing at the end of the grace period; closing them"
+            );
+        }
+        for arbiter in session_threads.iter().chain(&room_threads) {
+            arbiter.stop();
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Accepts connections until dropped; backs off on errors and never gives up.
+async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Vec<actix::ArbiterHandle>) {
+    let connections = Arc::new(Semaphore::new(context.config.max_connections));
+    let mut backoff = Duration::from_millis(1);
+    for next in (0..arbiters.len()).cycle() {
+        let (stream, peer) = loop {
+            match listener.accept().await {
+                Ok(accepted) => break accepted,
+                Err(e) => {
+                    warn!(error = %e, backoff_ms = backoff.as_millis(), "accept failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            }
+        };
+        backoff = Duration::from_millis(1);
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            refuse(&stream, &context);
+            continue;
+        };
+        context.stats.connections_accepted.add(1);
+        // Hand the socket to its session thread; registered there, it is polled there.
+        let socket = match stream.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                debug!(%peer, error = %e, "could not hand over the socket");
+                continue;
+            }
+        };
+        let context = context.clone();
+        arbiters[next].spawn(async move {
+            match TcpStream::from_std(socket) {
+                Ok(stream) => Session::start(stream, peer, context, permit),
+                Err(e) => debug!(%peer, error = %e, "could not register the socket"),
+            }
+        });
+    }
+}
+
+/// Answers a connection over the limit with SERVER_FULL (best effort) and closes it.
+fn refuse(stream: &TcpStream, context: &ServerContext) {
+    context.stats.connections_refused.add(1);
+    warn!(
+        max_connections = context.config.max_connections,
+        "connection refused: server full"
+    );
+    let error = protocol::error_message(0, ErrorCode::ServerFull, "server full (see Config::max_connections)");
+    let _ = stream.try_write(&encode_frame(&error));
+}

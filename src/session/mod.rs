@@ -1,0 +1,432 @@
+//! The Session actor: one per connection, on one of the session threads.
+//!
+//! A session reads frames through [`FrameCodec`] (its read buffer is bounded
+//! by the frame limit: small until Welcome, [`Config::max_frame_len`] after),
+//! turns each into a [`Request`], and answers it or forwards it to the World
+//! or a Room. Everything it sends goes through its [`Outbox`], the same
+//! bounded queue rooms push into, so replies and room events stay in order.
+//!
+//! Backpressure: when a room's inbox is full the session waits for space
+//! without reading further frames, so a client sending faster than its rooms
+//! are served is slowed by TCP, never buffered.
+//!
+//! [`Config::max_frame_len`]: crate::Config::max_frame_len
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Running, SpawnHandle, StreamHandler, WrapFuture,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::outbox::{Outbox, Queued, SendError, WriterEnd, outbox};
+use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
+use crate::protocol::{
+    self, ChatText, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, PlayerName, ProtocolError, Request,
+    RoomName, encode_frame,
+};
+use crate::room::{ChatSent, Join, Leave, Member, RoomCommand, RoomHandle};
+use crate::server::ServerContext;
+
+/// How often a join is retried when the room it found was just closing.
+const JOIN_ATTEMPTS: u32 = 3;
+
+/// Identifies a session for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The id `id`.
+    pub fn new(id: u64) -> Self {
+        SessionId(id)
+    }
+
+    /// A new id, never handed out before.
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SessionId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number on the wire.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
+
+/// The session actor. See the module documentation.
+pub struct Session {
+    id: SessionId,
+    peer: SocketAddr,
+    /// Set by Welcome.
+    member: Option<Member>,
+    /// Rooms joined, and the one being joined.
+    rooms: HashMap<RoomName, RoomHandle>,
+    outbox: Outbox,
+    frame_limit: FrameLimit,
+    reader: Option<SpawnHandle>,
+    last_heard: Instant,
+    server: Arc<ServerContext>,
+}
+
+impl Session {
+    /// Starts a session for `stream` on the current arbiter. `permit` holds
+    /// the connection's place under `max_connections` until its socket closes.
+    pub(crate) fn start(stream: TcpStream, peer: SocketAddr, server: Arc<ServerContext>, permit: OwnedSemaphorePermit) {
+        let config = &server.config;
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
+        if config.socket_send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(config.socket_send_buffer)
+        {
+            debug!(%peer, error = %e, "could not set SO_SNDBUF");
+        }
+        let (read, write) = stream.into_split();
+        let (outbox, queue) = outbox(config.outbound_queue_frames, config.outbound_queue_bytes);
+        let id = SessionId::next();
+        let writer = queue.write_to(write, config.write_batch_bytes, config.close_timeout());
+        server.tracker.spawn(async move {
+            if let WriterEnd::Failed(e) = writer.await {
+                debug!(session = %id, error = %e, "connection ended while writing");
+            }
+            drop(permit);
+        });
+        let frame_limit = FrameLimit::new(config.max_hello_frame_len);
+        let codec = FrameCodec::<ClientMessage, ServerMessage>::new(frame_limit.clone());
+        Session::create(move |ctx| {
+            let reader = ctx.add_stream(FramedRead::new(read, codec));
+            Session {
+                id,
+                peer,
+                member: None,
+                rooms: HashMap::new(),
+                outbox,
+                frame_limit,
+                reader: Some(reader),
+                last_heard: Instant::now(),
+                server,
+            }
+        });
+    }
+
+    fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
+        let Request { id, command } = request;
+        match command {
+            Command::Hello { name, token: _ } => self.hello(ctx, id, name),
+            Command::Ping { client_time_us } => {
+                let pong = pb::Pong {
+                    client_time_us,
+                    server_time_us: protocol::now_us(),
+                };
+                self.send(ctx, &protocol::server_message(id, Body::Pong(pong)));
+            }
+            Command::Join(room) => self.join(ctx, id, room, 1),
+            Command::Leave(room) => self.leave(ctx, id, room),
+            Command::Chat { room, text } => self.chat(ctx, id, room, text),
+        }
+    }
+
+    fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName) {
+        if self.member.is_some() {
+            return self.reply_error(
+                ctx,
+                request_id,
+                ErrorCode::AlreadyWelcomed,
+                "Hello was already answered",
+            );
+        }
+        if !self.server.names.claim(&name, self.id) {
+            return self.reply_error(
+                ctx,
+                request_id,
+                ErrorCode::NameTaken,
+                format!("the name {name:?} is taken"),
+            );
+        }
+        debug!(session = %self.id, peer = %self.peer, name = %name, "welcome");
+        self.member = Some(Member { id: self.id, name });
+        let config = &self.server.config;
+        self.frame_limit.set(config.max_frame_len);
+        let welcome = pb::Welcome {
+            session_id: self.id.get(),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            max_frame_len: u32::try_from(config.max_frame_len).unwrap_or(u32::MAX),
+        };
+        self.send(ctx, &protocol::server_message(request_id, Body::Welcome(welcome)));
+    }
+
+    /// Asks the World for the room, then the room for a place; a room that
+    /// was closing refuses, and the World is asked again.
+    fn join(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName, attempt: u32) {
+        let Some(member) = self.member.clone() else { return };
+        if attempt == 1 {
+            if self.rooms.contains_key(&room) {
+                return self.reply_error(
+                    ctx,
+                    request_id,
+                    ErrorCode::AlreadyInRoom,
+                    format!("already in room {room}"),
+                );
+            }
+            if self.rooms.len() >= self.server.config.max_rooms_per_session {
+                let message = format!(
+                    "already in {} rooms (see Config::max_rooms_per_session)",
+                    self.server.config.max_rooms_per_session
+                );
+                return self.reply_error(ctx, request_id, ErrorCode::TooManyRooms, message);
+            }
+        }
+        let world = self.server.world.clone();
+        let found = room.clone();
+        ctx.wait(
+            async move { world.room(found).await }
+                .into_actor(self)
+                .map(move |handle, act, ctx| {
+                    let Ok(handle) = handle else {
+                        return act.fail(
+                            ctx,
+                            request_id,
+                            ErrorCode::ServerShuttingDown,
+                            "the server is shutting down",
+                        );
+                    };
+                    // Recorded before the room answers, so a session stopping meanwhile still leaves it.
+                    act.rooms.insert(room.clone(), handle.clone());
+                    let (accepted, answer) = oneshot::channel();
+                    let join = Join {
+                        request_id,
+                        member,
+                        outbox: act.outbox.clone(),
+                        accepted,
+                    };
+                    let asked = async move {
+                        handle.send(RoomCommand::Join(join)).await.ok()?;
+                        answer.await.ok()
+                    };
+                    ctx.wait(asked.into_actor(act).map(move |accepted, act, ctx| {
+                        if accepted == Some(true) {
+                            return;
+                        }
+                        act.rooms.remove(&room);
+                        if attempt < JOIN_ATTEMPTS {
+                            act.join(ctx, request_id, room, attempt + 1);
+                        } else {
+                            act.reply_error(
+                                ctx,
+                                request_id,
+                                ErrorCode::Internal,
+                                format!("room {room} could not be joined; try again"),
+                            );
+                        }
+                    }));
+                }),
+        );
+    }
+
+    fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
+        match self.rooms.remove(&room) {
+            Some(handle) => self.send_to_room(
+                ctx,
+                &handle,
+                RoomCommand::Leave(Leave {
+                    request_id,
+                    session: self.id,
+                }),
+            ),
+            None => self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}")),
+        }
+    }
+
+    fn chat(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName, text: ChatText) {
+        let Some(handle) = self.rooms.get(&room) else {
+            return self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}"));
+        };
+        let handle = handle.clone();
+        self.send_to_room(
+            ctx,
+            &handle,
+            RoomCommand::Chat(ChatSent {
+                request_id,
+                session: self.id,
+                text,
+            }),
+        );
+    }
+
+    /// Queues `command` for the room; while the room's inbox is full, this
+    /// session reads nothing more.
+    fn send_to_room(&mut self, ctx: &mut Context<Self>, room: &RoomHandle, command: RoomCommand) {
+        use tokio::sync::mpsc::error::TrySendError;
+        match room.try_send(command) {
+            Ok(()) => {}
+            Err(TrySendError::Full(command)) => {
+                let room = room.clone();
+                ctx.wait(
+                    async move { room.send(command).await }
+                        .into_actor(self)
+                        .map(|sent, act, ctx| {
+                            if sent.is_err() {
+                                act.fail(ctx, 0, ErrorCode::Internal, "room stopped");
+                            }
+                        }),
+                );
+            }
+            Err(TrySendError::Closed(_)) => self.fail(ctx, 0, ErrorCode::Internal, "room stopped"),
+        }
+    }
+
+    /// Queues a reply; a client too slow to take its own replies is closed.
+    fn send(&mut self, ctx: &mut Context<Self>, message: &ServerMessage) {
+        match self.outbox.try_send(encode_frame(message)) {
+            Ok(()) => {}
+            Err(SendError::Full) => {
+                warn!(session = %self.id, peer = %self.peer, "slow consumer: outbound queue full, disconnecting");
+                self.server.stats.slow_consumer_disconnects.add(1);
+                let error = protocol::error_message(0, ErrorCode::SlowConsumer, SendError::Full.to_string());
+                self.outbox.close(Queued::Discard, Some(encode_frame(&error)));
+                ctx.stop();
+            }
+            Err(SendError::Closed) => ctx.stop(),
+        }
+    }
+
+    fn reply_error(&mut self, ctx: &mut Context<Self>, request_id: u64, code: ErrorCode, message: impl Into<String>) {
+        self.send(ctx, &protocol::error_message(request_id, code, message));
+    }
+
+    /// Ends the connection after what is queued and a last error frame.
+    fn fail(&mut self, ctx: &mut Context<Self>, request_id: u64, code: ErrorCode, message: impl Into<String>) {
+        let message = message.into();
+        info!(session = %self.id, peer = %self.peer, code = code.as_str_name(), error = %message, "closing session");
+        self.server.stats.protocol_errors.add(1);
+        let error = protocol::error_message(request_id, code, message);
+        self.outbox.close(Queued::Flush, Some(encode_frame(&error)));
+        ctx.stop();
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.last_heard.elapsed() > self.server.config.idle_timeout() {
+            self.fail(
+                ctx,
+                0,
+                ErrorCode::Timeout,
+                "silent for three heartbeat intervals (see Config::heartbeat_interval_ms)",
+            );
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.server.stats.sessions_active.increment();
+        // The connection ends when its outbox closes, whoever closed it.
+        ctx.spawn(self.outbox.closed().into_actor(self).map(|(), _, ctx| ctx.stop()));
+        // Shutdown, first phase: accept no more requests.
+        let stop_reading = self.server.stop_reading.clone().cancelled_owned();
+        ctx.spawn(stop_reading.into_actor(self).map(|(), act, ctx| {
+            if let Some(reader) = act.reader.take() {
+                ctx.cancel_future(reader);
+            }
+        }));
+        // Second phase, once the rooms delivered what they had: say goodbye after all that.
+        let closing = self.server.closing.clone().cancelled_owned();
+        ctx.spawn(closing.into_actor(self).map(|(), act, _| {
+            let config = &act.server.config;
+            let goodbye = pb::ServerShutdown {
+                reason: "server shutting down".into(),
+                reconnect_after_ms: config.reconnect_after_ms,
+            };
+            let frame = encode_frame(&protocol::server_message(0, Body::Shutdown(goodbye)));
+            act.outbox.close(Queued::Flush, Some(frame));
+        }));
+        let config = &self.server.config;
+        ctx.run_later(config.hello_timeout(), |act, ctx| {
+            if act.member.is_none() {
+                act.fail(
+                    ctx,
+                    0,
+                    ErrorCode::Timeout,
+                    "no Hello in time (see Config::hello_timeout_ms)",
+                );
+            }
+        });
+        let heartbeat = std::time::Duration::from_millis(u64::from(config.heartbeat_interval_ms));
+        ctx.run_interval(heartbeat, Self::check_idle);
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.outbox.close(Queued::Flush, None);
+        if let Some(member) = &self.member {
+            self.server.names.release(&member.name, self.id);
+        }
+        for (_, room) in self.rooms.drain() {
+            let leave = RoomCommand::Leave(Leave {
+                request_id: 0,
+                session: self.id,
+            });
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) = room.try_send(leave) {
+                actix_rt::spawn(async move { room.send(leave).await });
+            }
+        }
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.server.stats.sessions_active.decrement();
+        debug!(session = %self.id, peer = %self.peer, "session stopped");
+    }
+}
+
+impl StreamHandler<Frame> for Session {
+    fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        let message = match frame {
+            Ok(Ok(message)) => message,
+            Ok(Err(e)) => return self.fail(ctx, 0, ErrorCode::BadFrame, format!("not a ClientMessage: {e}")),
+            Err(e @ CodecError::FrameTooLarge { .. }) => {
+                return self.fail(ctx, 0, ErrorCode::FrameTooLarge, e.to_string());
+            }
+            Err(CodecError::Io(e)) => {
+                debug!(session = %self.id, error = %e, "read failed");
+                return ctx.stop();
+            }
+        };
+        if self.member.is_none() && !matches!(message.body, Some(pb::client_message::Body::Hello(_))) {
+            return self.fail(
+                ctx,
+                message.request_id,
+                ErrorCode::HelloRequired,
+                "the first message must be Hello",
+            );
+        }
+        match Request::parse(message, self.server.config.max_text_len) {
+            Ok(request) => self.handle_request(request, ctx),
+            Err((id, e @ ProtocolError::UnsupportedVersion(_))) => self.fail(ctx, id, e.code(), e.to_string()),
+            Err((id, e)) => self.reply_error(ctx, id, e.code(), e.to_string()),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        debug!(session = %self.id, "client closed the connection");
+        ctx.stop();
+    }
+}

@@ -1,0 +1,139 @@
+//! Hello, Welcome, ping, and what happens before and around them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{WAIT, expect_error, next_body, read_to_close, spawn_server};
+use tavern::client::{Client, ClientError};
+use tavern::protocol::ErrorCode;
+use tavern::protocol::pb::{self, client_message::Body as Request, server_message::Body};
+
+#[tokio::test]
+async fn hello_is_answered_with_welcome() {
+    let server = spawn_server(&["--max-frame-len", "20000", "--heartbeat-interval-ms", "7000"]);
+    let (_client, welcome) = Client::connect_as(server.addr, "ann").await.unwrap();
+    assert!(welcome.session_id > 0);
+    assert_eq!(welcome.server_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(welcome.heartbeat_interval_ms, 7000);
+    assert_eq!(welcome.max_frame_len, 20000);
+    let (_other, second) = Client::connect_as(server.addr, "bob").await.unwrap();
+    assert_ne!(second.session_id, welcome.session_id);
+}
+
+#[tokio::test]
+async fn anything_before_hello_is_an_error_and_closes() {
+    let server = spawn_server(&[]);
+    for first in [
+        Request::JoinRoom(pb::JoinRoom { room: "lobby".into() }),
+        Request::Ping(pb::Ping { client_time_us: 1 }),
+    ] {
+        let mut client = Client::connect(server.addr).await.unwrap();
+        let id = client.send(first).await.unwrap();
+        let (_, mut reader) = client.into_split();
+        let messages = read_to_close(&mut reader).await;
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages[0].request_id, id);
+        assert_eq!(expect_error(&messages[0]).code(), ErrorCode::HelloRequired);
+    }
+    assert_eq!(server.stats.protocol_errors.get(), 2);
+}
+
+#[tokio::test]
+async fn duplicate_name_is_refused_and_hello_may_be_retried() {
+    let server = spawn_server(&[]);
+    let _ann = server.connect("ann").await;
+    let mut second = Client::connect(server.addr).await.unwrap();
+    let err = second.hello("ann").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NameTaken), "{err}");
+    let welcome = second.hello("ann2").await.unwrap();
+    assert!(welcome.session_id > 0);
+}
+
+#[tokio::test]
+async fn a_name_is_free_again_once_its_holder_disconnects() {
+    let server = spawn_server(&[]);
+    let ann = server.connect("ann").await;
+    drop(ann);
+    // The release races the reconnect: retry on NAME_TAKEN within the bound.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match Client::connect_as(server.addr, "ann").await {
+            Ok(_) => break,
+            Err(e) if e.code() == Some(ErrorCode::NameTaken) && tokio::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("name never freed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_names_and_versions() {
+    let server = spawn_server(&[]);
+    let mut client = Client::connect(server.addr).await.unwrap();
+    for bad in ["", "tab\tname", &"x".repeat(33)] {
+        let err = client.hello(bad).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidName), "{bad:?}: {err}");
+    }
+    client.hello("fine").await.unwrap();
+    let err = client.hello("again").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::AlreadyWelcomed));
+
+    let mut old = Client::connect(server.addr).await.unwrap();
+    let hello = pb::Hello {
+        protocol_version: 99,
+        name: "old".into(),
+        token: String::new(),
+    };
+    old.send(Request::Hello(hello)).await.unwrap();
+    let (_, mut reader) = old.into_split();
+    let messages = read_to_close(&mut reader).await;
+    assert_eq!(expect_error(&messages[0]).code(), ErrorCode::UnsupportedVersion);
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_pong() {
+    let server = spawn_server(&[]);
+    let mut client = server.connect("ann").await;
+    let sent = tavern::protocol::now_us();
+    let pong = client.ping().await.unwrap();
+    assert!(pong.client_time_us >= sent);
+    assert!(pong.server_time_us >= pong.client_time_us);
+}
+
+#[tokio::test]
+async fn a_connection_without_hello_times_out() {
+    let server = spawn_server(&["--hello-timeout-ms", "100"]);
+    let mut client = Client::connect(server.addr).await.unwrap();
+    let message = client.next_event(WAIT).await.unwrap();
+    assert_eq!(expect_error(&message).code(), ErrorCode::Timeout);
+    assert!(matches!(client.next_event(WAIT).await, Err(ClientError::Closed)));
+}
+
+#[tokio::test]
+async fn a_silent_connection_times_out_after_three_heartbeats() {
+    let server = spawn_server(&["--heartbeat-interval-ms", "50"]);
+    let mut client = server.connect("quiet").await;
+    let started = tokio::time::Instant::now();
+    let message = client.next_event(WAIT).await.unwrap();
+    assert_eq!(expect_error(&message).code(), ErrorCode::Timeout);
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "closed before three intervals"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_body_is_answered_and_the_connection_stays() {
+    let server = spawn_server(&[]);
+    let mut client = server.connect("ann").await;
+    // ClientMessage { request_id: 9, <field 99: varint 1> }: a body from a newer protocol.
+    client.send_raw(&[0, 0, 0, 5, 0x08, 9, 0x98, 0x06, 0x01]).await.unwrap();
+    let Body::Error(e) = next_body(&mut client).await else {
+        panic!("expected an error")
+    };
+    assert_eq!(e.code(), ErrorCode::UnsupportedMessage);
+    client.ping().await.unwrap();
+}

@@ -1,0 +1,198 @@
+//! Joining, leaving, presence, and per-room ordering of chat.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::{WAIT, next_body, next_non_presence, room_event, spawn_server};
+use tavern::protocol::ErrorCode;
+use tavern::protocol::pb::server_message::Body;
+
+#[tokio::test]
+async fn join_and_leave_tell_the_others() {
+    let server = spawn_server(&[]);
+    let mut ann = server.connect("ann").await;
+    let joined = ann.join("lobby").await.unwrap();
+    assert_eq!(joined.room, "lobby");
+    assert_eq!(
+        joined.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["ann"]
+    );
+    assert_eq!(joined.seq, 1);
+
+    let mut bob = server.connect("bob").await;
+    let joined = bob.join("lobby").await.unwrap();
+    let mut names: Vec<&str> = joined.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ann", "bob"]);
+    assert_eq!(joined.seq, 2);
+    let Body::MemberJoined(j) = next_body(&mut ann).await else {
+        panic!("expected MemberJoined")
+    };
+    assert_eq!(
+        (j.room.as_str(), j.member.unwrap().name.as_str(), j.seq),
+        ("lobby", "bob", 2)
+    );
+
+    let left = bob.leave("lobby").await.unwrap();
+    assert_eq!(left.room, "lobby");
+    let Body::MemberLeft(l) = next_body(&mut ann).await else {
+        panic!("expected MemberLeft")
+    };
+    assert_eq!((l.member.unwrap().name.as_str(), l.seq), ("bob", 3));
+
+    // A disconnect leaves every room too.
+    bob.join("lobby").await.unwrap();
+    let Body::MemberJoined(_) = next_body(&mut ann).await else {
+        panic!("expected MemberJoined")
+    };
+    drop(bob);
+    let Body::MemberLeft(l) = next_body(&mut ann).await else {
+        panic!("expected MemberLeft")
+    };
+    assert_eq!((l.member.unwrap().name.as_str(), l.seq), ("bob", 5));
+}
+
+#[tokio::test]
+async fn an_emptied_room_starts_again_from_scratch() {
+    let server = spawn_server(&[]);
+    let mut ann = server.connect("ann").await;
+    for _ in 0..3 {
+        let joined = ann.join("cycle").await.unwrap();
+        assert_eq!((joined.members.len(), joined.seq), (1, 1), "a fresh room every time");
+        ann.leave("cycle").await.unwrap();
+    }
+    assert_eq!(server.stats.rooms_created.get(), 3);
+}
+
+#[tokio::test]
+async fn room_request_errors() {
+    let server = spawn_server(&["--max-rooms-per-session", "2", "--max-text-len", "8"]);
+    let mut ann = server.connect("ann").await;
+    let code = |e: tavern::client::ClientError| e.code();
+    assert_eq!(
+        ann.join("bad room").await.map_err(code).unwrap_err(),
+        Some(ErrorCode::InvalidRoom)
+    );
+    assert_eq!(
+        ann.join(&"r".repeat(65)).await.map_err(code).unwrap_err(),
+        Some(ErrorCode::InvalidRoom)
+    );
+    assert_eq!(
+        ann.leave("nowhere").await.map_err(code).unwrap_err(),
+        Some(ErrorCode::NotInRoom)
+    );
+    ann.join("a").await.unwrap();
+    assert_eq!(
+        ann.join("a").await.map_err(code).unwrap_err(),
+        Some(ErrorCode::AlreadyInRoom)
+    );
+    ann.join("b").await.unwrap();
+    assert_eq!(
+        ann.join("c").await.map_err(code).unwrap_err(),
+        Some(ErrorCode::TooManyRooms)
+    );
+
+    for (room, text, expected) in [
+        ("c", "hi", ErrorCode::NotInRoom),
+        ("a", "123456789", ErrorCode::TextTooLong),
+        ("a", "", ErrorCode::InvalidText),
+        ("no room", "hi", ErrorCode::InvalidRoom),
+    ] {
+        let id = ann.chat(room, text).await.unwrap();
+        let reply = next_non_presence(&mut ann).await;
+        assert_eq!(reply.request_id, id);
+        assert_eq!(support::expect_error(&reply).code(), expected, "{room} {text:?}");
+    }
+    // None of those closed the connection.
+    ann.chat("a", "12345678").await.unwrap();
+    let Body::Chat(chat) = next_non_presence(&mut ann).await.body.unwrap() else {
+        panic!("expected chat")
+    };
+    assert_eq!(chat.text, "12345678");
+}
+
+/// Three clients in two rooms, all chatting at once: every member of a room
+/// sees the same gap-free sequence.
+#[tokio::test]
+async fn members_see_identical_gap_free_sequences() {
+    const PER_ROOM: usize = 50;
+    let server = spawn_server(&[]);
+    let rooms: [(&str, &[&str]); 2] = [("red", &["ann", "bob", "cat"]), ("blue", &["ann", "bob"])];
+    let mut clients = HashMap::new();
+    for name in ["ann", "bob", "cat"] {
+        clients.insert(name, server.connect(name).await);
+    }
+    let mut start = HashMap::new();
+    for (room, members) in rooms {
+        for name in members {
+            let joined = clients.get_mut(name).unwrap().join(room).await.unwrap();
+            start.insert(room, joined.seq);
+        }
+    }
+
+    let start = std::sync::Arc::new(start);
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (name, client) in clients {
+        let my_rooms: Vec<&str> = rooms
+            .iter()
+            .filter(|(_, m)| m.contains(&name))
+            .map(|(r, _)| *r)
+            .collect();
+        let expected: usize = rooms
+            .iter()
+            .filter(|(r, _)| my_rooms.contains(r))
+            .map(|(_, m)| m.len() * PER_ROOM)
+            .sum();
+        let (mut writer, mut reader) = client.into_split();
+        writers.push(tokio::spawn(async move {
+            for i in 0..PER_ROOM {
+                for room in &my_rooms {
+                    writer.chat(room, &format!("{name} {i}")).await.unwrap();
+                }
+            }
+            writer
+        }));
+        let start = start.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+            let mut chats = 0;
+            while chats < expected {
+                let body = reader.next_event(WAIT).await.unwrap().body.unwrap();
+                let (room, seq) = room_event(&body).unwrap_or_else(|| panic!("{name}: unexpected {body:?}"));
+                match &body {
+                    Body::Chat(chat) => {
+                        seen.entry(room.to_owned()).or_default().push((seq, chat.text.clone()));
+                        chats += 1;
+                    }
+                    Body::MemberJoined(_) if seq <= start[room] => {} // presence from the joins above
+                    other => panic!("{name}: unexpected {other:?}"),
+                }
+            }
+            seen
+        }));
+    }
+    let mut views: HashMap<String, Vec<Vec<(u64, String)>>> = HashMap::new();
+    for reader in readers {
+        for (room, events) in reader.await.unwrap() {
+            views.entry(room).or_default().push(events);
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for (room, members) in rooms {
+        let room_views = &views[room];
+        assert_eq!(room_views.len(), members.len());
+        let first = &room_views[0];
+        assert_eq!(first.len(), members.len() * PER_ROOM);
+        for (i, (seq, _)) in first.iter().enumerate() {
+            assert_eq!(*seq, start[room] + 1 + u64::try_from(i).unwrap(), "{room}: gap at {i}");
+        }
+        for other in &room_views[1..] {
+            assert_eq!(other, first, "{room}: members disagree");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Test support: a real server on `127.0.0.1:0` in its own actix system, and
+//! helpers that wait for events with bounded timeouts.
+#![allow(dead_code, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tavern::client::{Client, ClientError, ClientReader};
+use tavern::protocol::pb::server_message::Body;
+use tavern::protocol::pb::{self, ServerMessage};
+use tavern::stats::Stats;
+use tavern::{Config, Server};
+
+/// How long any single expected event may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server; shut down (and waited for) on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Starts a server with test defaults plus `args` (flags as on the command line).
+pub fn spawn_server(args: &[&str]) -> TestServer {
+    let mut all = vec![
+        "tavern",
+        "--addr",
+        "127.0.0.1:0",
+        "--session-threads",
+        "2",
+        "--broadcast-threads",
+        "2",
+    ];
+    all.extend_from_slice(args);
+    let config = Config::parse_from(all).expect("test config is valid");
+    let (ready, started) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+            let addr = server.local_addr().map_err(|e| e.to_string())?;
+            ready.send((addr, server.stats())).map_err(|e| e.to_string())?;
+            server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
+    let (addr, stats) = started.recv_timeout(WAIT).expect("server started");
+    TestServer {
+        addr,
+        stats,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+impl TestServer {
+    /// Triggers graceful shutdown and waits (bounded) for the server to return.
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        self.trigger_shutdown();
+        let thread = self.thread.take().expect("not yet joined");
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        match tokio::time::timeout(Duration::from_secs(30), joined).await {
+            Ok(Ok(Ok(result))) => result,
+            Ok(_) => Err("server thread panicked".into()),
+            Err(_) => Err("server did not stop within 30 s".into()),
+        }
+    }
+
+    /// Starts graceful shutdown without waiting for it.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Connects and says Hello as `name`.
+    pub async fn connect(&self, name: &str) -> Client {
+        Client::connect_as(self.addr, name).await.expect("connect and hello").0
+    }
+
+    /// Connects, says Hello as `name` and joins `room`.
+    pub async fn member(&self, name: &str, room: &str) -> Client {
+        let mut client = self.connect(name).await;
+        client.join(room).await.expect("join");
+        client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.trigger_shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The next message's body, within [`WAIT`].
+pub async fn next_body(client: &mut Client) -> Body {
+    let message = client.next_event(WAIT).await.expect("an event in time");
+    message.body.expect("a body")
+}
+
+/// The next message, skipping presence events.
+pub async fn next_non_presence(client: &mut Client) -> ServerMessage {
+    loop {
+        let message = client.next_event(WAIT).await.expect("an event in time");
+        if !matches!(message.body, Some(Body::MemberJoined(_) | Body::MemberLeft(_))) {
+            return message;
+        }
+    }
+}
+
+/// Reads until the server closes the connection; returns everything read.
+pub async fn read_to_close(reader: &mut ClientReader) -> Vec<ServerMessage> {
+    let mut all = Vec::new();
+    loop {
+        match reader.next_event(WAIT).await {
+            Ok(message) => all.push(message),
+            Err(ClientError::Closed) => return all,
+            Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("expected the connection to close, got {e}"),
+        }
+    }
+}
+
+/// The room sequence number of a room event, with its room.
+pub fn room_event(body: &Body) -> Option<(&str, u64)> {
+    match body {
+        Body::Chat(c) => Some((&c.room, c.seq)),
+        Body::MemberJoined(j) => Some((&j.room, j.seq)),
+        Body::MemberLeft(l) => Some((&l.room, l.seq)),
+        _ => None,
+    }
+}
+
+/// The error in a message, or a panic saying what came instead.
+pub fn expect_error(message: &ServerMessage) -> &pb::Error {
+    match &message.body {
+        Some(Body::Error(e)) => e,
+        other => panic!("expected an Error, got {other:?}"),
+    }
+}
