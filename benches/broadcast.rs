@@ -5,6 +5,8 @@
 //! `cargo bench --bench broadcast`; each figure is the time of one broadcast
 //! to all N recipients (throughput: recipients per second).
 
+#![allow(missing_docs)] // criterion_group! defines an undocumented public function.
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +38,10 @@ fn fan_out(c: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let frame = Bytes::from(vec![7_u8; 100]);
     let mut group = c.benchmark_group("broadcast");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(20);
     for n in [100, 1_000, 4_000, 16_000, 64_000] {
         group.throughput(Throughput::Elements(u64::try_from(n).unwrap_or(u64::MAX)));
         for (mode, threshold) in [("inline", usize::MAX), ("rayon", 0)] {
