@@ -42,7 +42,7 @@ fn fan_out(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
         .sample_size(20);
-    for n in [100, 1_000, 4_000, 16_000, 64_000] {
+    for n in [100, 1_000, 2_000, 4_000, 16_000, 64_000] {
         group.throughput(Throughput::Elements(u64::try_from(n).unwrap_or(u64::MAX)));
         for (mode, threshold) in [("inline", usize::MAX), ("rayon", 0)] {
             let broadcaster = Broadcaster::new(cores, threshold).unwrap_or_else(|e| panic!("pool: {e}"));

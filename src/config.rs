@@ -33,7 +33,7 @@ pub struct Config {
 
     /// Room size (members) from which a broadcast is spread over the broadcast pool instead of
     /// running inline on the room's thread.
-    #[arg(long, env = "TAVERN_BROADCAST_PARALLEL_THRESHOLD", default_value_t = 16_384)]
+    #[arg(long, env = "TAVERN_BROADCAST_PARALLEL_THRESHOLD", default_value_t = 4096)]
     pub broadcast_parallel_threshold: usize,
 
     /// Most connections open at once; more are answered SERVER_FULL and closed.
