@@ -21,8 +21,7 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let system = actix_rt::System::new();
-    let served = system.block_on(async move { Server::bind(config).await?.run(shutdown_signal()).await });
-    match served {
+    match system.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "tavern failed");
@@ -31,19 +30,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Serves until SIGINT or SIGTERM. The signal handlers are installed before
+/// the socket is bound, so a signal never finds the process without them.
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
         }
-        _ => {
-            tracing::warn!("cannot listen for signals; stop the server with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
+    };
+    Server::bind(config).await?.run(shutdown).await?;
+    Ok(())
 }

@@ -31,7 +31,8 @@ async fn queued_chat_then_server_shutdown_reach_every_client() {
     let stopped = tokio::spawn(server.shutdown());
 
     for client in listeners {
-        let (_, mut reader) = client.into_split();
+        // Keep the write half: dropping it would half-close the socket, a goodbye of the client's own.
+        let (_writer, mut reader) = client.into_split();
         let messages = read_to_close(&mut reader).await;
         let chats: Vec<&str> = messages
             .iter()
@@ -48,7 +49,7 @@ async fn queued_chat_then_server_shutdown_reach_every_client() {
         assert_eq!(shutdown.reconnect_after_ms, 1234);
     }
     for client in [lobby_only, publisher] {
-        let (_, mut reader) = client.into_split();
+        let (_writer, mut reader) = client.into_split();
         let messages = read_to_close(&mut reader).await;
         assert!(
             matches!(messages.last().unwrap().body, Some(Body::Shutdown(_))),

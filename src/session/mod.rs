@@ -321,6 +321,16 @@ impl Session {
         ctx.stop();
     }
 
+    /// Closes the connection after everything queued and `ServerShutdown`.
+    fn say_goodbye(&mut self) {
+        let goodbye = pb::ServerShutdown {
+            reason: "server shutting down".into(),
+            reconnect_after_ms: self.server.config.reconnect_after_ms,
+        };
+        let frame = encode_frame(&protocol::server_message(0, Body::Shutdown(goodbye)));
+        self.outbox.close(Queued::Flush, Some(frame));
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.last_heard.elapsed() > self.server.config.idle_timeout() {
             self.fail(
@@ -349,15 +359,7 @@ impl Actor for Session {
         }));
         // Second phase, once the rooms delivered what they had: say goodbye after all that.
         let closing = self.server.closing.clone().cancelled_owned();
-        ctx.spawn(closing.into_actor(self).map(|(), act, _| {
-            let config = &act.server.config;
-            let goodbye = pb::ServerShutdown {
-                reason: "server shutting down".into(),
-                reconnect_after_ms: config.reconnect_after_ms,
-            };
-            let frame = encode_frame(&protocol::server_message(0, Body::Shutdown(goodbye)));
-            act.outbox.close(Queued::Flush, Some(frame));
-        }));
+        ctx.spawn(closing.into_actor(self).map(|(), act, _| act.say_goodbye()));
         let config = &self.server.config;
         ctx.run_later(config.hello_timeout(), |act, ctx| {
             if act.member.is_none() {
@@ -374,6 +376,9 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        if self.server.stop_reading.is_cancelled() {
+            self.say_goodbye();
+        }
         self.outbox.close(Queued::Flush, None);
         if let Some(member) = &self.member {
             self.server.names.release(&member.name, self.id);
