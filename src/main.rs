@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             .exit(),
     };
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let system = actix_rt::System::new();

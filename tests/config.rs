@@ -102,12 +102,21 @@ fn sigterm_shuts_down_and_exits_zero() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    // Read the log until the server says it listens; bounded by the child's lifetime.
-    let listening = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find(|line| line.contains("listening on"));
-    assert!(listening.is_some(), "no 'listening on' line");
+    // Read the whole log on a thread; it tells when the server listens.
+    let (listening, listens) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = listening.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    listens
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a 'listening on' line");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -120,4 +129,7 @@ fn sigterm_shuts_down_and_exits_zero() {
         .expect("exit within 20 s of SIGTERM")
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+    let lines = log.join().unwrap();
+    assert!(lines.iter().any(|l| l.contains("SIGTERM")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:#?}");
 }

@@ -32,6 +32,17 @@ async fn read_chats(reader: &mut ClientReader, room: &str, count: usize, mut seq
     presence
 }
 
+/// A publisher is a member too: reads the `count` echoes of its own chats so
+/// that its queue never fills.
+async fn read_echoes(mut echoes: ClientReader, count: usize) {
+    let mut got = 0;
+    while got < count {
+        if let Body::Chat(_) = echoes.next_event(WAIT).await.unwrap().body.unwrap() {
+            got += 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_members_each_receive_a_thousand_messages_in_order() {
     const MEMBERS: usize = 200;
@@ -59,15 +70,8 @@ async fn two_hundred_members_each_receive_a_thousand_messages_in_order() {
         }));
     }
     let publisher = server.member("publisher", "big").await;
-    let (mut writer, mut echoes) = publisher.into_split();
-    let echo = tokio::spawn(async move {
-        let mut got = 0;
-        while got < MESSAGES {
-            if let Body::Chat(_) = echoes.next_event(WAIT).await.unwrap().body.unwrap() {
-                got += 1;
-            }
-        }
-    });
+    let (mut writer, echoes) = publisher.into_split();
+    let echo = tokio::spawn(read_echoes(echoes, MESSAGES));
     for i in 0..MESSAGES {
         writer.chat("big", &format!("m{i}")).await.unwrap();
     }
@@ -141,15 +145,8 @@ async fn a_member_that_never_reads_is_disconnected_and_the_rest_lose_nothing() {
             seen_left
         }));
     }
-    let (mut writer, mut echoes) = publisher.into_split();
-    let echo = tokio::spawn(async move {
-        let mut got = 0;
-        while got < MESSAGES {
-            if let Body::Chat(_) = echoes.next_event(WAIT).await.unwrap().body.unwrap() {
-                got += 1;
-            }
-        }
-    });
+    let (mut writer, echoes) = publisher.into_split();
+    let echo = tokio::spawn(read_echoes(echoes, MESSAGES));
     for i in 0..MESSAGES {
         for reader in &mut progress {
             let caught_up = reader.wait_for(|&read| read + WINDOW >= i);

@@ -137,3 +137,24 @@ async fn an_unknown_body_is_answered_and_the_connection_stays() {
     assert_eq!(e.code(), ErrorCode::UnsupportedMessage);
     client.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_get_server_full() {
+    let server = spawn_server(&["--max-connections", "1"]);
+    let first = server.connect("first").await;
+    let over = Client::connect(server.addr).await.unwrap();
+    let (_writer, mut reader) = over.into_split();
+    let messages = read_to_close(&mut reader).await;
+    assert_eq!(expect_error(&messages[0]).code(), ErrorCode::ServerFull);
+    assert_eq!(server.stats.connections_refused.get(), 1);
+    // The place is free again once the first connection is gone.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match Client::connect_as(server.addr, "second").await {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(e) => panic!("no place freed: {e}"),
+        }
+    }
+}

@@ -232,17 +232,15 @@ impl Room {
     }
 
     fn leave(&mut self, leave: Leave) {
-        let Some(&i) = self.index.get(&leave.session) else {
-            return;
-        };
+        let Some(entry) = self.take(leave.session) else { return };
         if leave.request_id != 0 {
             let left = Body::RoomLeft(pb::RoomLeft {
                 room: self.name.to_string(),
                 reason: "left".into(),
             });
-            let _ = self.members[i].outbox.try_send(encode(leave.request_id, left));
+            let _ = entry.outbox.try_send(encode(leave.request_id, left));
         }
-        let refused = self.remove(i, "left");
+        let refused = self.announce_left(&entry, "left");
         self.remove_refused(refused);
     }
 
@@ -290,24 +288,32 @@ impl Room {
             .collect()
     }
 
-    /// Removes every member that refused a frame, and those that refuse the
-    /// presence frames this sends, until every remaining member took them all.
+    /// Removes every member that refused a frame and tells the others; then
+    /// the same for those that refused that, until everyone left took every
+    /// frame. All refusing members go before any presence is sent, so a crowd
+    /// leaving at once costs one pass over the room per member, not one
+    /// refusal per member per departure.
     fn remove_refused(&mut self, mut refused: Vec<Refused>) {
-        while let Some((session, error)) = refused.pop() {
-            let Some(&i) = self.index.get(&session) else { continue };
-            let reason = match error {
-                SendError::Full => {
-                    self.slow_consumer(i);
-                    "slow consumer"
-                }
-                SendError::Closed => "disconnected",
-            };
-            refused.extend(self.remove(i, reason));
+        while !refused.is_empty() {
+            let mut gone = Vec::new();
+            for (session, error) in refused.drain(..) {
+                let Some(entry) = self.take(session) else { continue };
+                let reason = match error {
+                    SendError::Full => {
+                        self.slow_consumer(&entry);
+                        "slow consumer"
+                    }
+                    SendError::Closed => "disconnected",
+                };
+                gone.push((entry, reason));
+            }
+            for (entry, reason) in gone {
+                refused.extend(self.announce_left(&entry, reason));
+            }
         }
     }
 
-    fn slow_consumer(&self, i: usize) {
-        let entry = &self.members[i];
+    fn slow_consumer(&self, entry: &MemberEntry) {
         warn!(room = %self.name, session = %entry.member.id, name = %entry.member.name, "slow consumer: outbound queue full, disconnecting");
         self.context.stats.slow_consumer_disconnects.add(1);
         let error = protocol::error_message(
@@ -318,13 +324,19 @@ impl Room {
         entry.outbox.close(Queued::Discard, Some(encode_frame(&error)));
     }
 
-    /// Removes member `i`, tells the others, and returns who refused that.
-    fn remove(&mut self, i: usize, reason: &str) -> Vec<Refused> {
+    /// Takes `session` out of the member list, if it is in.
+    fn take(&mut self, session: SessionId) -> Option<MemberEntry> {
+        let i = self.index.remove(&session)?;
         let entry = self.members.swap_remove(i);
-        self.index.remove(&entry.member.id);
         if let Some(moved) = self.members.get(i) {
             self.index.insert(moved.member.id, i);
         }
+        Some(entry)
+    }
+
+    /// Tells the remaining members that `entry` left; returns who refused that.
+    /// The room starts closing when it is empty.
+    fn announce_left(&mut self, entry: &MemberEntry, reason: &str) -> Vec<Refused> {
         debug!(room = %self.name, session = %entry.member.id, reason, "member left");
         self.seq += 1;
         let left = Body::MemberLeft(pb::MemberLeft {
