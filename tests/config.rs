@@ -78,6 +78,22 @@ fn the_binary_exits_non_zero_with_a_clear_message_before_binding() {
 }
 
 #[test]
+fn a_dot_env_file_in_the_working_directory_is_read() {
+    let dir = std::env::temp_dir().join(format!("tavern-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".env"), "TAVERN_MAX_HELLO_FRAME_LEN=99999\n").unwrap();
+    let output = tavern()
+        .current_dir(&dir)
+        .args(["--addr", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_hello_frame_len (99999)"), "{stderr}");
+}
+
+#[test]
 fn help_lists_every_setting_with_its_variable() {
     let output = tavern().arg("--help").output().unwrap();
     assert!(output.status.success());
