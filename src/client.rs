@@ -7,13 +7,13 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::protocol::pb::client_message::Body as Request;
@@ -110,7 +110,27 @@ impl Client {
     /// # Errors
     /// The connection failed.
     pub async fn connect(addr: SocketAddr) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr).await?;
+        Client::connect_from(addr, None).await
+    }
+
+    /// Connects from a chosen local address (e.g. one of several 127.0.0.x, so
+    /// many connections do not run out of one address's ephemeral ports).
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Result<Client, ClientError> {
+        let stream = match source {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await?
+            }
+        };
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
         let limit = FrameLimit::new(MAX_SERVER_FRAME);
@@ -285,12 +305,38 @@ impl ClientWriter {
         Ok(request_id)
     }
 
+    /// Buffers `body` without writing it (see [`ClientWriter::flush`]); returns its request id.
+    /// Buffered bytes are written once they exceed the codec's backpressure boundary (8 KiB).
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn feed(&mut self, body: Request) -> Result<u64, ClientError> {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.frames
+            .feed(ClientMessage {
+                request_id,
+                body: Some(body),
+            })
+            .await?;
+        Ok(request_id)
+    }
+
+    /// Writes everything buffered by [`ClientWriter::feed`].
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        SinkExt::<ClientMessage>::flush(&mut self.frames).await?;
+        Ok(())
+    }
+
     /// See [`Client::send_raw`].
     ///
     /// # Errors
     /// The connection failed.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.frames.flush().await?;
+        self.flush().await?;
         let socket = self.frames.get_mut();
         socket.write_all(bytes).await?;
         socket.flush().await?;
