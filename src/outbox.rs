@@ -12,14 +12,17 @@
 //! [`Config::outbound_queue_bytes`]: crate::Config::outbound_queue_bytes
 //! [`Config::write_batch_bytes`]: crate::Config::write_batch_bytes
 
+use std::future::poll_fn;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use crossbeam_queue::SegQueue;
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Why a frame was not queued.
@@ -45,41 +48,48 @@ pub enum Queued {
 /// The sending side of a session's outbound queue; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<Bytes>,
     shared: Arc<Shared>,
 }
 
+/// The queue itself: a lock-free segmented queue (segments are allocated as
+/// frames arrive, so an idle session holds almost nothing), bounded by the two
+/// counters, which are reserved before a frame is pushed.
 #[derive(Debug)]
 struct Shared {
+    frames: SegQueue<Bytes>,
+    queued_frames: AtomicUsize,
     queued_bytes: AtomicUsize,
+    max_frames: usize,
     max_bytes: usize,
+    /// Checked on every send; set once by the first close.
+    closed: AtomicBool,
+    /// The same event for those who wait for it (the session actor).
     closing: CancellationToken,
     ending: OnceLock<(Queued, Option<Bytes>)>,
+    /// The writer, when it waits for frames or for the socket.
+    writer: AtomicWaker,
 }
 
 /// The receiving side, owned by the session's writer.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
 }
 
 /// A new queue holding at most `max_frames` frames and `max_bytes` bytes.
 pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(max_frames);
     let shared = Arc::new(Shared {
+        frames: SegQueue::new(),
+        queued_frames: AtomicUsize::new(0),
         queued_bytes: AtomicUsize::new(0),
+        max_frames,
         max_bytes,
+        closed: AtomicBool::new(false),
         closing: CancellationToken::new(),
         ending: OnceLock::new(),
+        writer: AtomicWaker::new(),
     });
-    (
-        Outbox {
-            frames: tx,
-            shared: shared.clone(),
-        },
-        OutboxReceiver { frames: rx, shared },
-    )
+    (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
 
 impl Outbox {
@@ -89,41 +99,64 @@ impl Outbox {
     /// [`SendError::Full`] at either bound, [`SendError::Closed`] once the
     /// connection is closing.
     pub fn try_send(&self, frame: Bytes) -> Result<(), SendError> {
-        if self.shared.closing.is_cancelled() {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        let len = frame.len();
-        let before = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        if before + len > self.shared.max_bytes {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        if !reserve(&shared.queued_frames, 1, shared.max_frames) {
             return Err(SendError::Full);
         }
-        self.frames.try_send(frame).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full,
-                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-            }
-        })
+        if !reserve(&shared.queued_bytes, frame.len(), shared.max_bytes) {
+            shared.queued_frames.fetch_sub(1, Ordering::AcqRel);
+            return Err(SendError::Full);
+        }
+        shared.frames.push(frame);
+        shared.writer.wake();
+        Ok(())
     }
 
     /// Closes the connection: the writer handles the queued frames as
     /// `queued` says, writes `last` if given, and shuts the socket down. The
     /// first close wins; later calls change nothing.
     pub fn close(&self, queued: Queued, last: Option<Bytes>) {
-        if self.shared.ending.set((queued, last)).is_ok() {
-            self.shared.closing.cancel();
-        }
+        self.shared.close(queued, last);
     }
 
     /// Whether [`Outbox::close`] was called (or the writer stopped).
     pub fn is_closed(&self) -> bool {
-        self.shared.closing.is_cancelled()
+        self.shared.closed.load(Ordering::Acquire)
     }
 
     /// Resolves once the connection is closing.
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.shared.closing.clone().cancelled_owned()
+    }
+}
+
+/// Adds `n` to `counter` unless that would pass `max`.
+fn reserve(counter: &AtomicUsize, n: usize, max: usize) -> bool {
+    let before = counter.fetch_add(n, Ordering::AcqRel);
+    if before + n > max {
+        counter.fetch_sub(n, Ordering::AcqRel);
+        return false;
+    }
+    true
+}
+
+impl Shared {
+    fn close(&self, queued: Queued, last: Option<Bytes>) {
+        if self.ending.set((queued, last)).is_ok() {
+            self.closed.store(true, Ordering::Release);
+            self.closing.cancel();
+            self.writer.wake();
+        }
+    }
+
+    fn pop(&self) -> Option<Bytes> {
+        let frame = self.frames.pop()?;
+        self.queued_frames.fetch_sub(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
     }
 }
 
@@ -136,32 +169,32 @@ pub enum WriterEnd {
     Failed(io::Error),
 }
 
+/// What the writer waits for.
+enum Ready {
+    Frames,
+    Closed,
+}
+
 impl OutboxReceiver {
     /// Writes queued frames to `socket` until the outbox is closed, then ends
     /// the connection as the close asked, within `close_timeout`.
     pub async fn write_to<W: AsyncWrite + Unpin>(
-        mut self,
+        self,
         mut socket: W,
         batch_bytes: usize,
         close_timeout: Duration,
     ) -> WriterEnd {
         let mut buf = BytesMut::with_capacity(batch_bytes);
-        let closing = self.shared.closing.clone();
         loop {
             if buf.is_empty() {
-                tokio::select! {
-                    biased;
-                    () = closing.cancelled() => break,
-                    frame = self.frames.recv() => match frame {
-                        Some(frame) => self.take(&mut buf, &frame),
-                        None => break,
-                    },
+                match poll_fn(|cx| self.poll_ready(cx)).await {
+                    Ready::Closed => break,
+                    Ready::Frames => self.gather(&mut buf, batch_bytes),
                 }
-                self.gather(&mut buf, batch_bytes);
             }
             tokio::select! {
                 biased;
-                () = closing.cancelled() => break,
+                () = poll_fn(|cx| self.poll_closed(cx)) => break,
                 written = socket.write_all_buf(&mut buf) => if let Err(e) = written {
                     self.stop();
                     return WriterEnd::Failed(e);
@@ -178,12 +211,42 @@ impl OutboxReceiver {
         }
     }
 
-    async fn finish<W: AsyncWrite + Unpin>(&mut self, socket: &mut W, buf: &mut BytesMut) -> io::Result<()> {
+    /// Ready when the outbox closed or holds a frame. The waker is registered
+    /// before the second look, so a frame pushed in between is not missed.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
+        let shared = &*self.shared;
+        for attempt in 0..2 {
+            if shared.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Ready::Closed);
+            }
+            if !shared.frames.is_empty() {
+                return Poll::Ready(Ready::Frames);
+            }
+            if attempt == 0 {
+                shared.writer.register(cx.waker());
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        shared.writer.register(cx.waker());
+        if shared.closed.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    async fn finish<W: AsyncWrite + Unpin>(&self, socket: &mut W, buf: &mut BytesMut) -> io::Result<()> {
         let (queued, last) = self.shared.ending.get().cloned().unwrap_or((Queued::Flush, None));
         socket.write_all_buf(buf).await?;
         if queued == Queued::Flush {
-            while let Ok(frame) = self.frames.try_recv() {
-                self.release(&frame);
+            while let Some(frame) = self.shared.pop() {
                 socket.write_all(&frame).await?;
             }
         }
@@ -194,29 +257,19 @@ impl OutboxReceiver {
     }
 
     /// Moves ready frames into `buf` until it holds `batch_bytes` or the queue is empty.
-    fn gather(&mut self, buf: &mut BytesMut, batch_bytes: usize) {
+    fn gather(&self, buf: &mut BytesMut, batch_bytes: usize) {
         while buf.len() < batch_bytes {
-            match self.frames.try_recv() {
-                Ok(frame) => self.take(buf, &frame),
-                Err(_) => break,
+            match self.shared.pop() {
+                Some(frame) => buf.extend_from_slice(&frame),
+                None => break,
             }
         }
     }
 
-    fn take(&self, buf: &mut BytesMut, frame: &Bytes) {
-        self.release(frame);
-        buf.extend_from_slice(frame);
-    }
-
-    fn release(&self, frame: &Bytes) {
-        self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
-    }
-
     /// Marks the connection closed for every producer and drops what is queued.
-    fn stop(&mut self) {
-        let _ = self.shared.ending.set((Queued::Discard, None));
-        self.shared.closing.cancel();
-        self.frames.close();
+    fn stop(&self) {
+        self.shared.close(Queued::Discard, None);
+        while self.shared.pop().is_some() {}
     }
 }
 
@@ -257,6 +310,7 @@ mod tests {
         let expected: Vec<u8> = (1..=5).flat_map(|b| vec![b; 3]).chain([9, 9]).collect();
         assert_eq!(got, expected);
         assert_eq!(tx.shared.queued_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(tx.shared.queued_frames.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
