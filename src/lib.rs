@@ -28,4 +28,4 @@ pub mod stats;
 pub mod world;
 
 pub use config::Config;
-pub use server::{Server, ServerError};
+pub use server::{Server, ServerError, ServerThread};

@@ -57,6 +57,9 @@ pub enum ServerError {
     /// The broadcast thread pool could not be started.
     #[error("cannot start the broadcast pool: {0}")]
     Pool(#[from] rayon::ThreadPoolBuildError),
+    /// A server thread could not be started or ended abnormally.
+    #[error("server thread: {0}")]
+    Thread(io::Error),
 }
 
 /// What every session shares.
@@ -247,4 +250,103 @@ fn refuse(stream: &TcpStream, context: &ServerContext) {
     );
     let error = protocol::error_message(0, ErrorCode::ServerFull, "server full (see Config::max_connections)");
     let _ = stream.try_write(&encode_frame(&error));
+}
+
+/// A server running on a thread of its own, in its own actix system: for
+/// embedding Tavern in a program that is not an actix system, and for tests.
+/// Dropping it shuts the server down gracefully and waits for the thread.
+pub struct ServerThread {
+    addr: SocketAddr,
+    stats: Arc<Stats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl ServerThread {
+    /// Starts a server and returns once it listens.
+    ///
+    /// # Errors
+    /// What [`Server::bind`] returns, or [`ServerError::Thread`] when the thread could not start.
+    pub fn start(config: Config) -> Result<ServerThread, ServerError> {
+        let (ready, bound) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let wanted = config.addr;
+        let thread = std::thread::Builder::new()
+            .name("tavern-server".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let bound = Server::bind(config).await.and_then(|server| match server.local_addr() {
+                        Ok(addr) => Ok((addr, server)),
+                        Err(source) => Err(ServerError::Bind { addr: wanted, source }),
+                    });
+                    let server = match bound {
+                        Ok((addr, server)) => {
+                            let _ = ready.send(Ok((addr, server.stats())));
+                            server
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    server
+                        .run(async move {
+                            let _ = stopped.await;
+                        })
+                        .await
+                })
+            })
+            .map_err(ServerError::Thread)?;
+        match bound.recv() {
+            Ok(Ok((addr, stats))) => Ok(ServerThread {
+                addr,
+                stats,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ServerError::Thread(io::Error::other(
+                "the server thread ended before listening",
+            ))),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down gracefully and waits for the thread (blocking).
+    ///
+    /// # Errors
+    /// What [`Server::run`] returned, or [`ServerError::Thread`] if the thread panicked.
+    pub fn join(mut self) -> Result<(), ServerError> {
+        self.shut_down();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(ServerError::Thread(io::Error::other("the server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        self.shut_down();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -4,14 +4,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tavern::client::{Client, ClientError, ClientReader};
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::pb::{self, ServerMessage};
 use tavern::stats::Stats;
-use tavern::{Config, Server};
+use tavern::{Config, ServerThread};
 
 /// How long any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -20,8 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    server: Option<ServerThread>,
 }
 
 /// Starts a server with test defaults plus `args` (flags as on the command line).
@@ -37,47 +35,23 @@ pub fn spawn_server(args: &[&str]) -> TestServer {
     ];
     all.extend_from_slice(args);
     let config = Config::parse_from(all).expect("test config is valid");
-    let (ready, started) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = Server::bind(config).await.map_err(|e| e.to_string())?;
-            let addr = server.local_addr().map_err(|e| e.to_string())?;
-            ready.send((addr, server.stats())).map_err(|e| e.to_string())?;
-            server
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(|e| e.to_string())
-        })
-    });
-    let (addr, stats) = started.recv_timeout(WAIT).expect("server started");
+    let server = ServerThread::start(config).expect("server started");
     TestServer {
-        addr,
-        stats,
-        stop: Some(stop),
-        thread: Some(thread),
+        addr: server.addr(),
+        stats: server.stats(),
+        server: Some(server),
     }
 }
 
 impl TestServer {
     /// Triggers graceful shutdown and waits (bounded) for the server to return.
     pub async fn shutdown(mut self) -> Result<(), String> {
-        self.trigger_shutdown();
-        let thread = self.thread.take().expect("not yet joined");
-        let joined = tokio::task::spawn_blocking(move || thread.join());
+        let server = self.server.take().expect("not yet stopped");
+        let joined = tokio::task::spawn_blocking(move || server.join());
         match tokio::time::timeout(Duration::from_secs(30), joined).await {
-            Ok(Ok(Ok(result))) => result,
-            Ok(_) => Err("server thread panicked".into()),
+            Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("joining the server: {e}")),
             Err(_) => Err("server did not stop within 30 s".into()),
-        }
-    }
-
-    /// Starts graceful shutdown without waiting for it.
-    pub fn trigger_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 
@@ -91,15 +65,6 @@ impl TestServer {
         let mut client = self.connect(name).await;
         client.join(room).await.expect("join");
         client
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.trigger_shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
