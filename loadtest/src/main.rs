@@ -1,7 +1,268 @@
-//! `loadtest`: Tavern's bot swarm. The scenarios arrive with the next milestone;
-//! for now the binary only says so.
+//! `loadtest`: Tavern's bot swarm. Real protocol v1 clients (the library's own
+//! client) load a server on this machine in one of several scenarios and
+//! report what they measured: rates, loss, order, latency percentiles, the
+//! server's CPU and memory, and the generator's own CPU.
+//!
+//! `cargo run --release -p loadtest -- SCENARIO [flags]`; `--help` lists them.
+//!
+//! - [`cli`]: the command line. [`scenarios`]: the scenarios, on a shared
+//!   [`runner`] that runs steps in this process or in workers ([`workers`]).
+//! - [`share`], [`bots`]: one process's share of the bots, and connecting them.
+//! - [`schedule`], [`timeline`], [`payload`], [`detect`]: open-loop timing, the
+//!   phases of a step, what a text carries, the order check.
+//! - [`tally`], [`latency`], [`report`], [`figures`], [`table`]: counting, histograms, figures, output.
+//! - [`procstat`], [`usage`], [`spawn`], [`progress`]: /proc, the server process, the live line.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("loadtest: no scenarios yet");
-    std::process::ExitCode::FAILURE
+mod bots;
+mod cli;
+mod detect;
+mod figures;
+mod findmax;
+mod latency;
+mod payload;
+mod procstat;
+mod progress;
+mod report;
+mod runner;
+mod scenarios;
+mod schedule;
+mod share;
+mod spawn;
+mod table;
+mod tally;
+mod timeline;
+mod units;
+mod usage;
+mod workers;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, FindMaxArgs, RoomArgs};
+use crate::findmax::FindMaxOptions;
+use crate::report::{Report, TargetInfo};
+use crate::runner::{Env, Runner};
+use crate::scenarios::chat::{ChatScenario, ChatWorkload};
+use crate::scenarios::churn::{ChurnScenario, ChurnWorkload};
+use crate::scenarios::flood::{FloodScenario, FloodSpec};
+use crate::scenarios::idle::{IdleScenario, IdleWorkload};
+use crate::scenarios::slow::SlowScenario;
+use crate::scenarios::{Findings, Scenario};
+use crate::spawn::{SpawnOptions, SpawnedServer};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Worker(args) => args.threads,
+        command => command.common().map_or(1, |common| usize::from(common.threads)),
+    };
+    if let Some(common) = cli.command.common()
+        && common.pin
+    {
+        // Before the runtime starts, so that its threads (and workers) inherit CPU 1.
+        if let Err(e) = spawn::pin_this_thread(1) {
+            eprintln!("loadtest: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match build_runtime(threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("loadtest: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Worker(_) => runtime.block_on(workers::run_worker()),
+        command => runtime.block_on(run(command)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A single-threaded runtime for one thread, a multi-threaded one otherwise.
+fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+/// Runs a scenario command: the server, the steps, the report.
+async fn run(command: Command) -> anyhow::Result<()> {
+    let common = command.common().context("not a scenario")?;
+    let settings = settings(&command)?;
+    let started_unix_ms = timeline::wall_ns() / 1_000_000;
+    // Checked even with --spawn-server: a non-loopback --addr is refused either way.
+    let given_target = common.target()?;
+    let server = if common.spawn_server {
+        let options = SpawnOptions {
+            bin: common.server_bin.clone(),
+            args: common.server_arg.clone(),
+            log: common.server_log.clone(),
+            pin: common.pin,
+        };
+        Some(SpawnedServer::start(&options).await?)
+    } else {
+        None
+    };
+    let target = TargetInfo {
+        addr: server.as_ref().map_or(given_target, |server| server.addr).to_string(),
+        spawned: server.is_some(),
+        server_pid: server.as_ref().map(|server| server.pid).or(common.server_pid),
+        server_bin: server.as_ref().map(|server| server.bin.display().to_string()),
+        server_log: server.as_ref().map(|server| server.log.display().to_string()),
+        pinned: common.pin,
+    };
+    let mut runner = Runner::new(Env {
+        target: server.as_ref().map_or(given_target, |server| server.addr),
+        source_ips: common.source_ips,
+        procs: common.procs,
+        threads: usize::from(common.threads),
+        connect_concurrency: common.connect_concurrency,
+        setup_timeout: common.setup_timeout(),
+        warmup: common.warmup(),
+        duration: common.duration(),
+        drain: common.drain_timeout(),
+        run_id: std::process::id(),
+        server_pid: target.server_pid,
+        progress: progress::wanted(common.no_progress),
+    });
+    let outcome = tokio::select! {
+        outcome = run_scenario(&command, &mut runner) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if let Some(server) = server {
+        match server.stop().await {
+            Ok(status) if !status.success() => eprintln!("loadtest: the server exited with {status}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("loadtest: stopping the server: {e:#}"),
+        }
+    }
+    let (scenario, findings) = outcome?;
+    let report = Report {
+        tool: format!("loadtest {}", env!("CARGO_PKG_VERSION")),
+        scenario: scenario.to_owned(),
+        started_unix_ms,
+        target,
+        settings,
+        steps: findings.steps,
+        find_max: findings.find_max,
+        flood: findings.flood,
+    };
+    print!("{}", table::render(&report));
+    if let Some(path) = &common.json {
+        report::write_json(&report, path)?;
+    }
+    Ok(())
+}
+
+/// Builds the command's scenario and runs it.
+async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+    match command {
+        Command::Chat(args) => {
+            let scenario = ChatScenario {
+                workload: chat_workload(&args.rooms, 0.0),
+                find_max: args
+                    .find_max
+                    .find_max
+                    .then(|| find_max_options(&args.find_max))
+                    .transpose()?,
+            };
+            execute(scenario, runner).await
+        }
+        Command::Slow(args) => {
+            let workload = chat_workload(&args.rooms, args.slow_fraction);
+            execute(SlowScenario { workload }, runner).await
+        }
+        Command::Flood(args) => {
+            let workload = chat_workload(&args.rooms, 0.0);
+            let flood = FloodSpec {
+                size: args.flood_size,
+                in_flight: args.flood_in_flight,
+            };
+            execute(FloodScenario { workload, flood }, runner).await
+        }
+        Command::Idle(args) => {
+            let workload = IdleWorkload {
+                sessions: args.sessions,
+                room_size: args.room_size,
+            };
+            execute(IdleScenario { workload }, runner).await
+        }
+        Command::Churn(args) => {
+            let workload = ChurnWorkload {
+                rate: args.rate,
+                rooms: args.rooms,
+                size: args.size,
+                max_in_flight: args.max_in_flight,
+            };
+            execute(ChurnScenario { workload }, runner).await
+        }
+        Command::Worker(_) => anyhow::bail!("the worker is not a scenario"),
+    }
+}
+
+async fn execute(scenario: impl Scenario, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+    let findings = scenario.run(runner).await?;
+    Ok((scenario.name(), findings))
+}
+
+fn chat_workload(rooms: &RoomArgs, slow_fraction: f64) -> ChatWorkload {
+    ChatWorkload {
+        rooms: rooms.rooms,
+        members: rooms.members,
+        publishers: rooms.publishers,
+        size: rooms.size,
+        rate: rooms.rate,
+        slow_fraction,
+        flood: None,
+    }
+}
+
+fn find_max_options(args: &FindMaxArgs) -> anyhow::Result<FindMaxOptions> {
+    anyhow::ensure!(
+        args.p99_bound_ms.is_finite() && args.p99_bound_ms > 0.0,
+        "--p99-bound-ms must be above 0"
+    );
+    anyhow::ensure!(
+        args.resolution > 0.0 && args.resolution < 1.0,
+        "--resolution must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        args.min_achieved > 0.0 && args.min_achieved <= 1.0,
+        "--min-achieved must be above 0 and at most 1"
+    );
+    anyhow::ensure!(args.max_steps >= 1, "--max-steps must be at least 1");
+    Ok(FindMaxOptions {
+        p99_bound_us: units::round_to_u64(args.p99_bound_ms * 1e3),
+        max_steps: args.max_steps,
+        resolution: args.resolution,
+        retries: args.retries,
+        min_achieved: args.min_achieved,
+    })
+}
+
+/// The command's flags as JSON, for the report.
+fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
+    let value = match command {
+        Command::Chat(args) => serde_json::to_value(args)?,
+        Command::Idle(args) => serde_json::to_value(args)?,
+        Command::Churn(args) => serde_json::to_value(args)?,
+        Command::Slow(args) => serde_json::to_value(args)?,
+        Command::Flood(args) => serde_json::to_value(args)?,
+        Command::Worker(_) => serde_json::Value::Null,
+    };
+    Ok(value)
 }

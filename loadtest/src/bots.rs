@@ -1,0 +1,264 @@
+//! Connecting bots and keeping them alive: connect from a chosen source
+//! address, say Hello, join a room, with bounded concurrency and timeouts;
+//! keep-alive pings; and short names for why a connection failed or ended.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tavern::client::{Client, ClientError, ClientReader, ClientWriter};
+use tavern::protocol::pb::client_message::Body as Request;
+use tavern::protocol::pb::server_message::Body;
+use tavern::protocol::pb::{self, ServerMessage};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::share::{ShareSpec, Signals};
+use crate::units::nanos;
+
+/// Longest a TCP connect may take before it counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keep-alive interval when the server announced none.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// A bot that has said Hello and joined its room.
+pub struct Member {
+    /// The sending half.
+    pub writer: ClientWriter,
+    /// The receiving half.
+    pub reader: ClientReader,
+    /// `RoomJoined.seq`: the next room event carries this plus one.
+    pub joined_seq: u64,
+    /// How often to send something so the server does not time the connection out.
+    pub heartbeat: Duration,
+    /// From starting to connect until `Welcome`.
+    pub connect_latency: Duration,
+}
+
+/// A failed setup: the stage and the cause, e.g. `hello: NAME_TAKEN`.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+/// Connects `name` from `source`, says Hello and joins `room`.
+///
+/// # Errors
+/// A [`SetupError`] naming the stage that failed and why.
+pub async fn join_member(
+    spec: &ShareSpec,
+    name: &str,
+    source: Option<IpAddr>,
+    room: &str,
+) -> Result<Member, SetupError> {
+    let started = Instant::now();
+    let (mut client, welcome) = connect_hello(spec, name, source).await?;
+    let connect_latency = started.elapsed();
+    let joined = client
+        .join(room)
+        .await
+        .map_err(|e| SetupError(format!("join: {}", describe(&e))))?;
+    let (writer, reader) = client.into_split();
+    Ok(Member {
+        writer,
+        reader,
+        joined_seq: joined.seq,
+        heartbeat: heartbeat(&welcome),
+        connect_latency,
+    })
+}
+
+/// Connects `name` from `source` and says Hello.
+///
+/// # Errors
+/// A [`SetupError`] naming the stage that failed and why.
+pub async fn connect_hello(
+    spec: &ShareSpec,
+    name: &str,
+    source: Option<IpAddr>,
+) -> Result<(Client, pb::Welcome), SetupError> {
+    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_from(spec.target, source)).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
+        Err(_) => return Err(SetupError("connect: timeout".into())),
+    };
+    let welcome = client
+        .hello(name)
+        .await
+        .map_err(|e| SetupError(format!("hello: {}", describe(&e))))?;
+    Ok((client, welcome))
+}
+
+/// The keep-alive interval a `Welcome` asks for.
+pub fn heartbeat(welcome: &pb::Welcome) -> Duration {
+    match welcome.heartbeat_interval_ms {
+        0 => DEFAULT_HEARTBEAT,
+        ms => Duration::from_millis(u64::from(ms)),
+    }
+}
+
+/// Runs `setup` for every bot, at most `spec.connect_concurrency` at once,
+/// all within the setup timeout. Returns each bot's result in no particular order.
+///
+/// # Errors
+/// The setup did not finish within the timeout.
+pub async fn setup_all<T, F, Fut>(
+    spec: &ShareSpec,
+    bots: impl Iterator<Item = u64>,
+    setup: F,
+) -> anyhow::Result<Vec<Result<T, SetupError>>>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<T, SetupError>> + Send + 'static,
+{
+    let limit = spec.connect_concurrency.max(1);
+    let all = async {
+        let mut running = JoinSet::new();
+        let mut results = Vec::new();
+        for bot in bots {
+            while running.len() >= limit {
+                if let Some(done) = running.join_next().await {
+                    results.push(done.unwrap_or_else(|e| Err(SetupError(format!("setup task: {e}")))));
+                }
+            }
+            running.spawn(setup(bot));
+        }
+        while let Some(done) = running.join_next().await {
+            results.push(done.unwrap_or_else(|e| Err(SetupError(format!("setup task: {e}")))));
+        }
+        results
+    };
+    tokio::time::timeout(spec.setup_timeout(), all).await.map_err(|_| {
+        anyhow::anyhow!(
+            "connecting the bots took longer than --setup-timeout ({:?})",
+            spec.setup_timeout()
+        )
+    })
+}
+
+/// Sends a `Ping` every `heartbeat` until told to stop, so that a bot that
+/// does not chat is not timed out. Returns why the connection ended, if it did.
+pub async fn keep_alive(writer: &mut ClientWriter, heartbeat: Duration, signals: &mut Signals) -> Option<String> {
+    loop {
+        tokio::select! {
+            biased;
+            () = signals.stopped() => return None,
+            () = tokio::time::sleep(heartbeat) => {
+                if let Err(e) = send_ping(writer).await {
+                    return Some(describe(&e));
+                }
+            }
+        }
+    }
+}
+
+/// Reads and drops everything until told to stop; returns why the
+/// connection ended, if the server ended it first.
+pub async fn discard(mut reader: ClientReader, signals: &mut Signals) -> Option<String> {
+    loop {
+        tokio::select! {
+            biased;
+            message = reader.next_message() => match message {
+                Ok(message) => {
+                    if let Some(reason) = ending(&message) {
+                        return Some(reason);
+                    }
+                }
+                Err(e) => return Some(describe(&e)),
+            },
+            () = signals.stopped() => return None,
+        }
+    }
+}
+
+/// Sends a `Ping` without waiting for the `Pong` (the reader discards it).
+///
+/// # Errors
+/// The connection failed.
+pub async fn send_ping(writer: &mut ClientWriter) -> Result<u64, ClientError> {
+    let ping = pb::Ping {
+        client_time_us: tavern::protocol::now_us(),
+    };
+    writer.send(Request::Ping(ping)).await
+}
+
+/// Why a server message ends the connection, if it does: fatal errors by
+/// code (e.g. `SLOW_CONSUMER`), and `ServerShutdown`.
+pub fn ending(message: &ServerMessage) -> Option<String> {
+    match &message.body {
+        Some(Body::Error(error)) if is_fatal(error.code()) => Some(error.code().as_str_name().to_owned()),
+        Some(Body::Shutdown(_)) => Some("SERVER_SHUTDOWN".to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether the server closes the connection after an error with this code.
+fn is_fatal(code: pb::ErrorCode) -> bool {
+    use pb::ErrorCode as C;
+    matches!(
+        code,
+        C::BadFrame
+            | C::FrameTooLarge
+            | C::HelloRequired
+            | C::UnsupportedVersion
+            | C::SlowConsumer
+            | C::ServerShuttingDown
+            | C::ServerFull
+            | C::Timeout
+    )
+}
+
+/// A short name for a client error, for counting: the server's error code,
+/// the I/O error kind, `closed` or `timeout`.
+pub fn describe(error: &ClientError) -> String {
+    match error {
+        ClientError::Server { code, .. } => code.as_str_name().to_owned(),
+        ClientError::Io(e) if e.kind() == std::io::ErrorKind::Other => format!("io {e}"),
+        ClientError::Io(e) => format!("io {:?}", e.kind()),
+        ClientError::Frame(_) => "frame too large".to_owned(),
+        ClientError::Decode(_) => "undecodable frame".to_owned(),
+        ClientError::Timeout(_) => "timeout".to_owned(),
+        ClientError::Closed => "closed".to_owned(),
+        ClientError::Unexpected(_) => "unexpected reply".to_owned(),
+        ClientError::TooManyEvents => "too many events".to_owned(),
+    }
+}
+
+/// Microseconds from `sent_ns` to `received_ns` (0 if the clock went backwards).
+pub fn latency_us(sent_ns: u64, received_ns: u64) -> u64 {
+    received_ns.saturating_sub(sent_ns) / 1_000
+}
+
+/// A duration in whole microseconds.
+pub fn micros(duration: Duration) -> u64 {
+    nanos(duration) / 1_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: pb::ErrorCode) -> ServerMessage {
+        tavern::protocol::error_message(0, code, "test")
+    }
+
+    #[test]
+    fn fatal_errors_and_shutdown_end_a_connection() {
+        assert_eq!(
+            ending(&error(pb::ErrorCode::SlowConsumer)).as_deref(),
+            Some("SLOW_CONSUMER")
+        );
+        assert_eq!(ending(&error(pb::ErrorCode::NameTaken)), None);
+        let shutdown = tavern::protocol::server_message(0, Body::Shutdown(pb::ServerShutdown::default()));
+        assert_eq!(ending(&shutdown).as_deref(), Some("SERVER_SHUTDOWN"));
+    }
+
+    #[test]
+    fn errors_have_short_names() {
+        let refused = ClientError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(describe(&refused), "io ConnectionRefused");
+        assert_eq!(describe(&ClientError::Closed), "closed");
+        assert_eq!(latency_us(5_000, 2_000), 0);
+        assert_eq!(latency_us(1_000, 3_500), 2);
+        assert_eq!(micros(Duration::from_millis(2)), 2_000);
+    }
+}

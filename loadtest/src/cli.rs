@@ -1,0 +1,349 @@
+//! The command line: one subcommand per scenario, the flags every scenario
+//! shares, and their checks (loopback targets only).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+/// Tavern's bot swarm: real protocol v1 clients that load a server on this
+/// machine and report what they measured.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version, about)]
+pub struct Cli {
+    /// The scenario to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// R rooms × N members, P publishing on an open-loop schedule; latency, loss and order.
+    Chat(ChatArgs),
+    /// Hold C connected, joined sessions for --duration; server memory per session.
+    Idle(IdleArgs),
+    /// Connect / hello / join / chat / leave / disconnect cycles at a fixed rate.
+    Churn(ChurnArgs),
+    /// The chat scenario where a fraction of each room's members stop reading.
+    Slow(SlowArgs),
+    /// A chat step, then the same beside one client sending as fast as it can.
+    Flood(FloodArgs),
+    /// Internal: a worker process of --procs (reads its job on stdin).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// `chat`.
+#[derive(Debug, Args, Serialize)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub rooms: RoomArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub find_max: FindMaxArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `slow`.
+#[derive(Debug, Args, Serialize)]
+pub struct SlowArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub rooms: RoomArgs,
+    /// Fraction of each room's members that stop reading (taken from the non-publishers).
+    #[arg(long, default_value_t = 0.1)]
+    pub slow_fraction: f64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `flood`.
+#[derive(Debug, Args, Serialize)]
+pub struct FloodArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub rooms: RoomArgs,
+    /// Bytes per text of the flooding client.
+    #[arg(long, default_value_t = 1024)]
+    pub flood_size: usize,
+    /// Most of the flooder's messages written and not yet echoed back (it must read its echoes
+    /// or be disconnected as a slow consumer).
+    #[arg(long, default_value_t = 512)]
+    pub flood_in_flight: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `idle`.
+#[derive(Debug, Args, Serialize)]
+pub struct IdleArgs {
+    /// Sessions to hold (C).
+    #[arg(long, default_value_t = 1000)]
+    pub sessions: u64,
+    /// Sessions per room.
+    #[arg(long, default_value_t = 10)]
+    pub room_size: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `churn`.
+#[derive(Debug, Args, Serialize)]
+pub struct ChurnArgs {
+    /// Cycles started per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u64,
+    /// Rooms the cycles spread over.
+    #[arg(long, default_value_t = 10)]
+    pub rooms: u64,
+    /// Bytes of each cycle's chat text.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Most cycles in flight per process; more are skipped and counted.
+    #[arg(long, default_value_t = 1000)]
+    pub max_in_flight: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The worker's flags (set by the parent).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Runtime threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// The rooms and load of `chat`, `slow` and `flood`.
+#[derive(Debug, Args, Serialize)]
+pub struct RoomArgs {
+    /// Rooms (R).
+    #[arg(long, default_value_t = 1)]
+    pub rooms: u64,
+    /// Members per room (N), publishers included.
+    #[arg(long, default_value_t = 100)]
+    pub members: u64,
+    /// Publishing members per room (P).
+    #[arg(long, default_value_t = 10)]
+    pub publishers: u64,
+    /// Bytes per chat text (S), at most 1024.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Messages per second offered in total (open loop; the start rate of --find-max).
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+}
+
+/// `chat --find-max`.
+#[derive(Debug, Args, Serialize)]
+pub struct FindMaxArgs {
+    /// Search the highest sustainable rate, from --rate: double, then bisect.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Highest sustainable p99, ms.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_bound_ms: f64,
+    /// Most distinct rates tried.
+    #[arg(long, default_value_t = 10)]
+    pub max_steps: u32,
+    /// Stop when the lowest failing rate is within this fraction of the best passing one.
+    #[arg(long, default_value_t = 0.1)]
+    pub resolution: f64,
+    /// Extra tries of a failing rate before it counts as failing.
+    #[arg(long, default_value_t = 1)]
+    pub retries: u32,
+    /// Fraction of the offered rate a sustainable step must achieve.
+    #[arg(long, default_value_t = 0.97)]
+    pub min_achieved: f64,
+}
+
+/// Flags every scenario shares.
+#[derive(Debug, Args, Serialize)]
+pub struct CommonArgs {
+    /// The server's address; loopback only (127.0.0.0/8 or ::1).
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub addr: String,
+    /// Start the tavern server on a free loopback port, and stop it at the end.
+    #[arg(long, conflicts_with_all = ["server_pid"])]
+    pub spawn_server: bool,
+    /// The server executable for --spawn-server [default: tavern next to loadtest].
+    #[arg(long, requires = "spawn_server")]
+    pub server_bin: Option<PathBuf>,
+    /// An extra flag for the spawned server, e.g. --server-arg=--max-connections=20000 (repeatable).
+    #[arg(long, requires = "spawn_server", allow_hyphen_values = true)]
+    pub server_arg: Vec<String>,
+    /// Where the spawned server's output goes [default: $TMPDIR/loadtest-tavern-PID.log].
+    #[arg(long, requires = "spawn_server")]
+    pub server_log: Option<PathBuf>,
+    /// The server's process id, to sample its CPU and memory from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Bots connect from 127.0.0.1 ..= 127.0.0.K, round robin (more connections than one address's ports).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_ips: u8,
+    /// Processes the bots are spread over (this one re-executed as workers).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub procs: u32,
+    /// Runtime threads per process (1: a single-threaded runtime).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Put the spawned server on CPU 0 and the load generator on CPU 1.
+    #[arg(long)]
+    pub pin: bool,
+    /// Warm-up before each measured window, seconds (load runs, nothing counts).
+    #[arg(long, default_value_t = 2.0, value_parser = seconds)]
+    pub warmup: f64,
+    /// The measured window, seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    pub duration: f64,
+    /// Longest wait after the window for messages in flight, seconds.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    pub drain_timeout: f64,
+    /// Longest the bots of one process may take to connect and join, seconds.
+    #[arg(long, default_value_t = 60.0, value_parser = seconds)]
+    pub setup_timeout: f64,
+    /// Connection setups in flight at once, per process.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Never draw the live progress line (drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Command {
+    /// The shared flags of a scenario command (`None` for the worker).
+    pub fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Command::Chat(args) => Some(&args.common),
+            Command::Idle(args) => Some(&args.common),
+            Command::Churn(args) => Some(&args.common),
+            Command::Slow(args) => Some(&args.common),
+            Command::Flood(args) => Some(&args.common),
+            Command::Worker(_) => None,
+        }
+    }
+}
+
+impl CommonArgs {
+    /// Warm-up as a duration.
+    pub fn warmup(&self) -> Duration {
+        to_duration(self.warmup)
+    }
+
+    /// Window as a duration.
+    pub fn duration(&self) -> Duration {
+        to_duration(self.duration)
+    }
+
+    /// Drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        to_duration(self.drain_timeout)
+    }
+
+    /// Setup timeout as a duration.
+    pub fn setup_timeout(&self) -> Duration {
+        to_duration(self.setup_timeout)
+    }
+
+    /// The target from `--addr`, which must be a loopback address.
+    ///
+    /// # Errors
+    /// It does not resolve, or not to loopback only, or --source-ips is used with IPv6.
+    pub fn target(&self) -> anyhow::Result<SocketAddr> {
+        let addrs: Vec<SocketAddr> = self
+            .addr
+            .to_socket_addrs()
+            .with_context(|| format!("--addr {:?} is not an address with a port", self.addr))?
+            .collect();
+        anyhow::ensure!(
+            !addrs.is_empty() && addrs.iter().all(|addr| addr.ip().is_loopback()),
+            "--addr {} is not a loopback address: loadtest only loads servers on this machine \
+             (127.0.0.0/8 or ::1)",
+            self.addr
+        );
+        let target = addrs.iter().find(|addr| addr.is_ipv4()).unwrap_or(&addrs[0]);
+        anyhow::ensure!(
+            self.source_ips == 1 || target.is_ipv4(),
+            "--source-ips needs an IPv4 loopback --addr"
+        );
+        Ok(*target)
+    }
+}
+
+/// Parses a non-negative number of seconds, at most a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if value.is_finite() && (0.0..=86_400.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is not between 0 and 86400 seconds"))
+    }
+}
+
+fn to_duration(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(addr: &str, source_ips: u8) -> CommonArgs {
+        let cli = Cli::parse_from([
+            "loadtest",
+            "idle",
+            "--addr",
+            addr,
+            "--source-ips",
+            &source_ips.to_string(),
+        ]);
+        match cli.command {
+            Command::Idle(args) => args.common,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_loopback_targets() {
+        assert_eq!(
+            common("127.0.0.1:4000", 1).target().unwrap(),
+            "127.0.0.1:4000".parse().unwrap()
+        );
+        assert!(common("127.3.2.1:4000", 4).target().is_ok());
+        assert!(common("[::1]:4000", 1).target().is_ok());
+        let error = common("10.0.0.5:4000", 1).target().unwrap_err().to_string();
+        assert!(error.contains("not a loopback address"), "{error}");
+        assert!(common("[::1]:4000", 2).target().is_err());
+        assert!(common("nonsense", 1).target().is_err());
+    }
+
+    #[test]
+    fn seconds_are_checked() {
+        assert_eq!(seconds("1.5"), Ok(1.5));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("inf").is_err());
+        assert!(seconds("x").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

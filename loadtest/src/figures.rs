@@ -1,0 +1,175 @@
+//! The figures of a step, one struct per section of the report: what the
+//! JSON file holds and the table shows. `report.rs` computes them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::latency::LatencySummary;
+
+/// A `--find-max` judgement of one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Sustainable: no loss, order intact, p99 within the bound, rate achieved.
+    pub passed: bool,
+    /// Why not, when not.
+    pub reasons: Vec<String>,
+}
+
+/// Connections of a step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BotFigures {
+    /// Bots the step meant to connect.
+    pub planned: u64,
+    /// Bots that connected, said Hello and joined.
+    pub connected: u64,
+    /// Failed setups by stage and cause.
+    pub connect_errors: BTreeMap<String, u64>,
+    /// Connections the server ended, by reason.
+    pub disconnects: BTreeMap<String, u64>,
+    /// Connect to `Welcome`, µs.
+    pub connect_latency_us: LatencySummary,
+}
+
+/// Chat traffic of a step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatFigures {
+    /// Rooms (R).
+    pub rooms: u64,
+    /// Members per room (N).
+    pub members: u64,
+    /// Publishers per room (P).
+    pub publishers: u64,
+    /// Text size, bytes (S).
+    pub size: usize,
+    /// Offered rate, messages/s over all publishers.
+    pub offered_per_s: f64,
+    /// Messages written in the window per second of it.
+    pub achieved_per_s: f64,
+    /// Window messages received per second of the window, over all counted receivers.
+    pub deliveries_per_s: f64,
+    /// Messages written in the whole step (warm-up included).
+    pub sent: u64,
+    /// Receptions the window's messages should have made.
+    pub expected: u64,
+    /// Receptions of window messages.
+    pub received: u64,
+    /// `expected - received`: lost, or still not there at the drain deadline.
+    pub lost: u64,
+    /// Room sequence numbers never received.
+    pub gaps: u64,
+    /// Room sequence numbers received after a higher one.
+    pub reorders: u64,
+    /// Room sequence numbers received twice.
+    pub duplicates: u64,
+    /// Chat texts without this tool's stamp.
+    pub unparsed: u64,
+    /// Longest any publisher was behind its schedule in the window, ms.
+    pub max_lag_ms: f64,
+    /// Send-to-receive latency of window messages, µs.
+    pub latency_us: LatencySummary,
+}
+
+/// Members that stopped reading.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlowFigures {
+    /// Slow members that joined.
+    pub slow_members: u64,
+    /// Members that kept reading (their figures are the `chat` ones).
+    pub fast_members: u64,
+    /// Slow members that received `SLOW_CONSUMER`.
+    pub slow_consumer_disconnects: u64,
+    /// Slow members whose connection closed without a reason (the error frame may not get through a full socket).
+    pub closed_silently: u64,
+    /// Slow members that ended for another reason.
+    pub other_disconnects: u64,
+    /// Slow members still connected at the end.
+    pub still_connected: u64,
+}
+
+/// The flooding client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FloodFigures {
+    /// Its text size, bytes.
+    pub size: usize,
+    /// Most of its messages unechoed at once.
+    pub in_flight: u64,
+    /// Messages it wrote in the whole step.
+    pub sent: u64,
+    /// Messages it wrote in the window per second of it.
+    pub sent_per_s: f64,
+}
+
+/// Held sessions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdleFigures {
+    /// Sessions the step meant to hold.
+    pub sessions_planned: u64,
+    /// Sessions connected and joined.
+    pub sessions_connected: u64,
+    /// Sessions still connected at the end of the window.
+    pub sessions_held: u64,
+    /// Server RSS before the sessions connected, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Server RSS at the end of the window, KiB.
+    pub rss_held_kib: Option<u64>,
+    /// (held RSS − RSS before) / sessions held, bytes.
+    pub rss_per_session_bytes: Option<f64>,
+}
+
+/// Cycles.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChurnFigures {
+    /// Cycles offered per second.
+    pub offered_per_s: f64,
+    /// Cycles scheduled in the window.
+    pub scheduled: u64,
+    /// Window cycles started.
+    pub started: u64,
+    /// Window cycles started per second of the window.
+    pub achieved_per_s: f64,
+    /// Window cycles that went through every stage.
+    pub completed: u64,
+    /// Window cycles that failed.
+    pub failed: u64,
+    /// Failures by stage and cause.
+    pub failures: BTreeMap<String, u64>,
+    /// Window cycles not started because too many were in flight.
+    pub skipped: u64,
+    /// Window cycles still running at the drain deadline.
+    pub unfinished: u64,
+    /// Whole-cycle latency, µs.
+    pub cycle_latency_us: LatencySummary,
+}
+
+/// The server's use of the machine in the window.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerFigures {
+    /// Its process id.
+    pub pid: u32,
+    /// CPU seconds (user + system).
+    pub cpu_s: f64,
+    /// CPU seconds per second of the window, in percent (100 = one core).
+    pub cpu_pct: f64,
+    /// CPU microseconds per chat delivery, for chat steps with deliveries.
+    pub cpu_us_per_delivery: Option<f64>,
+    /// RSS before the step's bots connected, KiB.
+    pub rss_before_setup_kib: Option<u64>,
+    /// RSS at the window's start, KiB.
+    pub rss_start_kib: u64,
+    /// RSS at the window's end, KiB.
+    pub rss_end_kib: u64,
+    /// Highest RSS in the window, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// The load generator's use of the machine in the window.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GeneratorFigures {
+    /// Processes (1, or 1 + `--procs` workers).
+    pub processes: u32,
+    /// CPU seconds of all of them.
+    pub cpu_s: f64,
+    /// CPU seconds per second of the window, in percent (100 = one core).
+    pub cpu_pct: f64,
+}

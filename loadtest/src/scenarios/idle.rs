@@ -1,0 +1,117 @@
+//! The `idle` scenario: hold C connected, joined sessions for the window and
+//! report the server's memory per session.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::chat::FINISH_GRACE;
+use super::{Findings, Scenario, Workload};
+use crate::bots::{self, Member, SetupError, keep_alive};
+use crate::report::StepReport;
+use crate::runner::Runner;
+use crate::share::{Share, Shared, Signals};
+use crate::tally::{Tally, bump};
+use crate::timeline::sleep_until_wall;
+use crate::units::u64_from;
+
+/// What every process runs in one idle step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleWorkload {
+    /// Sessions to hold (C).
+    pub sessions: u64,
+    /// Sessions per room.
+    pub room_size: u64,
+}
+
+impl IdleWorkload {
+    /// Checks the numbers.
+    ///
+    /// # Errors
+    /// A message naming the flag to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.sessions >= 1, "--sessions must be at least 1");
+        anyhow::ensure!(self.room_size >= 1, "--room-size must be at least 1");
+        Ok(())
+    }
+
+    /// Connects this process's sessions, holds them through the window, then closes them.
+    ///
+    /// # Errors
+    /// The setup timed out or the coordinator went away.
+    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+        let spec = share.spec.clone();
+        share.shared.tally().bots.planned = u64_from(spec.my_bots(self.sessions).count());
+        let room_size = self.room_size;
+        let results = bots::setup_all(&spec, spec.my_bots(self.sessions), |bot| {
+            let (spec, shared, signals) = (spec.clone(), share.shared.clone(), share.signals());
+            async move {
+                let room = format!("s{}.idle.{}", spec.step, bot / room_size);
+                let member = bots::join_member(&spec, &spec.name('i', bot), spec.source(bot), &room).await?;
+                {
+                    let mut tally = shared.tally();
+                    tally.bots.connected += 1;
+                    tally
+                        .bots
+                        .connect_latency
+                        .record_us(bots::micros(member.connect_latency));
+                }
+                shared.live.connected.fetch_add(1, Ordering::Relaxed);
+                Ok(tokio::spawn(hold(member, shared, signals)))
+            }
+        })
+        .await?;
+        let mut tasks = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(task) => tasks.push(task),
+                Err(SetupError(cause)) => bump(&mut share.shared.tally().bots.connect_errors, cause),
+            }
+        }
+        let connected = share.shared.connected_after_setup()?;
+        let timeline = share.start(connected).await?;
+        sleep_until_wall(timeline.window_end_ns()).await;
+        Ok(share.finish(tasks, FINISH_GRACE).await)
+    }
+}
+
+/// Keeps one session alive, reading and dropping what the server sends,
+/// until told to stop; counts it if the server ends it first.
+async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
+    let Member {
+        mut writer,
+        reader,
+        heartbeat,
+        ..
+    } = member;
+    let mut read_signals = signals.clone();
+    let (read_end, write_end) = tokio::join!(
+        bots::discard(reader, &mut read_signals),
+        keep_alive(&mut writer, heartbeat, &mut signals)
+    );
+    if let Some(reason) = read_end.or(write_end) {
+        shared.live.connected.fetch_sub(1, Ordering::Relaxed);
+        bump(&mut shared.tally().bots.disconnects, reason);
+    }
+}
+
+/// The `idle` command.
+pub struct IdleScenario {
+    /// The sessions to hold.
+    pub workload: IdleWorkload,
+}
+
+impl Scenario for IdleScenario {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+
+    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+        self.workload.validate()?;
+        let label = format!("{} sessions", self.workload.sessions);
+        let workload = Workload::Idle(self.workload.clone());
+        let outcome = runner.run_step(&workload).await?;
+        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+    }
+}

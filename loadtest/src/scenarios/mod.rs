@@ -1,0 +1,89 @@
+//! The scenario layer. A [`Workload`] is what each process's share of bots
+//! does during one step (serializable, so the parent can hand it to worker
+//! processes); a [`Scenario`] is a command: which steps it runs through the
+//! shared [`Runner`] and what its report adds. A new scenario (say, an MMO
+//! world of random-walking bots) adds a workload variant with its
+//! `run_share`, a `Scenario` implementation, and a subcommand.
+
+pub mod chat;
+pub mod churn;
+pub mod flood;
+pub mod idle;
+mod member;
+mod publisher;
+pub mod slow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::findmax::FindMaxSummary;
+use crate::report::StepReport;
+use crate::runner::Runner;
+use crate::share::Share;
+use crate::tally::Tally;
+
+/// What every process runs in one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Workload {
+    /// Chat rooms on an open-loop schedule (also `slow` and `flood`).
+    Chat(chat::ChatWorkload),
+    /// Connected, joined sessions doing nothing.
+    Idle(idle::IdleWorkload),
+    /// Connect-to-disconnect cycles at a fixed rate.
+    Churn(churn::ChurnWorkload),
+}
+
+impl Workload {
+    /// Runs this process's share of the step and returns what it counted.
+    ///
+    /// # Errors
+    /// The setup timed out or the coordinator went away.
+    pub async fn run_share(&self, share: Share) -> anyhow::Result<Tally> {
+        match self {
+            Workload::Chat(chat) => chat.run_share(share).await,
+            Workload::Idle(idle) => idle.run_share(share).await,
+            Workload::Churn(churn) => churn.run_share(share).await,
+        }
+    }
+
+    /// Connections the step holds at once, at most (for the open-files check).
+    pub fn connections(&self) -> u64 {
+        match self {
+            Workload::Chat(chat) => chat.total_members() + u64::from(chat.flood.is_some()),
+            Workload::Idle(idle) => idle.sessions,
+            Workload::Churn(churn) => churn.max_in_flight,
+        }
+    }
+}
+
+/// A command: the steps of one run and what the report says about them.
+pub trait Scenario {
+    /// The name the report uses (`chat`, `idle`, …).
+    fn name(&self) -> &'static str;
+
+    /// Runs every step through `runner`.
+    ///
+    /// # Errors
+    /// Invalid settings, or a step that could not run.
+    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings>;
+}
+
+/// What a scenario found: its steps, and a summary where it has one.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Every step, in the order run.
+    pub steps: Vec<StepReport>,
+    /// The `--find-max` search's result.
+    pub find_max: Option<FindMaxSummary>,
+    /// The `flood` comparison.
+    pub flood: Option<flood::FloodComparison>,
+}
+
+impl Findings {
+    /// Findings that are just steps.
+    pub fn steps(steps: Vec<StepReport>) -> Findings {
+        Findings {
+            steps,
+            ..Findings::default()
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The human-readable report printed on stdout at the end of a run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::latency::LatencySummary;
+use crate::report::{Report, StepReport};
+use crate::units::f64_from;
+
+/// The whole report as text.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let target = &report.target;
+    let mut server = match (target.spawned, target.server_pid) {
+        (true, Some(pid)) => format!("spawned tavern, pid {pid}"),
+        (false, Some(pid)) => format!("server pid {pid}"),
+        _ => "server process unknown".to_owned(),
+    };
+    if target.pinned {
+        server.push_str(", pinned: server CPU 0, generator CPU 1");
+    }
+    line(
+        &mut out,
+        format!("{} {} against {} ({server})", report.tool, report.scenario, target.addr),
+    );
+    if report.find_max.is_some() {
+        find_max_table(&mut out, report);
+    }
+    for step in &report.steps {
+        step_block(&mut out, step);
+    }
+    if let Some(find_max) = &report.find_max {
+        match (find_max.best_offered_per_s, find_max.best_deliveries_per_s) {
+            (Some(rate), Some(deliveries)) => line(
+                &mut out,
+                format!(
+                    "highest sustainable rate: {rate}/s ({deliveries:.0} deliveries/s), p99 bound {:.1} ms{}",
+                    find_max.p99_bound_ms,
+                    find_max
+                        .lowest_failing_per_s
+                        .map_or(String::new(), |fail| format!(", lowest failing {fail}/s"))
+                ),
+            ),
+            _ => line(&mut out, "no sustainable rate found".to_owned()),
+        }
+    }
+    if let Some(flood) = &report.flood {
+        line(
+            &mut out,
+            format!(
+                "normal rooms' p99: {} without the flooder, {} beside it (the flooder sent {:.0}/s)",
+                ms(flood.p99_without_us),
+                ms(flood.p99_with_us),
+                flood.flood_sent_per_s
+            ),
+        );
+    }
+    out
+}
+
+fn find_max_table(out: &mut String, report: &Report) {
+    line(
+        out,
+        format!(
+            "{:>10} {:>3} {:>12} {:>14} {:>10} {:>10}  verdict",
+            "offered/s", "try", "achieved/s", "deliveries/s", "p99 ms", "lost"
+        ),
+    );
+    for step in &report.steps {
+        let Some(chat) = &step.chat else { continue };
+        let verdict = step.verdict.as_ref().map_or(String::new(), |verdict| {
+            if verdict.passed {
+                "ok".to_owned()
+            } else {
+                verdict.reasons.join("; ")
+            }
+        });
+        line(
+            out,
+            format!(
+                "{:>10.0} {:>3} {:>12.0} {:>14.0} {:>10.2} {:>10}  {verdict}",
+                chat.offered_per_s,
+                step.attempt,
+                chat.achieved_per_s,
+                chat.deliveries_per_s,
+                f64_from(chat.latency_us.p99) / 1e3,
+                chat.lost
+            ),
+        );
+    }
+}
+
+fn step_block(out: &mut String, step: &StepReport) {
+    line(out, String::new());
+    let attempt = if step.attempt > 1 {
+        format!(", attempt {}", step.attempt)
+    } else {
+        String::new()
+    };
+    line(
+        out,
+        format!(
+            "== {}{attempt}: warm-up {:.1} s, window {:.1} s, {} generator process(es)",
+            step.label, step.warmup_s, step.window_s, step.generator.processes
+        ),
+    );
+    let bots = &step.bots;
+    row(
+        out,
+        "bots",
+        format!(
+            "planned {}, connected {}; connect errors {}; disconnects {}",
+            bots.planned,
+            bots.connected,
+            counts(&bots.connect_errors),
+            counts(&bots.disconnects)
+        ),
+    );
+    row(out, "connect", latency(&bots.connect_latency_us));
+    if let Some(chat) = &step.chat {
+        row(
+            out,
+            "rooms",
+            format!(
+                "{} × {} members, {} publishing {} B texts",
+                chat.rooms, chat.members, chat.publishers, chat.size
+            ),
+        );
+        row(
+            out,
+            "rate",
+            format!(
+                "offered {:.0}/s, achieved {:.0}/s, deliveries {:.0}/s, publisher max lag {:.2} ms",
+                chat.offered_per_s, chat.achieved_per_s, chat.deliveries_per_s, chat.max_lag_ms
+            ),
+        );
+        row(
+            out,
+            "delivery",
+            format!(
+                "expected {}, received {}, lost {}; gaps {}, reorders {}, duplicates {}{}",
+                chat.expected,
+                chat.received,
+                chat.lost,
+                chat.gaps,
+                chat.reorders,
+                chat.duplicates,
+                if chat.unparsed > 0 {
+                    format!(", unparsed {}", chat.unparsed)
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        row(out, "latency", latency(&chat.latency_us));
+    }
+    if let Some(slow) = &step.slow {
+        row(
+            out,
+            "slow",
+            format!(
+                "{} slow, {} fast members; slow ones: SLOW_CONSUMER {}, closed without reason {}, other {}, still connected {}",
+                slow.slow_members,
+                slow.fast_members,
+                slow.slow_consumer_disconnects,
+                slow.closed_silently,
+                slow.other_disconnects,
+                slow.still_connected
+            ),
+        );
+    }
+    if let Some(flood) = &step.flood {
+        row(
+            out,
+            "flooder",
+            format!(
+                "{} B texts, sent {} ({:.0}/s in the window)",
+                flood.size, flood.sent, flood.sent_per_s
+            ),
+        );
+    }
+    if let Some(idle) = &step.idle {
+        let per_session = idle
+            .rss_per_session_bytes
+            .map_or("unknown (no server pid)".to_owned(), |bytes| format!("{bytes:.0} B"));
+        row(
+            out,
+            "sessions",
+            format!(
+                "planned {}, connected {}, held to the end {}; server RSS per session {per_session}",
+                idle.sessions_planned, idle.sessions_connected, idle.sessions_held
+            ),
+        );
+    }
+    if let Some(churn) = &step.churn {
+        row(
+            out,
+            "cycles",
+            format!(
+                "offered {:.0}/s, started {:.0}/s; scheduled {}, completed {}, failed {}, skipped {}, unfinished {}",
+                churn.offered_per_s,
+                churn.achieved_per_s,
+                churn.scheduled,
+                churn.completed,
+                churn.failed,
+                churn.skipped,
+                churn.unfinished
+            ),
+        );
+        row(out, "failures", counts(&churn.failures));
+        row(out, "cycle", latency(&churn.cycle_latency_us));
+    }
+    match &step.server {
+        Some(server) => row(
+            out,
+            "server",
+            format!(
+                "cpu {:.2} s ({:.0} %){}; rss {} → {}, peak {}{}",
+                server.cpu_s,
+                server.cpu_pct,
+                server
+                    .cpu_us_per_delivery
+                    .map_or(String::new(), |us| format!(", {us:.3} µs per delivery")),
+                mib(server.rss_start_kib),
+                mib(server.rss_end_kib),
+                mib(server.peak_rss_kib),
+                server
+                    .rss_before_setup_kib
+                    .map_or(String::new(), |kib| format!(" (before setup {})", mib(kib)))
+            ),
+        ),
+        None => row(
+            out,
+            "server",
+            "not sampled (use --spawn-server or --server-pid)".to_owned(),
+        ),
+    }
+    row(
+        out,
+        "generator",
+        format!("cpu {:.2} s ({:.0} %)", step.generator.cpu_s, step.generator.cpu_pct),
+    );
+}
+
+fn latency(summary: &LatencySummary) -> String {
+    if summary.count == 0 {
+        return "no samples".to_owned();
+    }
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
+        ms(summary.p50),
+        ms(summary.p90),
+        ms(summary.p99),
+        ms(summary.p999),
+        ms(summary.max),
+        summary.count
+    )
+}
+
+fn counts(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(key, count)| format!("{key} × {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ms(micros: u64) -> String {
+    format!("{:.3} ms", f64_from(micros) / 1e3)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", f64_from(kib) / 1024.0)
+}
+
+fn row(out: &mut String, name: &str, text: String) {
+    line(out, format!("  {name:<10} {text}"));
+}
+
+fn line(out: &mut String, text: String) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{text}");
+}

@@ -1,0 +1,250 @@
+//! What one process counted during one step, in a form that adds up: worker
+//! processes send theirs to the parent (as JSON), which merges them into one
+//! before the report computes its figures.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::SeqCounts;
+use crate::latency::Latency;
+
+/// Everything one process (or, merged, the whole run) counted in one step.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    /// Connections: setup, errors, how they ended.
+    pub bots: BotTally,
+    /// Chat rooms: messages sent and received, order, latency.
+    pub chat: ChatTally,
+    /// Members that stopped reading (`slow`).
+    pub slow: SlowTally,
+    /// The flooding client (`flood`).
+    pub flood: FloodTally,
+    /// Connect-to-disconnect cycles (`churn`).
+    pub churn: ChurnTally,
+}
+
+/// Connections of the step's bots.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BotTally {
+    /// Bots this step meant to connect.
+    pub planned: u64,
+    /// Bots that connected, said Hello and joined their room.
+    pub connected: u64,
+    /// Failed setups, by stage and cause (e.g. `hello: SERVER_FULL`).
+    pub connect_errors: BTreeMap<String, u64>,
+    /// Connections that ended before the bot closed them, by cause.
+    pub disconnects: BTreeMap<String, u64>,
+    /// From starting to connect until `Welcome`, µs.
+    pub connect_latency: Latency,
+}
+
+/// Chat traffic of the measured rooms.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChatTally {
+    /// Messages written by the publishers, warm-up and window.
+    pub sent: u64,
+    /// Messages scheduled in the window and written, per room (feeds "expected").
+    pub sent_window_per_room: Vec<u64>,
+    /// Messages written while the window was open (feeds "achieved rate").
+    pub written_in_window: u64,
+    /// Members counted as receivers that joined, per room.
+    pub receivers_per_room: Vec<u64>,
+    /// Window messages received by counted receivers.
+    pub received_window: u64,
+    /// Chat messages received by counted receivers, warm-up and window.
+    pub received_total: u64,
+    /// Chat texts that carried no stamp of this tool.
+    pub unparsed: u64,
+    /// Send-to-receive latency of window messages, µs.
+    pub latency: Latency,
+    /// The per-room sequence check of every counted receiver.
+    pub seq: SeqCounts,
+    /// The longest any publisher was behind its schedule in the window, ns.
+    pub max_lag_ns: u64,
+}
+
+/// Members that stopped reading from the start of the warm-up to the end of the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SlowTally {
+    /// Slow members that joined.
+    pub members: u64,
+    /// Slow members that received `SLOW_CONSUMER`.
+    pub slow_consumer: u64,
+    /// Slow members whose connection ended without saying why (e.g. closed before the error frame).
+    pub closed_silently: u64,
+    /// Slow members that ended for another reason.
+    pub other_disconnects: u64,
+    /// Slow members still connected at the end.
+    pub still_connected: u64,
+}
+
+/// The client that sends as fast as it can.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FloodTally {
+    /// Whether a flooder ran.
+    pub enabled: bool,
+    /// Messages it wrote, warm-up and window.
+    pub sent: u64,
+    /// Messages it wrote while the window was open.
+    pub written_in_window: u64,
+}
+
+/// Connect / hello / join / chat / leave / disconnect cycles.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChurnTally {
+    /// Cycles scheduled in the window.
+    pub scheduled: u64,
+    /// Window cycles started.
+    pub started: u64,
+    /// Window cycles that went through every stage.
+    pub completed: u64,
+    /// Window cycles that failed, by stage and cause.
+    pub failures: BTreeMap<String, u64>,
+    /// Window cycles not started because too many were in flight.
+    pub skipped: u64,
+    /// Window cycles still running at the drain deadline.
+    pub unfinished: u64,
+    /// Whole-cycle latency of completed window cycles, µs.
+    pub cycle_latency: Latency,
+}
+
+impl Tally {
+    /// Adds another process's tally to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.bots.merge(&other.bots);
+        self.chat.merge(&other.chat);
+        self.slow.merge(&other.slow);
+        self.flood.merge(&other.flood);
+        self.churn.merge(&other.churn);
+    }
+}
+
+impl BotTally {
+    fn merge(&mut self, other: &BotTally) {
+        self.planned += other.planned;
+        self.connected += other.connected;
+        add_counts(&mut self.connect_errors, &other.connect_errors);
+        add_counts(&mut self.disconnects, &other.disconnects);
+        self.connect_latency.merge(&other.connect_latency);
+    }
+}
+
+impl ChatTally {
+    fn merge(&mut self, other: &ChatTally) {
+        self.sent += other.sent;
+        add_vectors(&mut self.sent_window_per_room, &other.sent_window_per_room);
+        self.written_in_window += other.written_in_window;
+        add_vectors(&mut self.receivers_per_room, &other.receivers_per_room);
+        self.received_window += other.received_window;
+        self.received_total += other.received_total;
+        self.unparsed += other.unparsed;
+        self.latency.merge(&other.latency);
+        self.seq.merge(other.seq);
+        self.max_lag_ns = self.max_lag_ns.max(other.max_lag_ns);
+    }
+
+    /// Receptions the window's messages should have made: per room, the
+    /// window messages sent to it times its counted receivers.
+    pub fn expected(&self) -> u64 {
+        self.sent_window_per_room
+            .iter()
+            .zip(&self.receivers_per_room)
+            .map(|(sent, receivers)| sent.saturating_mul(*receivers))
+            .fold(0, u64::saturating_add)
+    }
+}
+
+impl SlowTally {
+    fn merge(&mut self, other: &SlowTally) {
+        self.members += other.members;
+        self.slow_consumer += other.slow_consumer;
+        self.closed_silently += other.closed_silently;
+        self.other_disconnects += other.other_disconnects;
+        self.still_connected += other.still_connected;
+    }
+}
+
+impl FloodTally {
+    fn merge(&mut self, other: &FloodTally) {
+        self.enabled |= other.enabled;
+        self.sent += other.sent;
+        self.written_in_window += other.written_in_window;
+    }
+}
+
+impl ChurnTally {
+    fn merge(&mut self, other: &ChurnTally) {
+        self.scheduled += other.scheduled;
+        self.started += other.started;
+        self.completed += other.completed;
+        add_counts(&mut self.failures, &other.failures);
+        self.skipped += other.skipped;
+        self.unfinished += other.unfinished;
+        self.cycle_latency.merge(&other.cycle_latency);
+    }
+}
+
+/// Adds one to the count of `key`.
+pub fn bump(counts: &mut BTreeMap<String, u64>, key: impl Into<String>) {
+    *counts.entry(key.into()).or_default() += 1;
+}
+
+fn add_counts(ours: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
+    for (key, count) in theirs {
+        *ours.entry(key.clone()).or_default() += count;
+    }
+}
+
+fn add_vectors(ours: &mut Vec<u64>, theirs: &[u64]) {
+    if ours.len() < theirs.len() {
+        ours.resize(theirs.len(), 0);
+    }
+    for (our, their) in ours.iter_mut().zip(theirs) {
+        *our += their;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_everything() {
+        let mut a = Tally::default();
+        a.bots.planned = 2;
+        bump(&mut a.bots.disconnects, "closed");
+        a.chat.sent_window_per_room = vec![10, 20];
+        a.chat.receivers_per_room = vec![1, 0];
+        a.chat.max_lag_ns = 5;
+        a.chat.latency.record_us(100);
+        let mut b = Tally::default();
+        b.bots.planned = 3;
+        bump(&mut b.bots.disconnects, "closed");
+        bump(&mut b.bots.disconnects, "SLOW_CONSUMER");
+        b.chat.sent_window_per_room = vec![1, 2, 3];
+        b.chat.receivers_per_room = vec![1, 2, 3];
+        b.chat.max_lag_ns = 3;
+        b.chat.latency.record_us(200);
+        a.merge(&b);
+        assert_eq!(a.bots.planned, 5);
+        assert_eq!(a.bots.disconnects["closed"], 2);
+        assert_eq!(a.bots.disconnects["SLOW_CONSUMER"], 1);
+        assert_eq!(a.chat.sent_window_per_room, vec![11, 22, 3]);
+        assert_eq!(a.chat.receivers_per_room, vec![2, 2, 3]);
+        assert_eq!(a.chat.expected(), 11 * 2 + 22 * 2 + 3 * 3);
+        assert_eq!(a.chat.max_lag_ns, 5);
+        assert_eq!(a.chat.latency.summary().count, 2);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let mut tally = Tally::default();
+        tally.chat.latency.record_us(42);
+        tally.churn.failures.insert("connect: refused".into(), 3);
+        let json = serde_json::to_string(&tally).unwrap();
+        let back: Tally = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.chat.latency.summary().p50, 42);
+        assert_eq!(back.churn.failures["connect: refused"], 3);
+    }
+}

@@ -1,0 +1,380 @@
+//! Runs the `loadtest` binary against a real Tavern server started in this
+//! process on 127.0.0.1:0, with tiny, short scenarios, and checks its JSON report.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use tavern::{Config, ServerThread};
+
+/// Longest one loadtest run may take (each is a few seconds of load).
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest the server may take to start or stop.
+const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server on its own thread, shut down gracefully by [`TestServer::shutdown`] (or on drop).
+struct TestServer {
+    addr: SocketAddr,
+    server: ServerThread,
+}
+
+fn spawn_server(args: &[&str]) -> TestServer {
+    let mut all = vec![
+        "tavern",
+        "--addr",
+        "127.0.0.1:0",
+        "--session-threads",
+        "2",
+        "--broadcast-threads",
+        "2",
+    ];
+    all.extend_from_slice(args);
+    let config = Config::parse_from(all).expect("test config is valid");
+    let server = ServerThread::start(config).expect("server started");
+    TestServer {
+        addr: server.addr(),
+        server,
+    }
+}
+
+impl TestServer {
+    async fn shutdown(self) {
+        let joined = tokio::task::spawn_blocking(move || self.server.join());
+        let result = tokio::time::timeout(SERVER_TIMEOUT, joined)
+            .await
+            .expect("server stopped in time");
+        result.unwrap().unwrap();
+    }
+}
+
+/// Runs loadtest with `args` (bounded by [`RUN_TIMEOUT`]) and returns its output.
+async fn loadtest(args: &[&str]) -> Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .expect("loadtest ended in time")
+        .expect("loadtest ran")
+}
+
+/// Runs loadtest against `server`, expects success, and returns its JSON report.
+async fn report(server: &TestServer, args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let addr = server.addr.to_string();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--addr", &addr, "--json", json.to_str().unwrap(), "--no-progress"]);
+    let output = loadtest(&all).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "loadtest failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("latency") || stdout.contains("sessions") || stdout.contains("cycles"),
+        "{stdout}"
+    );
+    read_json(&json)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The one step of a report, after checking the fields every report has.
+fn only_step<'a>(report: &'a Value, scenario: &str) -> &'a Value {
+    for field in [
+        "tool",
+        "scenario",
+        "started_unix_ms",
+        "target",
+        "settings",
+        "steps",
+        "find_max",
+        "flood",
+    ] {
+        assert!(report.get(field).is_some(), "report lacks {field}: {report:#}");
+    }
+    assert_eq!(report["scenario"], scenario);
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{report:#}");
+    step_fields(&steps[0]);
+    &steps[0]
+}
+
+fn step_fields(step: &Value) {
+    for field in [
+        "label",
+        "attempt",
+        "verdict",
+        "warmup_s",
+        "window_s",
+        "bots",
+        "chat",
+        "slow",
+        "flood",
+        "idle",
+        "churn",
+        "server",
+        "generator",
+    ] {
+        assert!(step.get(field).is_some(), "step lacks {field}: {step:#}");
+    }
+    for field in [
+        "planned",
+        "connected",
+        "connect_errors",
+        "disconnects",
+        "connect_latency_us",
+    ] {
+        assert!(step["bots"].get(field).is_some(), "bots lack {field}: {step:#}");
+    }
+    for field in ["processes", "cpu_s", "cpu_pct"] {
+        assert!(
+            step["generator"].get(field).is_some(),
+            "generator lacks {field}: {step:#}"
+        );
+    }
+}
+
+/// Checks a chat step: everyone connected, nothing lost, order intact.
+fn assert_clean_chat(step: &Value, bots: u64, expected_at_least: u64) {
+    assert_eq!(step["bots"]["planned"], bots, "{step:#}");
+    assert_eq!(step["bots"]["connected"], bots, "{step:#}");
+    assert_eq!(step["bots"]["connect_errors"], serde_json::json!({}), "{step:#}");
+    assert_eq!(step["bots"]["disconnects"], serde_json::json!({}), "{step:#}");
+    let chat = &step["chat"];
+    for field in [
+        "offered_per_s",
+        "achieved_per_s",
+        "deliveries_per_s",
+        "sent",
+        "expected",
+        "received",
+        "lost",
+        "gaps",
+        "reorders",
+        "duplicates",
+        "max_lag_ms",
+        "latency_us",
+    ] {
+        assert!(chat.get(field).is_some(), "chat lacks {field}: {step:#}");
+    }
+    for field in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            chat["latency_us"].get(field).is_some(),
+            "latency lacks {field}: {step:#}"
+        );
+    }
+    let expected = chat["expected"].as_u64().unwrap();
+    assert!(expected >= expected_at_least, "expected {expected}: {step:#}");
+    assert_eq!(chat["received"], expected, "{step:#}");
+    assert_eq!(chat["lost"], 0, "{step:#}");
+    assert_eq!(chat["gaps"], 0, "{step:#}");
+    assert_eq!(chat["reorders"], 0, "{step:#}");
+    assert_eq!(chat["duplicates"], 0, "{step:#}");
+    assert_eq!(chat["unparsed"], 0, "{step:#}");
+    assert_eq!(chat["latency_us"]["count"], expected, "{step:#}");
+    assert!(chat["latency_us"]["p99"].as_u64().unwrap() >= chat["latency_us"]["p50"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn a_tiny_chat_run_loses_nothing() {
+    let server = spawn_server(&[]);
+    let report = report(
+        &server,
+        &[
+            "chat",
+            "--rooms",
+            "2",
+            "--members",
+            "4",
+            "--publishers",
+            "2",
+            "--size",
+            "64",
+            "--rate",
+            "200",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+        ],
+    )
+    .await;
+    let step = only_step(&report, "chat");
+    // 200/s for 1.5 s over 2 rooms of 4 members: 300 messages, 1200 receptions.
+    assert_clean_chat(step, 8, 1_190);
+    let offered = step["chat"]["offered_per_s"].as_f64().unwrap();
+    assert_eq!(offered, 200.0);
+    assert!(step["chat"]["achieved_per_s"].as_f64().unwrap() > 190.0, "{step:#}");
+    assert_eq!(report["target"]["addr"], server.addr.to_string());
+    assert_eq!(report["settings"]["members"], 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn workers_and_source_addresses_share_one_schedule() {
+    let server = spawn_server(&[]);
+    let report = report(
+        &server,
+        &[
+            "chat",
+            "--rooms",
+            "3",
+            "--members",
+            "3",
+            "--publishers",
+            "1",
+            "--rate",
+            "150",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+            "--procs",
+            "2",
+            "--source-ips",
+            "3",
+        ],
+    )
+    .await;
+    let step = only_step(&report, "chat");
+    assert_clean_chat(step, 9, 670);
+    assert_eq!(step["generator"]["processes"], 3, "{step:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_members_are_cut_off_and_the_others_lose_nothing() {
+    let server = spawn_server(&["--outbound-queue-frames", "256", "--socket-send-buffer", "4096"]);
+    let report = report(
+        &server,
+        &[
+            "slow",
+            "--rooms",
+            "1",
+            "--members",
+            "6",
+            "--publishers",
+            "1",
+            "--size",
+            "1000",
+            "--rate",
+            "1000",
+            "--slow-fraction",
+            "0.34",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "2",
+        ],
+    )
+    .await;
+    let step = only_step(&report, "slow");
+    let slow = &step["slow"];
+    assert_eq!(slow["slow_members"], 2, "{step:#}");
+    assert_eq!(slow["fast_members"], 4, "{step:#}");
+    let cut_off = slow["slow_consumer_disconnects"].as_u64().unwrap() + slow["closed_silently"].as_u64().unwrap();
+    assert_eq!(cut_off, 2, "{step:#}");
+    assert_eq!(step["chat"]["lost"], 0, "{step:#}");
+    assert_eq!(step["chat"]["gaps"], 0, "{step:#}");
+    assert_eq!(step["bots"]["disconnects"], serde_json::json!({}), "{step:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn flood_compares_two_steps() {
+    let server = spawn_server(&[]);
+    let report = report(
+        &server,
+        &[
+            "flood",
+            "--rooms",
+            "1",
+            "--members",
+            "3",
+            "--publishers",
+            "1",
+            "--rate",
+            "100",
+            "--flood-size",
+            "256",
+            "--warmup",
+            "0.3",
+            "--duration",
+            "1",
+        ],
+    )
+    .await;
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{report:#}");
+    steps.iter().for_each(step_fields);
+    assert_clean_chat(&steps[0], 3, 290);
+    assert!(steps[0]["flood"].is_null());
+    assert!(steps[1]["flood"]["sent"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(steps[1]["chat"]["lost"], 0, "{report:#}");
+    for field in ["p99_without_us", "p99_with_us", "flood_sent_per_s"] {
+        assert!(report["flood"].get(field).is_some(), "{report:#}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_and_churn_report_sessions_and_cycles() {
+    let server = spawn_server(&[]);
+    let idle = report(
+        &server,
+        &[
+            "idle",
+            "--sessions",
+            "50",
+            "--room-size",
+            "5",
+            "--warmup",
+            "0.2",
+            "--duration",
+            "0.5",
+        ],
+    )
+    .await;
+    let step = only_step(&idle, "idle");
+    assert_eq!(step["idle"]["sessions_held"], 50, "{step:#}");
+    assert!(step["idle"].get("rss_per_session_bytes").is_some());
+    let churn = report(
+        &server,
+        &[
+            "churn",
+            "--rate",
+            "50",
+            "--rooms",
+            "3",
+            "--warmup",
+            "0.2",
+            "--duration",
+            "1",
+        ],
+    )
+    .await;
+    let step = only_step(&churn, "churn");
+    let cycles = &step["churn"];
+    assert!(cycles["scheduled"].as_u64().unwrap() >= 49, "{step:#}");
+    assert_eq!(cycles["completed"], cycles["scheduled"], "{step:#}");
+    assert_eq!(cycles["failed"], 0, "{step:#}");
+    assert_eq!(step["bots"]["connected"], cycles["completed"], "{step:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn refuses_a_target_off_this_machine() {
+    let output = loadtest(&["chat", "--addr", "192.0.2.1:4000", "--duration", "1"]).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
