@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::TypedValueParser as _;
 
+/// The default of [`Config::max_text_len`], bytes.
+pub const DEFAULT_MAX_TEXT_LEN: usize = 1024;
+
 /// Bytes a chat frame may carry beyond its text: envelope, room, sender name, numbers.
 const CHAT_FRAME_OVERHEAD: usize = 256;
 
@@ -49,7 +52,7 @@ pub struct Config {
     pub max_frame_len: usize,
 
     /// Longest chat text, in bytes of UTF-8.
-    #[arg(long, env = "TAVERN_MAX_TEXT_LEN", default_value_t = 1024)]
+    #[arg(long, env = "TAVERN_MAX_TEXT_LEN", default_value_t = DEFAULT_MAX_TEXT_LEN)]
     pub max_text_len: usize,
 
     /// Most rooms one session may be in at once.

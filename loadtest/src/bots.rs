@@ -185,26 +185,10 @@ pub async fn send_ping(writer: &mut ClientWriter) -> Result<u64, ClientError> {
 /// code (e.g. `SLOW_CONSUMER`), and `ServerShutdown`.
 pub fn ending(message: &ServerMessage) -> Option<String> {
     match &message.body {
-        Some(Body::Error(error)) if is_fatal(error.code()) => Some(error.code().as_str_name().to_owned()),
+        Some(Body::Error(error)) if error.code().is_fatal() => Some(error.code().as_str_name().to_owned()),
         Some(Body::Shutdown(_)) => Some("SERVER_SHUTDOWN".to_owned()),
         _ => None,
     }
-}
-
-/// Whether the server closes the connection after an error with this code.
-fn is_fatal(code: pb::ErrorCode) -> bool {
-    use pb::ErrorCode as C;
-    matches!(
-        code,
-        C::BadFrame
-            | C::FrameTooLarge
-            | C::HelloRequired
-            | C::UnsupportedVersion
-            | C::SlowConsumer
-            | C::ServerShuttingDown
-            | C::ServerFull
-            | C::Timeout
-    )
 }
 
 /// A short name for a client error, for counting: the server's error code,

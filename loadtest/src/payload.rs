@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 /// The server's default longest chat text (`max_text_len`), bytes.
-pub const MAX_SIZE: usize = 1024;
+pub const MAX_SIZE: usize = tavern::config::DEFAULT_MAX_TEXT_LEN;
 /// Digits of the largest send time (`u64::MAX` nanoseconds).
 const TIME_DIGITS: usize = 20;
 

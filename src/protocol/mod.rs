@@ -19,6 +19,23 @@ pub mod pb {
 
 pub use pb::ErrorCode;
 
+impl ErrorCode {
+    /// Whether the server closes the connection after sending this error (see the proto file).
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BadFrame
+                | ErrorCode::FrameTooLarge
+                | ErrorCode::HelloRequired
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::SlowConsumer
+                | ErrorCode::ServerShuttingDown
+                | ErrorCode::ServerFull
+                | ErrorCode::Timeout
+        )
+    }
+}
+
 /// The protocol version this server speaks (`Hello.protocol_version`).
 pub const PROTOCOL_VERSION: u32 = 1;
 
