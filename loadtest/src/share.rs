@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::tally::Tally;
+use crate::bots::SetupError;
+use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 
 /// Which part of a step one process runs, and against what.
@@ -213,6 +214,18 @@ pub struct Gate {
 }
 
 impl Share {
+    /// Keeps the bots whose setup succeeded and counts why the others failed.
+    pub fn keep_connected<T>(&self, results: Vec<Result<T, SetupError>>) -> Vec<T> {
+        let mut kept = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(bot) => kept.push(bot),
+                Err(SetupError(cause)) => bump(&mut self.shared.tally().bots.connect_errors, cause),
+            }
+        }
+        kept
+    }
+
     /// A share and the gate its coordinator holds.
     pub fn new(spec: ShareSpec, shared: Arc<Shared>) -> (Share, Gate) {
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use super::member::{self, Role};
 use super::{Findings, Scenario, Workload, flood};
-use crate::bots::{self, SetupError};
+use crate::bots;
 use crate::findmax::{self, FindMaxOptions};
 use crate::payload;
 use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
 use crate::share::Share;
-use crate::tally::{Tally, bump};
+use crate::tally::Tally;
 use crate::units::{nanos, round_to_u64, u64_from};
 
 /// How long bots get to end after the drain before they are aborted.
@@ -149,13 +149,7 @@ impl ChatWorkload {
             }
         })
         .await?;
-        let mut tasks = Vec::with_capacity(results.len());
-        for result in results {
-            match result {
-                Ok(task) => tasks.push(task),
-                Err(SetupError(cause)) => bump(&mut share.shared.tally().bots.connect_errors, cause),
-            }
-        }
+        let mut tasks = share.keep_connected(results);
         if let Some(flood) = self.flood.filter(|_| spec.index == 0)
             && let Some(task) = flood::start_flooder(&spec, flood, &share.shared, share.signals()).await
         {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chat::FINISH_GRACE;
 use super::{Findings, Scenario, Workload};
-use crate::bots::{self, Member, SetupError, keep_alive};
+use crate::bots::{self, Member, keep_alive};
 use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::share::{Share, Shared, Signals};
@@ -62,13 +62,7 @@ impl IdleWorkload {
             }
         })
         .await?;
-        let mut tasks = Vec::with_capacity(results.len());
-        for result in results {
-            match result {
-                Ok(task) => tasks.push(task),
-                Err(SetupError(cause)) => bump(&mut share.shared.tally().bots.connect_errors, cause),
-            }
-        }
+        let tasks = share.keep_connected(results);
         let connected = share.shared.connected_after_setup()?;
         let timeline = share.start(connected).await?;
         sleep_until_wall(timeline.window_end_ns()).await;
