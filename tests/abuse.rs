@@ -75,3 +75,71 @@ async fn a_truncated_frame_then_close_does_not_disturb_the_room() {
     assert_eq!(left.member.unwrap().name, "bad");
     good.ping().await.unwrap();
 }
+
+/// A client that sends without ever reading (its own echoes pile up) is cut
+/// off with SLOW_CONSUMER once its bounded queue is full; a member that reads
+/// sees every message up to then, gap-free, and then the flooder leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_but_never_reads_is_cut_off() {
+    const MAX_SENT: usize = 20_000;
+    const WINDOW: usize = 64;
+    let server = spawn_server(&[
+        "--outbound-queue-frames",
+        "256",
+        "--socket-send-buffer",
+        "16384",
+        "--close-timeout-ms",
+        "60000",
+    ]);
+    let good = server.member("good", "room").await;
+    let flooder = server.member("flooder", "room").await;
+    let (good_writer, mut good_reader) = good.into_split();
+    let (read, mut progress) = tokio::sync::watch::channel(0_usize);
+    let watcher = tokio::spawn(async move {
+        // good joined at seq 1 and saw the flooder join at seq 2.
+        let mut seq = 1;
+        let mut chats = 0;
+        loop {
+            let body = good_reader.next_event(WAIT).await.unwrap().body.unwrap();
+            let (_, event_seq) = support::room_event(&body).unwrap_or_else(|| panic!("unexpected {body:?}"));
+            assert_eq!(event_seq, seq + 1, "gap or reorder");
+            seq = event_seq;
+            match body {
+                Body::MemberJoined(_) => {}
+                Body::Chat(_) => {
+                    chats += 1;
+                    let _ = read.send(chats);
+                }
+                Body::MemberLeft(left) => {
+                    assert_eq!(left.member.unwrap().name, "flooder");
+                    return (chats, good_writer);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    let (mut writer, mut flooder_reader) = flooder.into_split();
+    let mut sent = 0;
+    while sent < MAX_SENT {
+        let caught_up = progress.wait_for(|&read| read + WINDOW >= sent);
+        if tokio::time::timeout(WAIT, caught_up).await.map_or(true, |r| r.is_err()) {
+            break; // the watcher saw the flooder leave
+        }
+        if writer.chat("room", &"f".repeat(200)).await.is_err() {
+            break; // the server closed the flooder
+        }
+        sent += 1;
+        if watcher.is_finished() {
+            break;
+        }
+    }
+    let (chats, _good_writer) = tokio::time::timeout(WAIT, watcher)
+        .await
+        .expect("the flooder was cut off")
+        .unwrap();
+    assert!(sent < MAX_SENT, "never cut off");
+    assert!(chats > 0 && chats <= sent, "good saw {chats} of {sent}");
+    assert_eq!(server.stats.slow_consumer_disconnects.get(), 1);
+    let messages = read_to_close(&mut flooder_reader).await;
+    assert_eq!(expect_error(messages.last().unwrap()).code(), ErrorCode::SlowConsumer);
+}
