@@ -83,14 +83,7 @@ async fn a_truncated_frame_then_close_does_not_disturb_the_room() {
 async fn a_client_that_sends_but_never_reads_is_cut_off() {
     const MAX_SENT: usize = 20_000;
     const WINDOW: usize = 64;
-    let server = spawn_server(&[
-        "--outbound-queue-frames",
-        "256",
-        "--socket-send-buffer",
-        "16384",
-        "--close-timeout-ms",
-        "60000",
-    ]);
+    let server = spawn_server(support::TIGHT_QUEUES);
     let good = server.member("good", "room").await;
     let flooder = server.member("flooder", "room").await;
     let (good_writer, mut good_reader) = good.into_split();
@@ -100,11 +93,7 @@ async fn a_client_that_sends_but_never_reads_is_cut_off() {
         let mut seq = 1;
         let mut chats = 0;
         loop {
-            let body = good_reader.next_event(WAIT).await.unwrap().body.unwrap();
-            let (_, event_seq) = support::room_event(&body).unwrap_or_else(|| panic!("unexpected {body:?}"));
-            assert_eq!(event_seq, seq + 1, "gap or reorder");
-            seq = event_seq;
-            match body {
+            match support::next_in_order(&mut good_reader, &mut seq).await {
                 Body::MemberJoined(_) => {}
                 Body::Chat(_) => {
                     chats += 1;

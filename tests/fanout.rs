@@ -14,13 +14,8 @@ async fn read_chats(reader: &mut ClientReader, room: &str, count: usize, mut seq
     let mut presence = Vec::new();
     let mut next = 0;
     while next < count {
-        let body = reader.next_event(WAIT).await.unwrap().body.unwrap();
-        let Some((in_room, event_seq)) = support::room_event(&body) else {
-            panic!("unexpected {body:?}")
-        };
-        assert_eq!(in_room, room);
-        assert_eq!(event_seq, seq + 1, "gap or reorder after seq {seq}");
-        seq = event_seq;
+        let body = support::next_in_order(reader, &mut seq).await;
+        assert_eq!(support::room_event(&body).map(|(in_room, _)| in_room), Some(room));
         match body {
             Body::Chat(chat) => {
                 assert_eq!(chat.text, format!("m{next}"));
@@ -93,14 +88,7 @@ async fn a_member_that_never_reads_is_disconnected_and_the_rest_lose_nothing() {
     const MESSAGES: usize = 2000;
     const WINDOW: usize = 64;
     let text = "x".repeat(1000);
-    let server = spawn_server(&[
-        "--outbound-queue-frames",
-        "256",
-        "--socket-send-buffer",
-        "16384",
-        "--close-timeout-ms",
-        "60000",
-    ]);
+    let server = spawn_server(support::TIGHT_QUEUES);
     let slow = server.member("slow", "room").await;
     let fast = [
         server.member("fast1", "room").await,
@@ -127,11 +115,7 @@ async fn a_member_that_never_reads_is_disconnected_and_the_rest_lose_nothing() {
             let mut seen_left = Vec::new();
             let mut chats = 0;
             while chats < MESSAGES {
-                let body = reader.next_event(WAIT).await.unwrap().body.unwrap();
-                let (_, event_seq) = support::room_event(&body).unwrap_or_else(|| panic!("unexpected {body:?}"));
-                assert_eq!(event_seq, seq + 1, "gap or reorder");
-                seq = event_seq;
-                match body {
+                match support::next_in_order(&mut reader, &mut seq).await {
                     Body::Chat(chat) => {
                         assert_eq!(chat.text, text);
                         chats += 1;

@@ -15,6 +15,18 @@ use tavern::{Config, ServerThread};
 /// How long any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Server flags for slow-consumer tests: a small outbound queue and kernel send
+/// buffer, so a client that stops reading fills them quickly, and a long close
+/// timeout, so the test can still read the SLOW_CONSUMER frame afterwards.
+pub const TIGHT_QUEUES: &[&str] = &[
+    "--outbound-queue-frames",
+    "256",
+    "--socket-send-buffer",
+    "16384",
+    "--close-timeout-ms",
+    "60000",
+];
+
 /// A running server; shut down (and waited for) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -105,6 +117,20 @@ pub fn room_event(body: &Body) -> Option<(&str, u64)> {
         Body::MemberLeft(l) => Some((&l.room, l.seq)),
         _ => None,
     }
+}
+
+/// The next event from `reader`, which must be a room event numbered `*seq + 1`; advances `seq`.
+pub async fn next_in_order(reader: &mut ClientReader, seq: &mut u64) -> Body {
+    let body = reader
+        .next_event(WAIT)
+        .await
+        .expect("an event in time")
+        .body
+        .expect("a body");
+    let (_, event_seq) = room_event(&body).unwrap_or_else(|| panic!("not a room event: {body:?}"));
+    assert_eq!(event_seq, *seq + 1, "gap or reorder after seq {seq}");
+    *seq = event_seq;
+    body
 }
 
 /// The error in a message, or a panic saying what came instead.
