@@ -117,6 +117,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Counts a bot that has just connected and joined, with its connect latency.
+    pub fn count_connected(&self, connect_latency: Duration) {
+        let mut tally = self.tally();
+        tally.bots.connected += 1;
+        tally
+            .bots
+            .connect_latency
+            .record_us(crate::bots::micros(connect_latency));
+        drop(tally);
+        self.live.connected.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The tally, locked. Bots hold it only to add a batch, never across an await.
     pub fn tally(&self) -> MutexGuard<'_, Tally> {
         self.tally.lock().unwrap_or_else(PoisonError::into_inner)

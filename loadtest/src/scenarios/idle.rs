@@ -49,15 +49,7 @@ impl IdleWorkload {
             async move {
                 let room = format!("s{}.idle.{}", spec.step, bot / room_size);
                 let member = bots::join_member(&spec, &spec.name('i', bot), spec.source(bot), &room).await?;
-                {
-                    let mut tally = shared.tally();
-                    tally.bots.connected += 1;
-                    tally
-                        .bots
-                        .connect_latency
-                        .record_us(bots::micros(member.connect_latency));
-                }
-                shared.live.connected.fetch_add(1, Ordering::Relaxed);
+                shared.count_connected(member.connect_latency);
                 Ok(tokio::spawn(hold(member, shared, signals)))
             }
         })

@@ -37,12 +37,8 @@ pub enum Role {
 
 /// Counts a member that has just joined.
 pub fn register(shared: &Shared, member: &Member, role: Role, room: u64) {
+    shared.count_connected(member.connect_latency);
     let mut tally = shared.tally();
-    tally.bots.connected += 1;
-    tally
-        .bots
-        .connect_latency
-        .record_us(bots::micros(member.connect_latency));
     if role == Role::Slow {
         tally.slow.members += 1;
     } else if let Some(receivers) = usize::try_from(room)
@@ -51,9 +47,9 @@ pub fn register(shared: &Shared, member: &Member, role: Role, room: u64) {
     {
         *receivers += 1;
     }
+    drop(tally);
     // Slow members too: the drain waits until they have caught up or been cut off.
     shared.add_receiver();
-    shared.live.connected.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A joined member and what it needs to run.
