@@ -26,8 +26,11 @@ pub struct Config {
     #[arg(long, env = "TAVERN_SESSION_THREADS", default_value_t = cores(), value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub session_threads: usize,
 
-    /// Threads running the world directory and the room actors.
-    #[arg(long, env = "TAVERN_ROOM_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    /// Threads running the world directory and the room actors; 0 puts them on the session
+    /// threads, so one thread does everything, as an event loop. Default: 1, or 0 when the
+    /// process may use only one CPU (a second busy thread would then only take turns with the
+    /// first, switching context at every hand-off).
+    #[arg(long, env = "TAVERN_ROOM_THREADS", default_value_t = default_room_threads(), value_parser = clap::value_parser!(u16).range(0..=1024).map(usize::from))]
     pub room_threads: usize,
 
     /// Threads of the pool that fans large broadcasts out in parallel. Default: CPU cores.
@@ -206,4 +209,8 @@ impl Config {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn default_room_threads() -> usize {
+    usize::from(cores() > 1)
 }

@@ -4,7 +4,8 @@
 //! Threads: the thread calling [`Server::run`] accepts; each accepted socket
 //! moves to one of [`Config::session_threads`] arbiters (round robin), where
 //! its Session lives; the World and the Rooms live on [`Config::room_threads`]
-//! arbiters of their own; large broadcasts use a rayon pool.
+//! arbiters of their own (or, when that is 0, beside the sessions); large
+//! broadcasts use a rayon pool.
 //!
 //! Shutdown, when the `shutdown` future resolves: stop accepting; sessions stop
 //! reading; every room handles what it already has queued; every session gets
@@ -145,8 +146,14 @@ impl Server {
         )?);
         let room_inbox = config.room_inbox;
         let world_stats = stats.clone();
+        // With no room threads, the World and the rooms share the session threads.
+        let room_homes = if room_threads.is_empty() {
+            &session_threads
+        } else {
+            &room_threads
+        };
         let world = World::start(
-            room_threads.iter().map(Arbiter::handle).collect(),
+            room_homes.iter().map(Arbiter::handle).collect(),
             config.world_inbox,
             |world| RoomContext {
                 world,

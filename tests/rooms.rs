@@ -117,8 +117,18 @@ async fn room_request_errors() {
 /// sees the same gap-free sequence.
 #[tokio::test]
 async fn members_see_identical_gap_free_sequences() {
+    identical_gap_free_sequences(&[]).await;
+}
+
+/// The same with the rooms on the (two) session threads, beside their members.
+#[tokio::test]
+async fn rooms_on_the_session_threads_keep_the_same_order() {
+    identical_gap_free_sequences(&["--room-threads", "0"]).await;
+}
+
+async fn identical_gap_free_sequences(server_args: &[&str]) {
     const PER_ROOM: usize = 50;
-    let server = spawn_server(&[]);
+    let server = spawn_server(server_args);
     let rooms: [(&str, &[&str]); 2] = [("red", &["ann", "bob", "cat"]), ("blue", &["ann", "bob"])];
     let mut clients = HashMap::new();
     for name in ["ann", "bob", "cat"] {
