@@ -97,7 +97,9 @@ mod tests {
                 R(tx)
             })
             .collect();
-        recipients[9].0.close(Queued::Flush, None);
+        recipients[9]
+            .0
+            .close(Queued::Flush, None, crate::lifecycle::DisconnectReason::ClientClosed);
         let frame = Bytes::from_static(b"frame");
         // Skipping the closed one: everyone else takes the frame (7 is now full).
         assert_eq!(broadcaster.send(&frame, &recipients, Some(9)), vec![]);

@@ -110,6 +110,62 @@ pub struct Config {
     /// `ServerShutdown.reconnect_after_ms`: the hint given to clients at shutdown, ms.
     #[arg(long, env = "TAVERN_RECONNECT_AFTER_MS", default_value_t = 1_000)]
     pub reconnect_after_ms: u32,
+
+    /// On SIGINT/SIGTERM: how long `/readyz` answers 503 while the server still accepts, before
+    /// it stops accepting, so load balancers take it out of rotation first, ms.
+    #[arg(long, env = "TAVERN_UNREADY_DELAY_MS", default_value_t = 0)]
+    pub unready_delay_ms: u64,
+
+    /// Address of the admin HTTP endpoint (/metrics, /stats, /healthz, /readyz), or `off`.
+    /// Never the game port.
+    #[arg(long, env = "TAVERN_ADMIN_ADDR", default_value = "127.0.0.1:4001", value_parser = parse_admin_addr)]
+    pub admin_addr: AdminAddr,
+
+    /// Keep the histograms (fan-out duration, members per room event, outbound queue depth),
+    /// which overload protection reads too. Counters and gauges are always kept.
+    #[arg(long, env = "TAVERN_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
+    /// Lifecycle events that may wait for a slow observer; more are dropped and counted.
+    #[arg(long, env = "TAVERN_HOOK_QUEUE", default_value_t = 4096)]
+    pub hook_queue: usize,
+
+    /// Overload: shed load when the p99 of outbound queue depth over the last second exceeds
+    /// this many frames (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_QUEUE_DEPTH", default_value_t = 1024)]
+    pub overload_queue_depth: u32,
+
+    /// Overload: shed load when the p99 of fan-out duration over the last second exceeds this
+    /// many microseconds (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_FANOUT_US", default_value_t = 10_000)]
+    pub overload_fanout_us: u32,
+
+    /// Overload: shed load when the process's resident memory exceeds this many MiB (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_RSS_MB", default_value_t = 0)]
+    pub overload_rss_mb: u32,
+
+    /// Overload: a level ends once every figure is below this percentage of what started it.
+    #[arg(long, env = "TAVERN_OVERLOAD_RECOVER_PCT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub overload_recover_pct: u8,
+}
+
+/// Where the admin endpoint listens, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAddr {
+    /// No admin endpoint.
+    Off,
+    /// Listen here.
+    On(SocketAddr),
+}
+
+fn parse_admin_addr(value: &str) -> Result<AdminAddr, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(AdminAddr::Off);
+    }
+    value
+        .parse()
+        .map(AdminAddr::On)
+        .map_err(|e| format!("{e}: expected host:port or off"))
 }
 
 /// A setting that cannot work, or could not be parsed.
@@ -155,6 +211,7 @@ impl Config {
             ("room_inbox", self.room_inbox),
             ("world_inbox", self.world_inbox),
             ("broadcast_parallel_threshold", self.broadcast_parallel_threshold),
+            ("hook_queue", self.hook_queue),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return invalid(format!("{name} must be at least 1"));
@@ -183,7 +240,18 @@ impl Config {
                 self.outbound_queue_bytes, self.max_text_len
             ));
         }
+        if let AdminAddr::On(admin) = self.admin_addr
+            && admin == self.addr
+            && admin.port() != 0
+        {
+            return invalid(format!("admin_addr ({admin}) must not be the game address"));
+        }
         Ok(())
+    }
+
+    /// See [`Config::unready_delay_ms`].
+    pub fn unready_delay(&self) -> Duration {
+        Duration::from_millis(self.unready_delay_ms)
     }
 
     /// A connection silent this long is closed: three heartbeat intervals.

@@ -14,12 +14,17 @@
 //! - [`session`], [`world`], [`room`]: the actors.
 //! - [`broadcast`], [`outbox`]: fan-out and the bounded outbound queues.
 //! - [`client`]: a typed async client, used by the tests and `loadtest`.
-//! - [`stats`]: server-wide counters.
+//! - [`stats`]: server-wide metrics (Prometheus); [`overload`]: the monitor
+//!   behind `/stats` and load shedding; [`admin`]: the admin HTTP endpoint.
+//! - [`lifecycle`]: lifecycle events, logged and passed to an [`lifecycle::Observer`].
 
+pub mod admin;
 pub mod broadcast;
 pub mod client;
 pub mod config;
+pub mod lifecycle;
 pub mod outbox;
+pub mod overload;
 pub mod protocol;
 pub mod room;
 pub mod server;
@@ -28,4 +33,5 @@ pub mod stats;
 pub mod world;
 
 pub use config::Config;
+pub use lifecycle::{LifecycleEvent, Observer};
 pub use server::{Server, ServerError, ServerThread};

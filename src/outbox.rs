@@ -25,6 +25,9 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::lifecycle::DisconnectReason;
+use crate::stats::Stats;
+
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -65,7 +68,7 @@ struct Shared {
     closed: AtomicBool,
     /// The same event for those who wait for it (the session actor).
     closing: CancellationToken,
-    ending: OnceLock<(Queued, Option<Bytes>)>,
+    ending: OnceLock<(Queued, Option<Bytes>, DisconnectReason)>,
     /// The writer, when it waits for frames or for the socket.
     writer: AtomicWaker,
 }
@@ -115,11 +118,17 @@ impl Outbox {
         Ok(())
     }
 
-    /// Closes the connection: the writer handles the queued frames as
-    /// `queued` says, writes `last` if given, and shuts the socket down. The
-    /// first close wins; later calls change nothing.
-    pub fn close(&self, queued: Queued, last: Option<Bytes>) {
-        self.shared.close(queued, last);
+    /// Closes the connection for `reason`: the writer handles the queued
+    /// frames as `queued` says, writes `last` if given, and shuts the socket
+    /// down. The first close wins; later calls change nothing. Returns
+    /// whether this call closed it (so its caller counts the disconnect).
+    pub fn close(&self, queued: Queued, last: Option<Bytes>, reason: DisconnectReason) -> bool {
+        self.shared.close(queued, last, reason)
+    }
+
+    /// Why the connection was closed, once it was.
+    pub fn close_reason(&self) -> Option<DisconnectReason> {
+        self.shared.ending.get().map(|(_, _, reason)| *reason)
     }
 
     /// Whether [`Outbox::close`] was called (or the writer stopped).
@@ -144,12 +153,14 @@ fn reserve(counter: &AtomicUsize, n: usize, max: usize) -> bool {
 }
 
 impl Shared {
-    fn close(&self, queued: Queued, last: Option<Bytes>) {
-        if self.ending.set((queued, last)).is_ok() {
-            self.closed.store(true, Ordering::Release);
-            self.closing.cancel();
-            self.writer.wake();
+    fn close(&self, queued: Queued, last: Option<Bytes>, reason: DisconnectReason) -> bool {
+        if self.ending.set((queued, last, reason)).is_err() {
+            return false;
         }
+        self.closed.store(true, Ordering::Release);
+        self.closing.cancel();
+        self.writer.wake();
+        true
     }
 
     fn pop(&self) -> Option<Bytes> {
@@ -178,32 +189,34 @@ enum Ready {
 impl OutboxReceiver {
     /// Writes queued frames to `socket` until the outbox is closed, then ends
     /// the connection as the close asked, within `close_timeout`.
+    /// Frames and bytes written, and the queue depth each batch found, go to `stats`.
     pub async fn write_to<W: AsyncWrite + Unpin>(
         self,
         mut socket: W,
         batch_bytes: usize,
         close_timeout: Duration,
+        stats: Arc<Stats>,
     ) -> WriterEnd {
         let mut buf = BytesMut::with_capacity(batch_bytes);
         loop {
             if buf.is_empty() {
                 match poll_fn(|cx| self.poll_ready(cx)).await {
                     Ready::Closed => break,
-                    Ready::Frames => self.gather(&mut buf, batch_bytes),
+                    Ready::Frames => self.gather(&mut buf, batch_bytes, &stats),
                 }
             }
             tokio::select! {
                 biased;
                 () = poll_fn(|cx| self.poll_closed(cx)) => break,
                 written = socket.write_all_buf(&mut buf) => if let Err(e) = written {
-                    self.stop();
+                    self.stop(&stats);
                     return WriterEnd::Failed(e);
                 },
             }
         }
         // Any partly written batch is finished first, so the stream stays framed.
         let ending = tokio::time::timeout(close_timeout, self.finish(&mut socket, &mut buf)).await;
-        self.stop();
+        self.stop(&stats);
         match ending {
             Ok(Ok(())) => WriterEnd::Closed,
             Ok(Err(e)) => WriterEnd::Failed(e),
@@ -243,7 +256,10 @@ impl OutboxReceiver {
     }
 
     async fn finish<W: AsyncWrite + Unpin>(&self, socket: &mut W, buf: &mut BytesMut) -> io::Result<()> {
-        let (queued, last) = self.shared.ending.get().cloned().unwrap_or((Queued::Flush, None));
+        let (queued, last) = match self.shared.ending.get() {
+            Some((queued, last, _)) => (*queued, last.clone()),
+            None => (Queued::Flush, None),
+        };
         socket.write_all_buf(buf).await?;
         if queued == Queued::Flush {
             while let Some(frame) = self.shared.pop() {
@@ -257,18 +273,28 @@ impl OutboxReceiver {
     }
 
     /// Moves ready frames into `buf` until it holds `batch_bytes` or the queue is empty.
-    fn gather(&self, buf: &mut BytesMut, batch_bytes: usize) {
+    fn gather(&self, buf: &mut BytesMut, batch_bytes: usize, stats: &Stats) {
+        stats.queue_depth(self.shared.queued_frames.load(Ordering::Relaxed));
+        let mut frames = 0;
         while buf.len() < batch_bytes {
             match self.shared.pop() {
-                Some(frame) => buf.extend_from_slice(&frame),
+                Some(frame) => {
+                    buf.extend_from_slice(&frame);
+                    frames += 1;
+                }
                 None => break,
             }
         }
+        stats.messages_out.inc_by(frames);
+        stats.bytes_out.inc_by(u64::try_from(buf.len()).unwrap_or(u64::MAX));
     }
 
-    /// Marks the connection closed for every producer and drops what is queued.
-    fn stop(&self) {
-        self.shared.close(Queued::Discard, None);
+    /// Marks the connection closed for every producer (a write error, unless
+    /// it was closed already) and drops what is queued.
+    fn stop(&self, stats: &Stats) {
+        if self.shared.close(Queued::Discard, None, DisconnectReason::WriteError) {
+            stats.disconnected(DisconnectReason::WriteError);
+        }
         while self.shared.pop().is_some() {}
     }
 }
@@ -290,7 +316,7 @@ mod tests {
         assert_eq!(tx.try_send(frame(3, 40)), Err(SendError::Full), "byte bound");
         tx.try_send(frame(3, 20)).unwrap();
         assert_eq!(tx.try_send(frame(4, 0)), Err(SendError::Full), "frame bound");
-        tx.close(Queued::Flush, None);
+        tx.close(Queued::Flush, None, DisconnectReason::ClientClosed);
         assert_eq!(tx.try_send(frame(5, 1)), Err(SendError::Closed));
     }
 
@@ -298,11 +324,11 @@ mod tests {
     async fn writes_everything_then_the_last_frame_on_flush() {
         let (tx, rx) = outbox(16, 1 << 16);
         let (client, server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn(rx.write_to(server, 8, Duration::from_secs(5)));
+        let writer = tokio::spawn(rx.write_to(server, 8, Duration::from_secs(5), Arc::default()));
         for b in 1..=5 {
             tx.try_send(frame(b, 3)).unwrap();
         }
-        tx.close(Queued::Flush, Some(frame(9, 2)));
+        tx.close(Queued::Flush, Some(frame(9, 2)), DisconnectReason::ServerShutdown);
         assert!(matches!(writer.await.unwrap(), WriterEnd::Closed));
         let mut got = Vec::new();
         let mut client = client;
@@ -319,10 +345,10 @@ mod tests {
         for b in 1..=5 {
             tx.try_send(frame(b, 3)).unwrap();
         }
-        tx.close(Queued::Discard, Some(frame(9, 2)));
+        tx.close(Queued::Discard, Some(frame(9, 2)), DisconnectReason::SlowConsumer);
         let (mut client, server) = tokio::io::duplex(1 << 16);
         assert!(matches!(
-            rx.write_to(server, 8, Duration::from_secs(5)).await,
+            rx.write_to(server, 8, Duration::from_secs(5), Arc::default()).await,
             WriterEnd::Closed
         ));
         let mut got = Vec::new();
@@ -335,8 +361,10 @@ mod tests {
         let (tx, rx) = outbox(16, 1 << 16);
         let (_client, server) = tokio::io::duplex(4);
         tx.try_send(frame(1, 64)).unwrap();
-        tx.close(Queued::Flush, None);
-        let end = rx.write_to(server, 1024, Duration::from_millis(50)).await;
+        tx.close(Queued::Flush, None, DisconnectReason::ClientClosed);
+        let end = rx
+            .write_to(server, 1024, Duration::from_millis(50), Arc::default())
+            .await;
         assert!(matches!(end, WriterEnd::Failed(e) if e.kind() == io::ErrorKind::TimedOut));
         assert_eq!(tx.try_send(frame(1, 1)), Err(SendError::Closed));
     }

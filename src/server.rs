@@ -30,12 +30,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::admin;
 use crate::broadcast::Broadcaster;
-use crate::config::Config;
+use crate::config::{AdminAddr, Config};
+use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
+use crate::overload::Monitor;
 use crate::protocol::{self, ErrorCode, encode_frame};
 use crate::room::{BehaviourFactory, RoomContext, chat_rooms};
 use crate::session::Session;
-use crate::stats::Stats;
+use crate::stats::{OverloadLevel, Stats};
 use crate::world::{Names, World, WorldHandle};
 
 /// Longest pause between accept attempts after repeated accept errors.
@@ -69,6 +72,7 @@ pub(crate) struct ServerContext {
     pub(crate) world: WorldHandle,
     pub(crate) names: Names,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) hooks: Hooks,
     /// Cancelled first at shutdown: sessions stop reading.
     pub(crate) stop_reading: CancellationToken,
     /// Cancelled once rooms are drained: sessions send ServerShutdown and close.
@@ -81,8 +85,10 @@ pub(crate) struct ServerContext {
 pub struct Server {
     config: Config,
     listener: TcpListener,
+    admin: Option<std::net::TcpListener>,
     stats: Arc<Stats>,
     behaviours: BehaviourFactory,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Server {
@@ -99,12 +105,27 @@ impl Server {
                 addr: config.addr,
                 source,
             })?;
+        let admin = match config.admin_addr {
+            AdminAddr::Off => None,
+            AdminAddr::On(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .and_then(|admin| admin.set_nonblocking(true).map(|()| admin))
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+        };
         Ok(Server {
+            stats: Arc::new(Stats::new(config.metrics)),
             config,
             listener,
-            stats: Arc::default(),
+            admin,
             behaviours: chat_rooms(),
+            observer: None,
         })
+    }
+
+    /// The admin endpoint's address, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|admin| admin.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -127,6 +148,13 @@ impl Server {
         self
     }
 
+    /// Tells `observer` of every [`LifecycleEvent`](crate::LifecycleEvent), off the hot path.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Server {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Serves until `shutdown` resolves, then shuts down gracefully.
     ///
     /// # Errors
@@ -135,17 +163,38 @@ impl Server {
         let Server {
             config,
             listener,
+            admin,
             stats,
             behaviours,
+            observer,
         } = self;
+        let hooks = match observer {
+            Some(observer) => {
+                Hooks::with_observer(observer, config.hook_queue, stats.clone()).map_err(ServerError::Thread)?
+            }
+            None => Hooks::log_only(stats.clone()),
+        };
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
         let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
         let broadcaster = Arc::new(Broadcaster::new(
             config.broadcast_threads,
             config.broadcast_parallel_threshold,
         )?);
+        let monitor = Arc::new(Monitor::new(stats.clone(), &config, hooks.clone()));
+        let admin_thread = Arbiter::new();
+        admin_thread.spawn(monitor.clone().run());
+        let stop_admin = CancellationToken::new();
+        if let Some(admin) = admin {
+            let (monitor, stop) = (monitor.clone(), stop_admin.clone());
+            admin_thread.spawn(async move {
+                match TcpListener::from_std(admin) {
+                    Ok(admin) => admin::serve(admin, monitor, stop).await,
+                    Err(e) => warn!(error = %e, "could not start the admin endpoint"),
+                }
+            });
+        }
         let room_inbox = config.room_inbox;
-        let world_stats = stats.clone();
+        let (world_stats, world_hooks) = (stats.clone(), hooks.clone());
         // With no room threads, the World and the rooms share the session threads.
         let room_homes = if room_threads.is_empty() {
             &session_threads
@@ -160,29 +209,40 @@ impl Server {
                 broadcaster,
                 behaviours,
                 stats: world_stats,
+                hooks: world_hooks,
                 inbox: room_inbox,
             },
         );
         let grace = config.shutdown_grace();
+        let unready_delay = config.unready_delay();
         let context = Arc::new(ServerContext {
             config,
             world: world.clone(),
             names: Names::default(),
             stats,
+            hooks,
             stop_reading: CancellationToken::new(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
+        let session_handles = session_threads.iter().map(Arbiter::handle).collect();
         match listener.local_addr() {
-            Ok(addr) => info!(addr = %addr, "listening on {addr}"),
+            Ok(addr) => context.hooks.emit(LifecycleEvent::ServerStarted { addr }),
             Err(e) => warn!(error = %e, "listening (address unknown)"),
         }
-        let session_handles = session_threads.iter().map(Arbiter::handle).collect();
+        context.stats.set_ready(true);
+        // Boxed, so that dropping it closes the listener.
+        let mut accepting = Box::pin(accept(listener, context.clone(), session_handles));
         tokio::select! {
-            () = accept(listener, context.clone(), session_handles) => {}
+            () = &mut accepting => {}
             () = shutdown => {}
         }
 
+        // Not ready first; still accepting for `unready_delay`, so balancers look elsewhere.
+        context.stats.set_ready(false);
+        context.hooks.emit(LifecycleEvent::ServerDraining);
+        let _ = tokio::time::timeout(unready_delay, &mut accepting).await;
+        drop(accepting);
         let deadline = Instant::now() + grace;
         info!(
             grace_ms = grace.as_millis(),
@@ -204,7 +264,9 @@ impl Server {
         for arbiter in session_threads.iter().chain(&room_threads) {
             arbiter.stop();
         }
-        info!("stopped");
+        stop_admin.cancel();
+        admin_thread.stop();
+        context.hooks.emit(LifecycleEvent::ServerStopped);
         Ok(())
     }
 }
@@ -225,11 +287,31 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
             }
         };
         backoff = Duration::from_millis(1);
+        if context.stats.overload() >= OverloadLevel::Shedding {
+            context.stats.connections_shed.inc();
+            refuse(
+                &stream,
+                &context,
+                ErrorCode::Overloaded,
+                "the server is overloaded; try again later",
+            );
+            continue;
+        }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            refuse(&stream, &context);
+            context.stats.connections_refused.inc();
+            warn!(
+                max_connections = context.config.max_connections,
+                "connection refused: server full"
+            );
+            refuse(
+                &stream,
+                &context,
+                ErrorCode::ServerFull,
+                "server full (see Config::max_connections)",
+            );
             continue;
         };
-        context.stats.connections_accepted.add(1);
+        context.stats.connections_accepted.inc();
         // Hand the socket to its session thread; registered there, it is polled there.
         let socket = match stream.into_std() {
             Ok(socket) => socket,
@@ -248,14 +330,10 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
     }
 }
 
-/// Answers a connection over the limit with SERVER_FULL (best effort) and closes it.
-fn refuse(stream: &TcpStream, context: &ServerContext) {
-    context.stats.connections_refused.add(1);
-    warn!(
-        max_connections = context.config.max_connections,
-        "connection refused: server full"
-    );
-    let error = protocol::error_message(0, ErrorCode::ServerFull, "server full (see Config::max_connections)");
+/// Answers a connection with error `code` (best effort); dropping it closes it.
+fn refuse(stream: &TcpStream, context: &ServerContext, code: ErrorCode, message: &str) {
+    context.stats.error_sent(code);
+    let error = protocol::error_message(0, code, message);
     let _ = stream.try_write(&encode_frame(&error));
 }
 
@@ -264,6 +342,7 @@ fn refuse(stream: &TcpStream, context: &ServerContext) {
 /// Dropping it shuts the server down gracefully and waits for the thread.
 pub struct ServerThread {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
@@ -275,6 +354,18 @@ impl ServerThread {
     /// # Errors
     /// What [`Server::bind`] returns, or [`ServerError::Thread`] when the thread could not start.
     pub fn start(config: Config) -> Result<ServerThread, ServerError> {
+        ServerThread::start_with(config, |server| server)
+    }
+
+    /// As [`ServerThread::start`], with `customize` applied to the bound
+    /// server (to give it room behaviours or an observer) before it runs.
+    ///
+    /// # Errors
+    /// As [`ServerThread::start`].
+    pub fn start_with(
+        config: Config,
+        customize: impl FnOnce(Server) -> Server + Send + 'static,
+    ) -> Result<ServerThread, ServerError> {
         let (ready, bound) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let wanted = config.addr;
@@ -288,8 +379,8 @@ impl ServerThread {
                     });
                     let server = match bound {
                         Ok((addr, server)) => {
-                            let _ = ready.send(Ok((addr, server.stats())));
-                            server
+                            let _ = ready.send(Ok((addr, server.admin_addr(), server.stats())));
+                            customize(server)
                         }
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -305,8 +396,9 @@ impl ServerThread {
             })
             .map_err(ServerError::Thread)?;
         match bound.recv() {
-            Ok(Ok((addr, stats))) => Ok(ServerThread {
+            Ok(Ok((addr, admin_addr, stats))) => Ok(ServerThread {
                 addr,
+                admin_addr,
                 stats,
                 stop: Some(stop),
                 thread: Some(thread),
@@ -323,7 +415,12 @@ impl ServerThread {
         self.addr
     }
 
-    /// The server's counters.
+    /// The admin endpoint's address, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The server's figures.
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
     }

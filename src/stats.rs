@@ -1,61 +1,383 @@
-//! Server-wide counters, updated with relaxed atomics from any thread.
+//! Server-wide figures, updated lock-free from any thread and exported in the
+//! Prometheus text format by the admin endpoint ([`crate::admin`]).
+//!
+//! Counters and gauges cost one relaxed atomic add each and are always kept.
+//! The histograms (fan-out duration, members per room event, outbound queue
+//! depth) also read the clock or pick a bucket; they are kept only with
+//! [`Config::metrics`](crate::Config::metrics) on. Every metric is listed,
+//! with its type, labels and meaning, in README.md.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-impl Counter {
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
+use crate::lifecycle::DisconnectReason;
+use crate::protocol::ErrorCode;
 
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+/// Upper bounds of the fan-out duration buckets, in seconds.
+const FANOUT_BUCKETS: [f64; 16] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+];
+/// Upper bounds of the members-per-room-event buckets.
+const MEMBER_BUCKETS: [f64; 15] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4,
+];
+/// Upper bounds of the outbound queue depth buckets, in frames.
+const DEPTH_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// A kind of client message, as counted by `tavern_messages_in_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Hello.
+    Hello,
+    /// Ping.
+    Ping,
+    /// JoinRoom.
+    Join,
+    /// LeaveRoom.
+    Leave,
+    /// ChatSend.
+    Chat,
+    /// A frame that is not a valid message this server handles.
+    Invalid,
+}
+
+impl MessageKind {
+    const ALL: [MessageKind; 6] = [
+        MessageKind::Hello,
+        MessageKind::Ping,
+        MessageKind::Join,
+        MessageKind::Leave,
+        MessageKind::Chat,
+        MessageKind::Invalid,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            MessageKind::Hello => "hello",
+            MessageKind::Ping => "ping",
+            MessageKind::Join => "join",
+            MessageKind::Leave => "leave",
+            MessageKind::Chat => "chat",
+            MessageKind::Invalid => "invalid",
+        }
     }
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
+/// How hard the server is shedding load; see [`crate::overload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OverloadLevel {
+    /// Everything is served.
+    Normal,
+    /// New connections and joins are refused with OVERLOADED.
+    Shedding,
+    /// As `Shedding`, and presence (MemberLeft) is held back until load falls.
+    PresencePaused,
+}
 
-impl Gauge {
-    /// Adds one.
-    pub fn increment(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+impl OverloadLevel {
+    /// The name used in `/stats` and the logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverloadLevel::Normal => "normal",
+            OverloadLevel::Shedding => "shedding",
+            OverloadLevel::PresencePaused => "presence_paused",
+        }
     }
 
-    /// Subtracts one.
-    pub fn decrement(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+    fn to_u8(self) -> u8 {
+        match self {
+            OverloadLevel::Normal => 0,
+            OverloadLevel::Shedding => 1,
+            OverloadLevel::PresencePaused => 2,
+        }
     }
 
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    fn from_u8(level: u8) -> OverloadLevel {
+        match level {
+            0 => OverloadLevel::Normal,
+            1 => OverloadLevel::Shedding,
+            _ => OverloadLevel::PresencePaused,
+        }
     }
 }
 
-/// What the server has done since it started.
-#[derive(Debug, Default)]
+/// What the server has done since it started, and how it is doing now.
+#[derive(Debug)]
 pub struct Stats {
+    registry: Registry,
+    detailed: bool,
+    started: Instant,
+    ready: AtomicBool,
+    overload: AtomicU8,
+    /// Sockets open now (from accept to the last byte written).
+    pub connections_open: IntGauge,
     /// Connections accepted and given a session.
-    pub connections_accepted: Counter,
+    pub connections_accepted: IntCounter,
     /// Connections refused with SERVER_FULL.
-    pub connections_refused: Counter,
-    /// Sessions alive now.
-    pub sessions_active: Gauge,
-    /// Sessions closed because a client sent something that ends the connection.
-    pub protocol_errors: Counter,
-    /// Sessions closed with SLOW_CONSUMER.
-    pub slow_consumer_disconnects: Counter,
-    /// Chat messages ordered by rooms.
-    pub chat_messages: Counter,
-    /// Chat message copies queued for members (the sender's echo included).
-    pub deliveries: Counter,
+    pub connections_refused: IntCounter,
+    /// Connections refused with OVERLOADED.
+    pub connections_shed: IntCounter,
+    /// Sessions waiting for Hello.
+    pub sessions_handshake: IntGauge,
+    /// Welcomed sessions.
+    pub sessions_active: IntGauge,
+    /// Rooms alive now.
+    pub rooms_open: IntGauge,
     /// Rooms created.
-    pub rooms_created: Counter,
+    pub rooms_created: IntCounter,
+    room_members: Histogram,
+    messages_in: [IntCounter; MessageKind::ALL.len()],
+    /// Frames written to sockets.
+    pub messages_out: IntCounter,
+    /// Bytes written to sockets.
+    pub bytes_out: IntCounter,
+    /// Chat messages ordered by rooms.
+    pub chat_messages: IntCounter,
+    /// Chat message copies queued for members (the sender's echo included).
+    pub deliveries: IntCounter,
+    fanout_duration: Histogram,
+    outbound_queue_depth: Histogram,
+    /// Sessions closed with SLOW_CONSUMER.
+    pub slow_consumer_disconnects: IntCounter,
+    /// Sessions closed because a client broke the protocol or timed out.
+    pub protocol_errors: IntCounter,
+    errors: IntCounterVec,
+    /// The sum of `errors` over its codes.
+    errors_sent: IntCounter,
+    disconnects: IntCounterVec,
+    overload_level: IntGauge,
+    /// Times the overload level went up.
+    pub overload_escalations: IntCounter,
+    /// Lifecycle events dropped because the observer's queue was full.
+    pub hook_events_dropped: IntCounter,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new(true)
+    }
+}
+
+impl Stats {
+    /// Empty figures; `detailed` keeps the histograms as well.
+    ///
+    /// # Panics
+    /// Never in practice: metric names and labels are constants checked by the tests.
+    #[allow(clippy::expect_used)]
+    pub fn new(detailed: bool) -> Stats {
+        let registry = Registry::new();
+        let reg = Registrar(&registry);
+        let messages_in = reg.counter_vec("messages_in_total", "Client messages received, by type.", "type");
+        let rejected = reg.counter_vec(
+            "connections_rejected_total",
+            "Connections closed at accept, by reason.",
+            "reason",
+        );
+        let sessions = reg.gauge_vec("sessions", "Sessions open now, by phase.", "phase");
+        let errors = reg.counter_vec("errors_total", "Error frames sent, by code.", "code");
+        let disconnects = reg.counter_vec("disconnects_total", "Sessions ended, by reason.", "reason");
+        for reason in DisconnectReason::ALL {
+            disconnects.with_label_values(&[reason.as_str()]);
+        }
+        let slow = disconnects.with_label_values(&[DisconnectReason::SlowConsumer.as_str()]);
+        let stats = Stats {
+            detailed,
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
+            overload: AtomicU8::new(0),
+            connections_open: reg.gauge("connections_open", "Sockets open now."),
+            connections_accepted: reg.counter("connections_accepted_total", "Connections accepted."),
+            connections_refused: rejected.with_label_values(&["server_full"]),
+            connections_shed: rejected.with_label_values(&["overloaded"]),
+            sessions_handshake: sessions.with_label_values(&["handshake"]),
+            sessions_active: sessions.with_label_values(&["active"]),
+            rooms_open: reg.gauge("rooms_open", "Rooms alive now."),
+            rooms_created: reg.counter("rooms_created_total", "Rooms created."),
+            room_members: reg.histogram(
+                "room_members",
+                "Members of the room at each room event (the fan-out width).",
+                &MEMBER_BUCKETS,
+            ),
+            messages_in: MessageKind::ALL.map(|kind| messages_in.with_label_values(&[kind.label()])),
+            messages_out: reg.counter("messages_out_total", "Frames written to clients."),
+            bytes_out: reg.counter("bytes_out_total", "Bytes written to clients."),
+            chat_messages: reg.counter("chat_messages_total", "Chat messages ordered by rooms."),
+            deliveries: reg.counter(
+                "deliveries_total",
+                "Chat message copies queued for members, the sender's echo included.",
+            ),
+            fanout_duration: reg.histogram(
+                "fanout_duration_seconds",
+                "Time to queue one room event for every member.",
+                &FANOUT_BUCKETS,
+            ),
+            outbound_queue_depth: reg.histogram(
+                "outbound_queue_depth",
+                "Frames waiting in a session's outbound queue when its writer takes them.",
+                &DEPTH_BUCKETS,
+            ),
+            slow_consumer_disconnects: slow,
+            protocol_errors: disconnects.with_label_values(&[DisconnectReason::ProtocolError.as_str()]),
+            errors,
+            errors_sent: IntCounter::new("errors_sent", "not exported").expect("valid metric"),
+            disconnects,
+            overload_level: reg.gauge(
+                "overload_level",
+                "Load shedding now: 0 normal, 1 refusing connections and joins, 2 also holding presence back.",
+            ),
+            overload_escalations: reg.counter("overload_escalations_total", "Times the overload level went up."),
+            hook_events_dropped: reg.counter(
+                "hook_events_dropped_total",
+                "Lifecycle events dropped because the observer queue was full.",
+            ),
+            registry,
+        };
+        // The process's RSS, CPU seconds, open files and threads.
+        let _ = stats
+            .registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        stats
+    }
+
+    /// Whether the histograms are kept.
+    pub fn detailed(&self) -> bool {
+        self.detailed
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+
+    /// Time since the figures were created (the server started).
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Counts one client message.
+    pub fn message_in(&self, kind: MessageKind) {
+        let i = MessageKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.messages_in[i].inc();
+    }
+
+    /// Client messages received so far, all kinds.
+    pub fn messages_in_total(&self) -> u64 {
+        self.messages_in.iter().map(IntCounter::get).sum()
+    }
+
+    /// Counts one error frame sent.
+    pub fn error_sent(&self, code: ErrorCode) {
+        self.errors.with_label_values(&[code.as_str_name()]).inc();
+        self.errors_sent.inc();
+    }
+
+    /// Error frames sent so far, all codes.
+    pub fn errors_total(&self) -> u64 {
+        self.errors_sent.get()
+    }
+
+    /// Counts one ended session.
+    pub fn disconnected(&self, reason: DisconnectReason) {
+        self.disconnects.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Sessions ended so far for `reason`.
+    pub fn disconnects(&self, reason: DisconnectReason) -> u64 {
+        self.disconnects.with_label_values(&[reason.as_str()]).get()
+    }
+
+    /// Records one room event's fan-out: how long it took and to how many members.
+    pub fn fanout(&self, members: usize, took: Duration) {
+        self.fanout_duration.observe(took.as_secs_f64());
+        self.room_members
+            .observe(f64::from(u32::try_from(members).unwrap_or(u32::MAX)));
+    }
+
+    /// Records how many frames a writer found queued.
+    pub fn queue_depth(&self, frames: usize) {
+        if self.detailed {
+            self.outbound_queue_depth
+                .observe(f64::from(u32::try_from(frames).unwrap_or(u32::MAX)));
+        }
+    }
+
+    /// The fan-out duration histogram, for windowed percentiles.
+    pub fn fanout_histogram(&self) -> &Histogram {
+        &self.fanout_duration
+    }
+
+    /// The outbound queue depth histogram, for windowed percentiles.
+    pub fn queue_depth_histogram(&self) -> &Histogram {
+        &self.outbound_queue_depth
+    }
+
+    /// Whether the server takes connections (`/readyz`).
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// The load shedding level now.
+    pub fn overload(&self) -> OverloadLevel {
+        OverloadLevel::from_u8(self.overload.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_overload(&self, level: OverloadLevel) {
+        let level = level.to_u8();
+        if self.overload.swap(level, Ordering::Relaxed) < level {
+            self.overload_escalations.inc();
+        }
+        self.overload_level.set(i64::from(level));
+    }
+}
+
+/// The prefix of every metric but the process's own (`process_*`).
+const NAMESPACE: &str = "tavern";
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace(NAMESPACE)
+}
+
+/// Creates metrics and registers them, panicking only on a programming error
+/// (a duplicate or malformed name), which the tests catch.
+struct Registrar<'a>(&'a Registry);
+
+#[allow(clippy::expect_used)]
+impl Registrar<'_> {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0.register(Box::new(metric.clone())).expect("unique metric name");
+        metric
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::with_opts(opts(name, help)).expect("valid metric"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::with_opts(opts(name, help)).expect("valid metric"))
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, label: &str) -> IntCounterVec {
+        self.register(IntCounterVec::new(opts(name, help), &[label]).expect("valid metric"))
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, label: &str) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(opts(name, help), &[label]).expect("valid metric"))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+        let opts = HistogramOpts::new(name, help)
+            .namespace(NAMESPACE)
+            .buckets(buckets.to_vec());
+        self.register(Histogram::with_opts(opts).expect("valid metric"))
+    }
 }

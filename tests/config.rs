@@ -112,7 +112,7 @@ fn help_lists_every_setting_with_its_variable() {
 #[test]
 fn sigterm_shuts_down_and_exits_zero() {
     let mut child = tavern()
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .spawn()

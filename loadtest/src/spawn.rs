@@ -75,6 +75,10 @@ impl SpawnedServer {
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output);
+        // A free admin port unless one was asked for, so spawned servers never collide on it.
+        if std::env::var_os("TAVERN_ADMIN_ADDR").is_none() {
+            command.env("TAVERN_ADMIN_ADDR", "127.0.0.1:0");
+        }
         let child = if options.pin {
             spawn_on_cpu(&mut command, 0)
         } else {

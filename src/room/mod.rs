@@ -18,6 +18,7 @@ mod behaviour;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler};
 use bytes::Bytes;
@@ -28,11 +29,12 @@ use tracing::{debug, warn};
 pub use behaviour::{BehaviourFactory, Chat, RoomBehaviour, chat_rooms};
 
 use crate::broadcast::{Broadcaster, Recipient, Refusal};
+use crate::lifecycle::{DisconnectReason, Hooks, LifecycleEvent};
 use crate::outbox::{Outbox, Queued, SendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ChatText, ErrorCode, PlayerName, RoomName, encode_frame, pb};
 use crate::session::SessionId;
-use crate::stats::Stats;
+use crate::stats::{OverloadLevel, Stats};
 use crate::world::WorldHandle;
 
 /// A room member as others see it.
@@ -140,8 +142,10 @@ pub struct RoomContext {
     pub broadcaster: Arc<Broadcaster>,
     /// Gives each new room its behaviour.
     pub behaviours: BehaviourFactory,
-    /// Server-wide counters.
+    /// Server-wide figures.
     pub stats: Arc<Stats>,
+    /// Where the room reports its end.
+    pub hooks: Hooks,
     /// [`Config::room_inbox`](crate::Config::room_inbox).
     pub inbox: usize,
 }
@@ -156,6 +160,8 @@ pub struct Room {
     behaviour: Box<dyn RoomBehaviour>,
     /// Set when the room became empty and told the World: joins are refused.
     closing: bool,
+    /// Departures not announced yet: presence is paused while the server is overloaded.
+    unannounced: Vec<Member>,
     context: RoomContext,
 }
 
@@ -175,6 +181,13 @@ impl Recipient for MemberEntry {
 
 impl Actor for Room {
     type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.context.stats.rooms_open.dec();
+        self.context.hooks.emit(LifecycleEvent::RoomDisposed {
+            room: self.name.clone(),
+        });
+    }
 }
 
 impl Room {
@@ -192,6 +205,7 @@ impl Room {
                 index: HashMap::new(),
                 behaviour,
                 closing: false,
+                unannounced: Vec::new(),
                 context,
             }
         });
@@ -269,19 +283,24 @@ impl Room {
         if let Err(e) = self.members[i].outbox.try_send(encode_frame(&message)) {
             refused.push((from.id, e));
         }
-        self.context.stats.chat_messages.add(1);
+        self.context.stats.chat_messages.inc();
         let delivered = self.members.len().saturating_sub(refused.len());
         self.context
             .stats
             .deliveries
-            .add(u64::try_from(delivered).unwrap_or(u64::MAX));
+            .inc_by(u64::try_from(delivered).unwrap_or(u64::MAX));
         self.remove_refused(refused);
     }
 
     /// Queues `frame` for every member but `skip`; returns who refused it.
     /// (Indices shift as members go, so refusals are named by session.)
     fn broadcast(&self, frame: &Bytes, skip: Option<usize>) -> Vec<Refused> {
+        let stats = &self.context.stats;
+        let started = stats.detailed().then(Instant::now);
         let refused = self.context.broadcaster.send(frame, &self.members, skip);
+        if let Some(started) = started {
+            stats.fanout(self.members.len(), started.elapsed());
+        }
         refused
             .into_iter()
             .map(|(i, e): Refusal| (self.members[i].member.id, e))
@@ -315,13 +334,16 @@ impl Room {
 
     fn slow_consumer(&self, entry: &MemberEntry) {
         warn!(room = %self.name, session = %entry.member.id, name = %entry.member.name, "slow consumer: outbound queue full, disconnecting");
-        self.context.stats.slow_consumer_disconnects.add(1);
+        self.context.stats.error_sent(ErrorCode::SlowConsumer);
         let error = protocol::error_message(
             0,
             ErrorCode::SlowConsumer,
             "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
         );
-        entry.outbox.close(Queued::Discard, Some(encode_frame(&error)));
+        let reason = DisconnectReason::SlowConsumer;
+        if entry.outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
+            self.context.stats.disconnected(reason);
+        }
     }
 
     /// Takes `session` out of the member list, if it is in.
@@ -334,23 +356,46 @@ impl Room {
         Some(entry)
     }
 
-    /// Tells the remaining members that `entry` left; returns who refused that.
-    /// The room starts closing when it is empty.
-    fn announce_left(&mut self, entry: &MemberEntry, reason: &str) -> Vec<Refused> {
+    /// Tells the remaining members that `entry` left (later, while presence
+    /// is paused); returns who refused that. The room starts closing when it is empty.
+    fn announce_left(&mut self, entry: &MemberEntry, reason: &'static str) -> Vec<Refused> {
         debug!(room = %self.name, session = %entry.member.id, reason, "member left");
+        self.behaviour.on_leave(&self.name, &entry.member);
+        if self.members.is_empty() {
+            self.unannounced.clear();
+            if !self.closing {
+                self.closing = true;
+                self.context.world.room_empty(self.name.clone(), self.id);
+            }
+            return Vec::new();
+        }
+        if self.context.stats.overload() == OverloadLevel::PresencePaused {
+            self.unannounced.push(entry.member.clone());
+            return Vec::new();
+        }
+        self.member_left(&entry.member)
+    }
+
+    fn member_left(&mut self, member: &Member) -> Vec<Refused> {
         self.seq += 1;
         let left = Body::MemberLeft(pb::MemberLeft {
             room: self.name.to_string(),
-            member: Some(entry.member.to_pb()),
+            member: Some(member.to_pb()),
             seq: self.seq,
         });
-        let refused = self.broadcast(&encode(0, left), None);
-        self.behaviour.on_leave(&self.name, &entry.member);
-        if self.members.is_empty() && !self.closing {
-            self.closing = true;
-            self.context.world.room_empty(self.name.clone(), self.id);
+        self.broadcast(&encode(0, left), None)
+    }
+
+    /// Announces the departures held back while presence was paused, once it is not.
+    fn announce_held_back(&mut self) {
+        if self.unannounced.is_empty() || self.context.stats.overload() == OverloadLevel::PresencePaused {
+            return;
         }
-        refused
+        let mut refused = Vec::new();
+        for member in std::mem::take(&mut self.unannounced) {
+            refused.extend(self.member_left(&member));
+        }
+        self.remove_refused(refused);
     }
 }
 
@@ -360,6 +405,7 @@ fn encode(request_id: u64, body: Body) -> Bytes {
 
 impl StreamHandler<RoomCommand> for Room {
     fn handle(&mut self, command: RoomCommand, _ctx: &mut Context<Self>) {
+        self.announce_held_back();
         match command {
             RoomCommand::Join(join) => self.join(join),
             RoomCommand::Leave(leave) => self.leave(leave),

@@ -21,12 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Running, SpawnHandle, StreamHandler, WrapFuture,
 };
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
+use crate::lifecycle::{DisconnectReason, LifecycleEvent};
 use crate::outbox::{Outbox, Queued, SendError, WriterEnd, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{
@@ -35,6 +37,7 @@ use crate::protocol::{
 };
 use crate::room::{ChatSent, Join, Leave, Member, RoomCommand, RoomHandle};
 use crate::server::ServerContext;
+use crate::stats::{MessageKind, OverloadLevel};
 
 /// How often a join is retried when the room it found was just closing.
 const JOIN_ATTEMPTS: u32 = 3;
@@ -80,6 +83,8 @@ pub struct Session {
     outbox: Outbox,
     frame_limit: FrameLimit,
     reader: Option<SpawnHandle>,
+    /// Set when reading from the socket failed, for the disconnect reason.
+    read_failed: Option<DisconnectReason>,
     last_heard: Instant,
     server: Arc<ServerContext>,
 }
@@ -100,11 +105,14 @@ impl Session {
         let (read, write) = stream.into_split();
         let (outbox, queue) = outbox(config.outbound_queue_frames, config.outbound_queue_bytes);
         let id = SessionId::next();
-        let writer = queue.write_to(write, config.write_batch_bytes, config.close_timeout());
+        let stats = server.stats.clone();
+        stats.connections_open.inc();
+        let writer = queue.write_to(write, config.write_batch_bytes, config.close_timeout(), stats.clone());
         server.tracker.spawn(async move {
             if let WriterEnd::Failed(e) = writer.await {
                 debug!(session = %id, error = %e, "connection ended while writing");
             }
+            stats.connections_open.dec();
             drop(permit);
         });
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
@@ -119,6 +127,7 @@ impl Session {
                 outbox,
                 frame_limit,
                 reader: Some(reader),
+                read_failed: None,
                 last_heard: Instant::now(),
                 server,
             }
@@ -159,7 +168,13 @@ impl Session {
                 format!("the name {name:?} is taken"),
             );
         }
-        debug!(session = %self.id, peer = %self.peer, name = %name, "welcome");
+        let stats = &self.server.stats;
+        stats.sessions_handshake.dec();
+        stats.sessions_active.inc();
+        self.server.hooks.emit(LifecycleEvent::SessionAuthenticated {
+            session: self.id,
+            name: name.clone(),
+        });
         self.member = Some(Member { id: self.id, name });
         let config = &self.server.config;
         self.frame_limit.set(config.max_frame_len);
@@ -185,6 +200,14 @@ impl Session {
                     format!("already in room {room}"),
                 );
             }
+            if self.server.stats.overload() >= OverloadLevel::Shedding {
+                return self.reply_error(
+                    ctx,
+                    request_id,
+                    ErrorCode::Overloaded,
+                    "the server is overloaded; try again later",
+                );
+            }
             if self.rooms.len() >= self.server.config.max_rooms_per_session {
                 let message = format!(
                     "already in {} rooms (see Config::max_rooms_per_session)",
@@ -205,6 +228,7 @@ impl Session {
                             request_id,
                             ErrorCode::ServerShuttingDown,
                             "the server is shutting down",
+                            DisconnectReason::ServerShutdown,
                         );
                     };
                     // Recorded before the room answers, so a session stopping meanwhile still leaves it.
@@ -283,12 +307,14 @@ impl Session {
                         .into_actor(self)
                         .map(|sent, act, ctx| {
                             if sent.is_err() {
-                                act.fail(ctx, 0, ErrorCode::Internal, "room stopped");
+                                act.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
                             }
                         }),
                 );
             }
-            Err(TrySendError::Closed(_)) => self.fail(ctx, 0, ErrorCode::Internal, "room stopped"),
+            Err(TrySendError::Closed(_)) => {
+                self.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
+            }
         }
     }
 
@@ -298,9 +324,13 @@ impl Session {
             Ok(()) => {}
             Err(SendError::Full) => {
                 warn!(session = %self.id, peer = %self.peer, "slow consumer: outbound queue full, disconnecting");
-                self.server.stats.slow_consumer_disconnects.add(1);
+                self.server.stats.error_sent(ErrorCode::SlowConsumer);
                 let error = protocol::error_message(0, ErrorCode::SlowConsumer, SendError::Full.to_string());
-                self.outbox.close(Queued::Discard, Some(encode_frame(&error)));
+                self.close(
+                    Queued::Discard,
+                    Some(encode_frame(&error)),
+                    DisconnectReason::SlowConsumer,
+                );
                 ctx.stop();
             }
             Err(SendError::Closed) => ctx.stop(),
@@ -308,17 +338,32 @@ impl Session {
     }
 
     fn reply_error(&mut self, ctx: &mut Context<Self>, request_id: u64, code: ErrorCode, message: impl Into<String>) {
+        self.server.stats.error_sent(code);
         self.send(ctx, &protocol::error_message(request_id, code, message));
     }
 
-    /// Ends the connection after what is queued and a last error frame.
-    fn fail(&mut self, ctx: &mut Context<Self>, request_id: u64, code: ErrorCode, message: impl Into<String>) {
+    /// Ends the connection for `reason` after what is queued and a last error frame.
+    fn fail(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request_id: u64,
+        code: ErrorCode,
+        message: impl Into<String>,
+        reason: DisconnectReason,
+    ) {
         let message = message.into();
         info!(session = %self.id, peer = %self.peer, code = code.as_str_name(), error = %message, "closing session");
-        self.server.stats.protocol_errors.add(1);
+        self.server.stats.error_sent(code);
         let error = protocol::error_message(request_id, code, message);
-        self.outbox.close(Queued::Flush, Some(encode_frame(&error)));
+        self.close(Queued::Flush, Some(encode_frame(&error)), reason);
         ctx.stop();
+    }
+
+    /// Closes the outbox; the first close counts the disconnect under its reason.
+    fn close(&self, queued: Queued, last: Option<Bytes>, reason: DisconnectReason) {
+        if self.outbox.close(queued, last, reason) {
+            self.server.stats.disconnected(reason);
+        }
     }
 
     /// Closes the connection after everything queued and `ServerShutdown`.
@@ -328,7 +373,7 @@ impl Session {
             reconnect_after_ms: self.server.config.reconnect_after_ms,
         };
         let frame = encode_frame(&protocol::server_message(0, Body::Shutdown(goodbye)));
-        self.outbox.close(Queued::Flush, Some(frame));
+        self.close(Queued::Flush, Some(frame), DisconnectReason::ServerShutdown);
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -338,6 +383,7 @@ impl Session {
                 0,
                 ErrorCode::Timeout,
                 "silent for three heartbeat intervals (see Config::heartbeat_interval_ms)",
+                DisconnectReason::IdleTimeout,
             );
         }
     }
@@ -347,7 +393,11 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.server.stats.sessions_active.increment();
+        self.server.stats.sessions_handshake.inc();
+        self.server.hooks.emit(LifecycleEvent::ConnectionOpened {
+            session: self.id,
+            peer: self.peer,
+        });
         // The connection ends when its outbox closes, whoever closed it.
         ctx.spawn(self.outbox.closed().into_actor(self).map(|(), _, ctx| ctx.stop()));
         // Shutdown, first phase: accept no more requests.
@@ -368,6 +418,7 @@ impl Actor for Session {
                     0,
                     ErrorCode::Timeout,
                     "no Hello in time (see Config::hello_timeout_ms)",
+                    DisconnectReason::HelloTimeout,
                 );
             }
         });
@@ -379,7 +430,11 @@ impl Actor for Session {
         if self.server.stop_reading.is_cancelled() {
             self.say_goodbye();
         }
-        self.outbox.close(Queued::Flush, None);
+        self.close(
+            Queued::Flush,
+            None,
+            self.read_failed.unwrap_or(DisconnectReason::ClientClosed),
+        );
         if let Some(member) = &self.member {
             self.server.names.release(&member.name, self.id);
         }
@@ -396,36 +451,65 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.server.stats.sessions_active.decrement();
-        debug!(session = %self.id, peer = %self.peer, "session stopped");
+        let stats = &self.server.stats;
+        if self.member.is_some() {
+            stats.sessions_active.dec();
+        } else {
+            stats.sessions_handshake.dec();
+        }
+        let reason = self.outbox.close_reason().unwrap_or(DisconnectReason::ClientClosed);
+        self.server.hooks.emit(LifecycleEvent::ConnectionClosed {
+            session: self.id,
+            peer: self.peer,
+            reason,
+        });
     }
 }
 
 impl StreamHandler<Frame> for Session {
     fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        use pb::client_message::Body as In;
+        const BROKEN: DisconnectReason = DisconnectReason::ProtocolError;
         self.last_heard = Instant::now();
+        let stats = &self.server.stats;
         let message = match frame {
             Ok(Ok(message)) => message,
-            Ok(Err(e)) => return self.fail(ctx, 0, ErrorCode::BadFrame, format!("not a ClientMessage: {e}")),
+            Ok(Err(e)) => {
+                stats.message_in(MessageKind::Invalid);
+                return self.fail(ctx, 0, ErrorCode::BadFrame, format!("not a ClientMessage: {e}"), BROKEN);
+            }
             Err(e @ CodecError::FrameTooLarge { .. }) => {
-                return self.fail(ctx, 0, ErrorCode::FrameTooLarge, e.to_string());
+                stats.message_in(MessageKind::Invalid);
+                return self.fail(ctx, 0, ErrorCode::FrameTooLarge, e.to_string(), BROKEN);
             }
             Err(CodecError::Io(e)) => {
                 debug!(session = %self.id, error = %e, "read failed");
+                self.read_failed = Some(DisconnectReason::ReadError);
                 return ctx.stop();
             }
         };
-        if self.member.is_none() && !matches!(message.body, Some(pb::client_message::Body::Hello(_))) {
+        stats.message_in(match &message.body {
+            Some(In::Hello(_)) => MessageKind::Hello,
+            Some(In::Ping(_)) => MessageKind::Ping,
+            Some(In::JoinRoom(_)) => MessageKind::Join,
+            Some(In::LeaveRoom(_)) => MessageKind::Leave,
+            Some(In::SendChat(_)) => MessageKind::Chat,
+            None => MessageKind::Invalid,
+        });
+        if self.member.is_none() && !matches!(message.body, Some(In::Hello(_))) {
             return self.fail(
                 ctx,
                 message.request_id,
                 ErrorCode::HelloRequired,
                 "the first message must be Hello",
+                BROKEN,
             );
         }
         match Request::parse(message, self.server.config.max_text_len) {
             Ok(request) => self.handle_request(request, ctx),
-            Err((id, e @ ProtocolError::UnsupportedVersion(_))) => self.fail(ctx, id, e.code(), e.to_string()),
+            Err((id, e @ ProtocolError::UnsupportedVersion(_))) => {
+                self.fail(ctx, id, e.code(), e.to_string(), BROKEN);
+            }
             Err((id, e)) => self.reply_error(ctx, id, e.code(), e.to_string()),
         }
     }

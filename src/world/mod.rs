@@ -20,6 +20,7 @@ use tracing::debug;
 
 pub use names::Names;
 
+use crate::lifecycle::LifecycleEvent;
 use crate::protocol::RoomName;
 use crate::room::{Room, RoomCommand, RoomContext, RoomHandle};
 
@@ -140,7 +141,11 @@ impl World {
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
         self.next_arbiter += 1;
         debug!(room = %room, id = self.next_room_id, "creating room");
-        self.rooms_context.stats.rooms_created.add(1);
+        self.rooms_context.stats.rooms_created.inc();
+        self.rooms_context.stats.rooms_open.inc();
+        self.rooms_context
+            .hooks
+            .emit(LifecycleEvent::RoomCreated { room: room.clone() });
         let handle = Room::start(room.clone(), self.next_room_id, self.rooms_context.clone(), arbiter);
         self.rooms.insert(room, handle.clone());
         handle

@@ -10,7 +10,7 @@ use tavern::client::{Client, ClientError, ClientReader};
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::pb::{self, ServerMessage};
 use tavern::stats::Stats;
-use tavern::{Config, ServerThread};
+use tavern::{Config, Server, ServerThread};
 
 /// How long any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -30,12 +30,18 @@ pub const TIGHT_QUEUES: &[&str] = &[
 /// A running server; shut down (and waited for) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     pub stats: Arc<Stats>,
     server: Option<ServerThread>,
 }
 
 /// Starts a server with test defaults plus `args` (flags as on the command line).
 pub fn spawn_server(args: &[&str]) -> TestServer {
+    spawn_server_with(args, |server| server)
+}
+
+/// As [`spawn_server`], with `customize` applied to the server before it runs.
+pub fn spawn_server_with(args: &[&str], customize: impl FnOnce(Server) -> Server + Send + 'static) -> TestServer {
     let mut all = vec![
         "tavern",
         "--addr",
@@ -44,12 +50,15 @@ pub fn spawn_server(args: &[&str]) -> TestServer {
         "2",
         "--broadcast-threads",
         "2",
+        "--admin-addr",
+        "127.0.0.1:0",
     ];
     all.extend_from_slice(args);
     let config = Config::parse_from(all).expect("test config is valid");
-    let server = ServerThread::start(config).expect("server started");
+    let server = ServerThread::start_with(config, customize).expect("server started");
     TestServer {
         addr: server.addr(),
+        admin: server.admin_addr().expect("an admin endpoint"),
         stats: server.stats(),
         server: Some(server),
     }
@@ -65,6 +74,29 @@ impl TestServer {
             Ok(Err(e)) => Err(format!("joining the server: {e}")),
             Err(_) => Err("server did not stop within 30 s".into()),
         }
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        self.server.as_mut().expect("not yet stopped").shut_down();
+    }
+
+    /// `GET path` on the admin endpoint: the status and the body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.admin);
+        let got = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(WAIT))
+                .build()
+                .into();
+            let mut response = agent.get(&url).call()?;
+            let status = response.status().as_u16();
+            response.body_mut().read_to_string().map(|body| (status, body))
+        });
+        got.await
+            .expect("the request ran")
+            .expect("the admin endpoint answered")
     }
 
     /// Connects and says Hello as `name`.

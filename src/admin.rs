@@ -1,0 +1,63 @@
+//! The admin HTTP endpoint, on its own address ([`Config::admin_addr`]), never
+//! the game port:
+//!
+//! - `GET /metrics`: every metric in the Prometheus text format;
+//! - `GET /stats`: a JSON [`Summary`] for humans and scripts;
+//! - `GET /healthz`: 200 while the process serves HTTP at all;
+//! - `GET /readyz`: 200 while the server takes connections, 503 while it is
+//!   starting and once it drains for shutdown.
+//!
+//! [`Config::admin_addr`]: crate::Config::admin_addr
+//! [`Summary`]: crate::overload::Summary
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::overload::Monitor;
+
+/// Serves the endpoint on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>, stop: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/stats", get(stats))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(monitor);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        warn!(error = %e, "admin endpoint failed");
+    }
+}
+
+async fn metrics(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        monitor.stats().encode(),
+    )
+}
+
+async fn stats(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
+    Json(monitor.summary())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
+    if monitor.stats().ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
