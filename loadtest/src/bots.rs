@@ -52,10 +52,14 @@ pub async fn join_member(
     let started = Instant::now();
     let (mut client, welcome) = connect_hello(spec, name, source).await?;
     let connect_latency = started.elapsed();
-    let joined = client
-        .join(room)
-        .await
-        .map_err(|e| SetupError(format!("join: {}", describe(&e))))?;
+    let mut backoff = FIRST_BACKOFF;
+    let joined = loop {
+        match client.join(room).await {
+            Ok(joined) => break joined,
+            Err(e) if overloaded(&e) && backoff <= LAST_BACKOFF => backoff = wait(backoff).await,
+            Err(e) => return Err(SetupError(format!("join: {}", describe(&e)))),
+        }
+    };
     let (writer, reader) = client.into_split();
     Ok(Member {
         writer,
@@ -70,21 +74,40 @@ pub async fn join_member(
 ///
 /// # Errors
 /// A [`SetupError`] naming the stage that failed and why.
+/// A server shedding load (OVERLOADED) is asked again after a backoff that
+/// doubles from 100 ms up to 1.6 s, five times in all.
 pub async fn connect_hello(
     spec: &ShareSpec,
     name: &str,
     source: Option<IpAddr>,
 ) -> Result<(Client, pb::Welcome), SetupError> {
-    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_from(spec.target, source)).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
-        Err(_) => return Err(SetupError("connect: timeout".into())),
-    };
-    let welcome = client
-        .hello(name)
-        .await
-        .map_err(|e| SetupError(format!("hello: {}", describe(&e))))?;
-    Ok((client, welcome))
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_from(spec.target, source)).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
+            Err(_) => return Err(SetupError("connect: timeout".into())),
+        };
+        match client.hello(name).await {
+            Ok(welcome) => return Ok((client, welcome)),
+            Err(e) if overloaded(&e) && backoff <= LAST_BACKOFF => backoff = wait(backoff).await,
+            Err(e) => return Err(SetupError(format!("hello: {}", describe(&e)))),
+        }
+    }
+}
+
+/// First and last wait before asking an overloaded server again.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const LAST_BACKOFF: Duration = Duration::from_millis(1600);
+
+fn overloaded(error: &ClientError) -> bool {
+    error.code() == Some(tavern::protocol::ErrorCode::Overloaded)
+}
+
+/// Waits `backoff` (the server asked for it); returns the next, doubled.
+async fn wait(backoff: Duration) -> Duration {
+    tokio::time::sleep(backoff).await;
+    backoff * 2
 }
 
 /// The keep-alive interval a `Welcome` asks for.
