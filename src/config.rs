@@ -94,9 +94,38 @@ pub struct Config {
     #[arg(long, env = "TAVERN_HEARTBEAT_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub heartbeat_interval_ms: u32,
 
-    /// Time a new connection has to send Hello, ms.
-    #[arg(long, env = "TAVERN_HELLO_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Handshake deadline: time a new connection has to send Hello, ms.
+    #[arg(long, env = "TAVERN_HELLO_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub hello_timeout_ms: u64,
+
+    /// Write deadline: a connection whose socket takes no bytes for this long while frames wait
+    /// is closed, even if its queue is not full, ms.
+    #[arg(long, env = "TAVERN_WRITE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_ms: u64,
+
+    /// Connections one source address may hold at once; more are answered TOO_MANY_CONNECTIONS
+    /// and closed (0: no limit).
+    #[arg(long, env = "TAVERN_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// New connections one source address may open per second (bursts of as many); faster ones
+    /// are answered TOO_MANY_CONNECTIONS and closed (0: no limit).
+    #[arg(long, env = "TAVERN_ACCEPT_RATE_PER_IP", default_value_t = 0)]
+    pub accept_rate_per_ip: u32,
+
+    /// Messages a session may send per second, after Hello; more are dropped and answered
+    /// RATE_LIMITED (0: no limit).
+    #[arg(long, env = "TAVERN_RATE_LIMIT_PER_S", default_value_t = 10_000)]
+    pub rate_limit_per_s: u32,
+
+    /// Messages a session may send at once above its rate.
+    #[arg(long, env = "TAVERN_RATE_LIMIT_BURST", default_value_t = 1_000)]
+    pub rate_limit_burst: u32,
+
+    /// Messages dropped by the rate limit within one second that close the session
+    /// (RATE_LIMITED).
+    #[arg(long, env = "TAVERN_RATE_LIMIT_DISCONNECT_AFTER", default_value_t = 1_000)]
+    pub rate_limit_disconnect_after: u32,
 
     /// Time a closing connection gets to take what is queued for it and its final frame, ms.
     #[arg(long, env = "TAVERN_CLOSE_TIMEOUT_MS", default_value_t = 2_000)]
@@ -212,6 +241,10 @@ impl Config {
             ("world_inbox", self.world_inbox),
             ("broadcast_parallel_threshold", self.broadcast_parallel_threshold),
             ("hook_queue", self.hook_queue),
+            (
+                "rate_limit_disconnect_after",
+                usize::try_from(self.rate_limit_disconnect_after).unwrap_or(usize::MAX),
+            ),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return invalid(format!("{name} must be at least 1"));
@@ -262,6 +295,11 @@ impl Config {
     /// See [`Config::hello_timeout_ms`].
     pub fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// See [`Config::write_timeout_ms`].
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 
     /// See [`Config::close_timeout_ms`].

@@ -27,8 +27,10 @@ pub enum DisconnectReason {
     ClientClosed,
     /// Reading from the socket failed.
     ReadError,
-    /// Writing to the socket failed or timed out.
+    /// Writing to the socket failed.
     WriteError,
+    /// The socket took no bytes for `write_timeout_ms` while frames waited.
+    WriteTimeout,
     /// The client broke the protocol (a bad or oversized frame, no Hello first, an unsupported version).
     ProtocolError,
     /// No Hello within `hello_timeout_ms`.
@@ -37,6 +39,8 @@ pub enum DisconnectReason {
     IdleTimeout,
     /// The client did not read fast enough: its outbound queue was full.
     SlowConsumer,
+    /// The client went on sending past its rate limit.
+    RateLimited,
     /// The server shut down.
     ServerShutdown,
     /// Something inside the server failed (a room stopped).
@@ -45,14 +49,16 @@ pub enum DisconnectReason {
 
 impl DisconnectReason {
     /// Every reason, in the order of the metric's labels.
-    pub const ALL: [DisconnectReason; 9] = [
+    pub const ALL: [DisconnectReason; 11] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ReadError,
         DisconnectReason::WriteError,
+        DisconnectReason::WriteTimeout,
         DisconnectReason::ProtocolError,
         DisconnectReason::HelloTimeout,
         DisconnectReason::IdleTimeout,
         DisconnectReason::SlowConsumer,
+        DisconnectReason::RateLimited,
         DisconnectReason::ServerShutdown,
         DisconnectReason::Internal,
     ];
@@ -63,10 +69,12 @@ impl DisconnectReason {
             DisconnectReason::ClientClosed => "client_closed",
             DisconnectReason::ReadError => "read_error",
             DisconnectReason::WriteError => "write_error",
+            DisconnectReason::WriteTimeout => "write_timeout",
             DisconnectReason::ProtocolError => "protocol_error",
             DisconnectReason::HelloTimeout => "hello_timeout",
             DisconnectReason::IdleTimeout => "idle_timeout",
             DisconnectReason::SlowConsumer => "slow_consumer",
+            DisconnectReason::RateLimited => "rate_limited",
             DisconnectReason::ServerShutdown => "server_shutdown",
             DisconnectReason::Internal => "internal",
         }

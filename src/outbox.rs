@@ -171,6 +171,24 @@ impl Shared {
     }
 }
 
+/// Writes all of `buf`, failing with `TimedOut` if the socket takes no byte
+/// for `deadline`.
+async fn write_with_deadline<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    buf: &mut BytesMut,
+    deadline: Duration,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match tokio::time::timeout(deadline, socket.write_buf(buf)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}
+
 /// How a writer ended.
 #[derive(Debug)]
 pub enum WriterEnd {
@@ -189,11 +207,14 @@ enum Ready {
 impl OutboxReceiver {
     /// Writes queued frames to `socket` until the outbox is closed, then ends
     /// the connection as the close asked, within `close_timeout`.
-    /// Frames and bytes written, and the queue depth each batch found, go to `stats`.
+    /// A socket that takes no bytes for `write_timeout` while a batch waits
+    /// ends the connection. Frames and bytes written, and the queue depth
+    /// each batch found, go to `stats`.
     pub async fn write_to<W: AsyncWrite + Unpin>(
         self,
         mut socket: W,
         batch_bytes: usize,
+        write_timeout: Duration,
         close_timeout: Duration,
         stats: Arc<Stats>,
     ) -> WriterEnd {
@@ -208,15 +229,20 @@ impl OutboxReceiver {
             tokio::select! {
                 biased;
                 () = poll_fn(|cx| self.poll_closed(cx)) => break,
-                written = socket.write_all_buf(&mut buf) => if let Err(e) = written {
-                    self.stop(&stats);
+                written = write_with_deadline(&mut socket, &mut buf, write_timeout) => if let Err(e) = written {
+                    let reason = if e.kind() == io::ErrorKind::TimedOut {
+                        DisconnectReason::WriteTimeout
+                    } else {
+                        DisconnectReason::WriteError
+                    };
+                    self.stop(&stats, reason);
                     return WriterEnd::Failed(e);
                 },
             }
         }
         // Any partly written batch is finished first, so the stream stays framed.
         let ending = tokio::time::timeout(close_timeout, self.finish(&mut socket, &mut buf)).await;
-        self.stop(&stats);
+        self.stop(&stats, DisconnectReason::WriteError);
         match ending {
             Ok(Ok(())) => WriterEnd::Closed,
             Ok(Err(e)) => WriterEnd::Failed(e),
@@ -289,11 +315,11 @@ impl OutboxReceiver {
         stats.bytes_out.inc_by(u64::try_from(buf.len()).unwrap_or(u64::MAX));
     }
 
-    /// Marks the connection closed for every producer (a write error, unless
+    /// Marks the connection closed for every producer (for `reason`, unless
     /// it was closed already) and drops what is queued.
-    fn stop(&self, stats: &Stats) {
-        if self.shared.close(Queued::Discard, None, DisconnectReason::WriteError) {
-            stats.disconnected(DisconnectReason::WriteError);
+    fn stop(&self, stats: &Stats, reason: DisconnectReason) {
+        if self.shared.close(Queued::Discard, None, reason) {
+            stats.disconnected(reason);
         }
         while self.shared.pop().is_some() {}
     }
@@ -324,7 +350,13 @@ mod tests {
     async fn writes_everything_then_the_last_frame_on_flush() {
         let (tx, rx) = outbox(16, 1 << 16);
         let (client, server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn(rx.write_to(server, 8, Duration::from_secs(5), Arc::default()));
+        let writer = tokio::spawn(rx.write_to(
+            server,
+            8,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Arc::default(),
+        ));
         for b in 1..=5 {
             tx.try_send(frame(b, 3)).unwrap();
         }
@@ -348,7 +380,14 @@ mod tests {
         tx.close(Queued::Discard, Some(frame(9, 2)), DisconnectReason::SlowConsumer);
         let (mut client, server) = tokio::io::duplex(1 << 16);
         assert!(matches!(
-            rx.write_to(server, 8, Duration::from_secs(5), Arc::default()).await,
+            rx.write_to(
+                server,
+                8,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+                Arc::default()
+            )
+            .await,
             WriterEnd::Closed
         ));
         let mut got = Vec::new();
@@ -363,7 +402,13 @@ mod tests {
         tx.try_send(frame(1, 64)).unwrap();
         tx.close(Queued::Flush, None, DisconnectReason::ClientClosed);
         let end = rx
-            .write_to(server, 1024, Duration::from_millis(50), Arc::default())
+            .write_to(
+                server,
+                1024,
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                Arc::default(),
+            )
             .await;
         assert!(matches!(end, WriterEnd::Failed(e) if e.kind() == io::ErrorKind::TimedOut));
         assert_eq!(tx.try_send(frame(1, 1)), Err(SendError::Closed));

@@ -18,13 +18,16 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
+use dashmap::DashMap;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -271,9 +274,83 @@ impl Server {
     }
 }
 
+/// A connection's place under the connection limits, given back when dropped
+/// (when its socket closes).
+pub(crate) struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    _per_ip: Option<IpHold>,
+}
+
+/// One connection counted against its source address.
+struct IpHold {
+    counts: Arc<DashMap<IpAddr, usize>>,
+    ip: IpAddr,
+}
+
+impl Drop for IpHold {
+    fn drop(&mut self) {
+        self.counts.remove_if_mut(&self.ip, |_, count| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+    }
+}
+
+/// The per-source-address limits: connections held and the accept rate.
+struct PerIp {
+    max_connections: usize,
+    counts: Arc<DashMap<IpAddr, usize>>,
+    accepts: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Accepts since the rate limiter last forgot idle addresses.
+    since_pruned: u32,
+}
+
+impl PerIp {
+    fn new(config: &Config) -> PerIp {
+        PerIp {
+            max_connections: config.max_connections_per_ip,
+            counts: Arc::default(),
+            accepts: NonZeroU32::new(config.accept_rate_per_ip).map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
+            since_pruned: 0,
+        }
+    }
+
+    /// Whether `ip` may open one more connection now; if so, its hold (if
+    /// connections per address are limited). The error names the limit.
+    fn admit(&mut self, ip: IpAddr) -> Result<Option<IpHold>, &'static str> {
+        if let Some(accepts) = &self.accepts {
+            // The limiter keeps a cell per address seen: forget the idle ones now and then.
+            self.since_pruned += 1;
+            if self.since_pruned >= PRUNE_EVERY {
+                self.since_pruned = 0;
+                accepts.retain_recent();
+            }
+            if accepts.check_key(&ip).is_err() {
+                return Err("accept_rate_per_ip");
+            }
+        }
+        if self.max_connections == 0 {
+            return Ok(None);
+        }
+        let mut count = self.counts.entry(ip).or_insert(0);
+        if *count >= self.max_connections {
+            return Err("max_connections_per_ip");
+        }
+        *count += 1;
+        Ok(Some(IpHold {
+            counts: self.counts.clone(),
+            ip,
+        }))
+    }
+}
+
+/// Accepts between two prunings of the accept-rate limiter's idle addresses.
+const PRUNE_EVERY: u32 = 1024;
+
 /// Accepts connections until dropped; backs off on errors and never gives up.
 async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Vec<actix::ArbiterHandle>) {
     let connections = Arc::new(Semaphore::new(context.config.max_connections));
+    let mut per_ip = PerIp::new(&context.config);
     let mut backoff = Duration::from_millis(1);
     for next in (0..arbiters.len()).cycle() {
         let (stream, peer) = loop {
@@ -287,8 +364,9 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
             }
         };
         backoff = Duration::from_millis(1);
-        if context.stats.overload() >= OverloadLevel::Shedding {
-            context.stats.connections_shed.inc();
+        let stats = &context.stats;
+        if stats.overload() >= OverloadLevel::Shedding {
+            stats.connections_shed.inc();
             refuse(
                 &stream,
                 &context,
@@ -297,8 +375,18 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
             );
             continue;
         }
+        let ip_slot = match per_ip.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                stats.connections_per_ip.inc();
+                debug!(%peer, limit, "connection refused: too many from this address");
+                let message = format!("too many connections from this address (see Config::{limit})");
+                refuse(&stream, &context, ErrorCode::TooManyConnections, &message);
+                continue;
+            }
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            context.stats.connections_refused.inc();
+            stats.connections_refused.inc();
             warn!(
                 max_connections = context.config.max_connections,
                 "connection refused: server full"
@@ -311,7 +399,11 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
             );
             continue;
         };
-        context.stats.connections_accepted.inc();
+        let slot = ConnectionSlot {
+            _permit: permit,
+            _per_ip: ip_slot,
+        };
+        stats.connections_accepted.inc();
         // Hand the socket to its session thread; registered there, it is polled there.
         let socket = match stream.into_std() {
             Ok(socket) => socket,
@@ -323,7 +415,7 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
         let context = context.clone();
         arbiters[next].spawn(async move {
             match TcpStream::from_std(socket) {
-                Ok(stream) => Session::start(stream, peer, context, permit),
+                Ok(stream) => Session::start(stream, peer, context, slot),
                 Err(e) => debug!(%peer, error = %e, "could not register the socket"),
             }
         });

@@ -121,6 +121,8 @@ pub struct Stats {
     pub connections_refused: IntCounter,
     /// Connections refused with OVERLOADED.
     pub connections_shed: IntCounter,
+    /// Connections refused with TOO_MANY_CONNECTIONS (per-address limits).
+    pub connections_per_ip: IntCounter,
     /// Sessions waiting for Hello.
     pub sessions_handshake: IntGauge,
     /// Welcomed sessions.
@@ -193,6 +195,7 @@ impl Stats {
             connections_accepted: reg.counter("connections_accepted_total", "Connections accepted."),
             connections_refused: rejected.with_label_values(&["server_full"]),
             connections_shed: rejected.with_label_values(&["overloaded"]),
+            connections_per_ip: rejected.with_label_values(&["per_ip_limit"]),
             sessions_handshake: sessions.with_label_values(&["handshake"]),
             sessions_active: sessions.with_label_values(&["active"]),
             rooms_open: reg.gauge("rooms_open", "Rooms alive now."),

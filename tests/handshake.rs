@@ -108,7 +108,7 @@ async fn a_connection_without_hello_times_out() {
     let server = spawn_server(&["--hello-timeout-ms", "100"]);
     let mut client = Client::connect(server.addr).await.unwrap();
     let message = client.next_event(WAIT).await.unwrap();
-    assert_eq!(expect_error(&message).code(), ErrorCode::Timeout);
+    assert_eq!(expect_error(&message).code(), ErrorCode::HandshakeTimeout);
     assert!(matches!(client.next_event(WAIT).await, Err(ClientError::Closed)));
 }
 
@@ -118,7 +118,7 @@ async fn a_silent_connection_times_out_after_three_heartbeats() {
     let mut client = server.connect("quiet").await;
     let started = tokio::time::Instant::now();
     let message = client.next_event(WAIT).await.unwrap();
-    assert_eq!(expect_error(&message).code(), ErrorCode::Timeout);
+    assert_eq!(expect_error(&message).code(), ErrorCode::IdleTimeout);
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "closed before three intervals"

@@ -98,6 +98,8 @@ pub struct FloodFigures {
     pub sent: u64,
     /// Messages it wrote in the window per second of it.
     pub sent_per_s: f64,
+    /// Its messages the server dropped with RATE_LIMITED, in the whole step.
+    pub rate_limited: u64,
 }
 
 /// Held sessions.

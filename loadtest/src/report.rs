@@ -132,6 +132,7 @@ impl StepReport {
                         in_flight: flood.in_flight,
                         sent: tally.flood.sent,
                         sent_per_s: per_second(tally.flood.written_in_window, window),
+                        rate_limited: tally.flood.rate_limited,
                     });
                 }
             }

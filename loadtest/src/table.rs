@@ -174,8 +174,8 @@ fn step_block(out: &mut String, step: &StepReport) {
             out,
             "flooder",
             format!(
-                "{} B texts, sent {} ({:.0}/s in the window)",
-                flood.size, flood.sent, flood.sent_per_s
+                "{} B texts, sent {} ({:.0}/s in the window), {} dropped as RATE_LIMITED",
+                flood.size, flood.sent, flood.sent_per_s, flood.rate_limited
             ),
         );
     }

@@ -88,6 +88,8 @@ pub struct FloodTally {
     pub sent: u64,
     /// Messages it wrote while the window was open.
     pub written_in_window: u64,
+    /// Its messages the server dropped with RATE_LIMITED.
+    pub rate_limited: u64,
 }
 
 /// Connect / hello / join / chat / leave / disconnect cycles.
@@ -170,6 +172,7 @@ impl FloodTally {
         self.enabled |= other.enabled;
         self.sent += other.sent;
         self.written_in_window += other.written_in_window;
+        self.rate_limited += other.rate_limited;
     }
 }
 

@@ -32,6 +32,10 @@ impl ErrorCode {
                 | ErrorCode::ServerShuttingDown
                 | ErrorCode::ServerFull
                 | ErrorCode::Timeout
+                | ErrorCode::Unauthenticated
+                | ErrorCode::TooManyConnections
+                | ErrorCode::HandshakeTimeout
+                | ErrorCode::IdleTimeout
         )
     }
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,8 +23,9 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Running, SpawnHandle, StreamHandler, WrapFuture,
 };
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
@@ -36,8 +38,18 @@ use crate::protocol::{
     RoomName, encode_frame,
 };
 use crate::room::{ChatSent, Join, Leave, Member, RoomCommand, RoomHandle};
-use crate::server::ServerContext;
+use crate::server::{ConnectionSlot, ServerContext};
 use crate::stats::{MessageKind, OverloadLevel};
+
+/// A session's inbound rate limit, if the configuration sets one.
+fn rate_limiter(config: &crate::Config) -> Option<DefaultDirectRateLimiter> {
+    let rate = NonZeroU32::new(config.rate_limit_per_s)?;
+    let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
+    Some(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+}
+
+/// The window in which dropped messages add up to a disconnect.
+const DROP_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often a join is retried when the room it found was just closing.
 const JOIN_ATTEMPTS: u32 = 3;
@@ -85,14 +97,19 @@ pub struct Session {
     reader: Option<SpawnHandle>,
     /// Set when reading from the socket failed, for the disconnect reason.
     read_failed: Option<DisconnectReason>,
+    /// The inbound rate limit, from Welcome on (`None`: no limit).
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Messages dropped by the rate limit in the second that began at `dropping_since`.
+    dropped: u32,
+    dropping_since: Instant,
     last_heard: Instant,
     server: Arc<ServerContext>,
 }
 
 impl Session {
-    /// Starts a session for `stream` on the current arbiter. `permit` holds
-    /// the connection's place under `max_connections` until its socket closes.
-    pub(crate) fn start(stream: TcpStream, peer: SocketAddr, server: Arc<ServerContext>, permit: OwnedSemaphorePermit) {
+    /// Starts a session for `stream` on the current arbiter. `slot` holds
+    /// the connection's place under the connection limits until its socket closes.
+    pub(crate) fn start(stream: TcpStream, peer: SocketAddr, server: Arc<ServerContext>, slot: ConnectionSlot) {
         let config = &server.config;
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, error = %e, "could not set TCP_NODELAY");
@@ -107,13 +124,19 @@ impl Session {
         let id = SessionId::next();
         let stats = server.stats.clone();
         stats.connections_open.inc();
-        let writer = queue.write_to(write, config.write_batch_bytes, config.close_timeout(), stats.clone());
+        let writer = queue.write_to(
+            write,
+            config.write_batch_bytes,
+            config.write_timeout(),
+            config.close_timeout(),
+            stats.clone(),
+        );
         server.tracker.spawn(async move {
             if let WriterEnd::Failed(e) = writer.await {
                 debug!(session = %id, error = %e, "connection ended while writing");
             }
             stats.connections_open.dec();
-            drop(permit);
+            drop(slot);
         });
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
         let codec = FrameCodec::<ClientMessage, ServerMessage>::new(frame_limit.clone());
@@ -128,6 +151,9 @@ impl Session {
                 frame_limit,
                 reader: Some(reader),
                 read_failed: None,
+                limiter: rate_limiter(&server.config),
+                dropped: 0,
+                dropping_since: Instant::now(),
                 last_heard: Instant::now(),
                 server,
             }
@@ -359,6 +385,42 @@ impl Session {
         ctx.stop();
     }
 
+    /// Whether a message may pass the rate limit. A dropped one is answered
+    /// RATE_LIMITED; `rate_limit_disconnect_after` of them within one second
+    /// close the session.
+    fn within_rate(&mut self, ctx: &mut Context<Self>, request_id: u64) -> bool {
+        let Some(limiter) = &self.limiter else { return true };
+        if limiter.check().is_ok() {
+            return true;
+        }
+        if self.dropping_since.elapsed() > DROP_WINDOW {
+            self.dropping_since = Instant::now();
+            self.dropped = 0;
+        }
+        self.dropped = self.dropped.saturating_add(1);
+        let config = &self.server.config;
+        if self.dropped >= config.rate_limit_disconnect_after {
+            let message = format!(
+                "{} messages over the rate limit within a second (see Config::rate_limit_disconnect_after)",
+                self.dropped
+            );
+            self.fail(
+                ctx,
+                request_id,
+                ErrorCode::RateLimited,
+                message,
+                DisconnectReason::RateLimited,
+            );
+        } else {
+            let message = format!(
+                "over the rate limit of {}/s (see Config::rate_limit_per_s); message dropped",
+                config.rate_limit_per_s
+            );
+            self.reply_error(ctx, request_id, ErrorCode::RateLimited, message);
+        }
+        false
+    }
+
     /// Closes the outbox; the first close counts the disconnect under its reason.
     fn close(&self, queued: Queued, last: Option<Bytes>, reason: DisconnectReason) {
         if self.outbox.close(queued, last, reason) {
@@ -381,7 +443,7 @@ impl Session {
             self.fail(
                 ctx,
                 0,
-                ErrorCode::Timeout,
+                ErrorCode::IdleTimeout,
                 "silent for three heartbeat intervals (see Config::heartbeat_interval_ms)",
                 DisconnectReason::IdleTimeout,
             );
@@ -416,7 +478,7 @@ impl Actor for Session {
                 act.fail(
                     ctx,
                     0,
-                    ErrorCode::Timeout,
+                    ErrorCode::HandshakeTimeout,
                     "no Hello in time (see Config::hello_timeout_ms)",
                     DisconnectReason::HelloTimeout,
                 );
@@ -504,6 +566,9 @@ impl StreamHandler<Frame> for Session {
                 "the first message must be Hello",
                 BROKEN,
             );
+        }
+        if self.member.is_some() && !self.within_rate(ctx, message.request_id) {
+            return;
         }
         match Request::parse(message, self.server.config.max_text_len) {
             Ok(request) => self.handle_request(request, ctx),

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tavern::client::{ClientReader, ClientWriter};
-use tavern::protocol::pb;
 use tavern::protocol::pb::client_message::Body as Request;
 use tavern::protocol::pb::server_message::Body;
+use tavern::protocol::{ErrorCode, pb};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
@@ -143,6 +143,7 @@ pub async fn start_flooder(
                         text: "f".repeat(flood.size),
                         in_flight: flood.in_flight,
                         echoed: Arc::new(AtomicU64::new(0)),
+                        limited: Arc::new(AtomicU64::new(0)),
                         echo: Arc::new(Notify::new()),
                         shared: flooder_shared,
                     };
@@ -181,8 +182,10 @@ struct Flooder {
     room: String,
     text: String,
     in_flight: u64,
-    /// Echoes of its own messages received so far.
+    /// Its messages answered so far: echoed, or dropped with RATE_LIMITED.
     echoed: Arc<AtomicU64>,
+    /// Of those, the ones dropped with RATE_LIMITED.
+    limited: Arc<AtomicU64>,
     /// Woken on each echo.
     echo: Arc<Notify>,
     shared: Arc<Shared>,
@@ -192,8 +195,11 @@ impl Flooder {
     async fn run(self, mut writer: ClientWriter, reader: ClientReader, heartbeat: Duration, signals: Signals) {
         let reading = TaskGuard::spawn(read_echoes(
             reader,
-            self.echoed.clone(),
-            self.echo.clone(),
+            Answers {
+                echoed: self.echoed.clone(),
+                limited: self.limited.clone(),
+                echo: self.echo.clone(),
+            },
             signals.clone(),
         ));
         let (sent, in_window, write_end) = self.write(&mut writer, heartbeat, signals).await;
@@ -203,6 +209,7 @@ impl Flooder {
         let mut tally = self.shared.tally();
         tally.flood.sent += sent;
         tally.flood.written_in_window += in_window;
+        tally.flood.rate_limited += self.limited.load(Ordering::Acquire);
         if let Some(reason) = read_end.or(write_end) {
             bump(&mut tally.bots.disconnects, format!("flooder: {reason}"));
         }
@@ -275,22 +282,29 @@ impl Flooder {
     }
 }
 
-/// Reads the flooder's echoes (and drops everything else) until told to stop;
-/// returns why the connection ended, if the server ended it first.
-async fn read_echoes(
-    mut reader: ClientReader,
+/// Where the flooder's reader counts the answers to its messages.
+struct Answers {
     echoed: Arc<AtomicU64>,
+    limited: Arc<AtomicU64>,
     echo: Arc<Notify>,
-    mut signals: Signals,
-) -> Option<String> {
+}
+
+/// Reads the flooder's echoes and RATE_LIMITED answers (and drops everything
+/// else) until told to stop; returns why the connection ended, if the server
+/// ended it first.
+async fn read_echoes(mut reader: ClientReader, answers: Answers, mut signals: Signals) -> Option<String> {
     loop {
         tokio::select! {
             biased;
             message = reader.next_message() => match message {
                 Ok(message) => {
-                    if matches!(message.body, Some(Body::Chat(_))) {
-                        echoed.fetch_add(1, Ordering::AcqRel);
-                        echo.notify_one();
+                    let limited = matches!(&message.body, Some(Body::Error(e)) if e.code() == ErrorCode::RateLimited);
+                    if limited {
+                        answers.limited.fetch_add(1, Ordering::AcqRel);
+                    }
+                    if limited || matches!(message.body, Some(Body::Chat(_))) {
+                        answers.echoed.fetch_add(1, Ordering::AcqRel);
+                        answers.echo.notify_one();
                     } else if let Some(reason) = bots::ending(&message) {
                         return Some(reason);
                     }
