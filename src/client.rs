@@ -167,10 +167,18 @@ impl Client {
     /// # Errors
     /// [`ClientError::Server`] with NAME_TAKEN, INVALID_NAME, …
     pub async fn hello(&mut self, name: &str) -> Result<pb::Welcome, ClientError> {
+        self.hello_with_token(name, "").await
+    }
+
+    /// Says Hello with protocol version 1 and `token` (for `--auth token`).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with UNAUTHENTICATED, NAME_TAKEN, INVALID_NAME, …
+    pub async fn hello_with_token(&mut self, name: &str, token: &str) -> Result<pb::Welcome, ClientError> {
         let hello = pb::Hello {
             protocol_version: PROTOCOL_VERSION,
             name: name.into(),
-            token: String::new(),
+            token: token.into(),
         };
         match self.request(Request::Hello(hello)).await? {
             Reply::Welcome(welcome) => Ok(welcome),

@@ -16,7 +16,13 @@ const CHAT_FRAME_OVERHEAD: usize = 256;
 
 /// Server settings. `tavern --help` lists them with their defaults.
 #[derive(Parser, Debug, Clone, PartialEq, Eq)]
-#[command(name = "tavern", version, about = "Tavern game session server", max_term_width = 100)]
+#[command(
+    name = "tavern",
+    version,
+    about = "Tavern game session server",
+    max_term_width = 100,
+    after_help = "`tavern token --player-id ID --name NAME [--ttl-s S]` mints a session token with TAVERN_AUTH_KEY."
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "TAVERN_ADDR", default_value = "127.0.0.1:4000")]
@@ -173,9 +179,49 @@ pub struct Config {
     #[arg(long, env = "TAVERN_OVERLOAD_RSS_MB", default_value_t = 0)]
     pub overload_rss_mb: u32,
 
+    /// Authentication: `none`, or `token` (Hello must carry a token signed with `auth_key`).
+    #[arg(long, env = "TAVERN_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+
+    /// The key tokens are signed with, as hex (at least 32 bytes: 64 hex digits). Required with
+    /// `--auth token`; also what `tavern token` signs with.
+    #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
+    pub auth_key: Option<Secret>,
+
+    /// A file of revoked token ids or player ids, one a line, checked on every Hello.
+    #[arg(long, env = "TAVERN_AUTH_DENY_LIST")]
+    pub auth_deny_list: Option<std::path::PathBuf>,
+
     /// Overload: a level ends once every figure is below this percentage of what started it.
     #[arg(long, env = "TAVERN_OVERLOAD_RECOVER_PCT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=99))]
     pub overload_recover_pct: u8,
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Anyone may say Hello.
+    None,
+    /// Hello must carry a valid server-signed token.
+    Token,
+}
+
+/// A secret setting: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
 }
 
 /// Where the admin endpoint listens, if anywhere.
@@ -272,6 +318,19 @@ impl Config {
                 "outbound_queue_bytes ({}) must hold at least one chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
                 self.outbound_queue_bytes, self.max_text_len
             ));
+        }
+        if self.auth == AuthMode::Token {
+            let Some(key) = &self.auth_key else {
+                return invalid("auth token needs auth_key (TAVERN_AUTH_KEY)".into());
+            };
+            let key = crate::auth::parse_hex_key(&key.0).map_err(ConfigError::Invalid)?;
+            if key.len() < crate::auth::MIN_KEY_LEN {
+                return invalid(format!(
+                    "auth_key has {} bytes; at least {} are needed",
+                    key.len(),
+                    crate::auth::MIN_KEY_LEN
+                ));
+            }
         }
         if let AdminAddr::On(admin) = self.admin_addr
             && admin == self.addr

@@ -19,6 +19,7 @@
 //! - [`lifecycle`]: lifecycle events, logged and passed to an [`lifecycle::Observer`].
 
 pub mod admin;
+pub mod auth;
 pub mod broadcast;
 pub mod client;
 pub mod config;

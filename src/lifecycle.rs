@@ -41,6 +41,8 @@ pub enum DisconnectReason {
     SlowConsumer,
     /// The client went on sending past its rate limit.
     RateLimited,
+    /// Hello's token was refused.
+    Unauthenticated,
     /// The server shut down.
     ServerShutdown,
     /// Something inside the server failed (a room stopped).
@@ -49,7 +51,7 @@ pub enum DisconnectReason {
 
 impl DisconnectReason {
     /// Every reason, in the order of the metric's labels.
-    pub const ALL: [DisconnectReason; 11] = [
+    pub const ALL: [DisconnectReason; 12] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ReadError,
         DisconnectReason::WriteError,
@@ -59,6 +61,7 @@ impl DisconnectReason {
         DisconnectReason::IdleTimeout,
         DisconnectReason::SlowConsumer,
         DisconnectReason::RateLimited,
+        DisconnectReason::Unauthenticated,
         DisconnectReason::ServerShutdown,
         DisconnectReason::Internal,
     ];
@@ -75,6 +78,7 @@ impl DisconnectReason {
             DisconnectReason::IdleTimeout => "idle_timeout",
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::RateLimited => "rate_limited",
+            DisconnectReason::Unauthenticated => "unauthenticated",
             DisconnectReason::ServerShutdown => "server_shutdown",
             DisconnectReason::Internal => "internal",
         }

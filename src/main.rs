@@ -10,6 +10,9 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     // A missing .env file is normal; a malformed one is reported by the parse below.
     let _ = dotenvy::dotenv();
+    if std::env::args_os().nth(1).is_some_and(|first| first == "token") {
+        return mint_token();
+    }
     let config = match Config::parse_from(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::Parse(e)) => e.exit(),
@@ -29,6 +32,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tavern token`: mints a token from the configured key (for development and tests).
+#[derive(clap::Parser, Debug)]
+#[command(name = "tavern token", about = "Mint a session token signed with TAVERN_AUTH_KEY")]
+struct TokenArgs {
+    /// The player's id.
+    #[arg(long)]
+    player_id: String,
+    /// The display name the token allows.
+    #[arg(long)]
+    name: String,
+    /// Lifetime, seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_s: u64,
+    /// The token's id, for revocation (default: the player id and the minting time).
+    #[arg(long)]
+    jti: Option<String>,
+    /// The signing key, as hex.
+    #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
+    auth_key: String,
+}
+
+fn mint_token() -> ExitCode {
+    use clap::Parser as _;
+    let args = TokenArgs::parse_from(std::env::args_os().skip(1));
+    let authority = match tavern::auth::parse_hex_key(&args.auth_key)
+        .and_then(|key| tavern::auth::Authority::new(key, Default::default()))
+    {
+        Ok(authority) => authority,
+        Err(message) => TokenArgs::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let claims = tavern::auth::Claims {
+        jti: args
+            .jti
+            .unwrap_or_else(|| format!("{}-{}", args.player_id, now.as_nanos())),
+        sub: args.player_id,
+        name: args.name,
+        exp: now.as_secs().saturating_add(args.ttl_s),
+    };
+    let token = authority.mint(&claims);
+    // The token is the command's output, for scripts.
+    std::io::Write::write_all(&mut std::io::stdout(), format!("{token}\n").as_bytes())
+        .map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)
 }
 
 /// Serves until SIGINT or SIGTERM. The signal handlers are installed before

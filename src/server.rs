@@ -34,8 +34,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::admin;
+use crate::auth::{self, Authority};
 use crate::broadcast::Broadcaster;
-use crate::config::{AdminAddr, Config};
+use crate::config::{AdminAddr, AuthMode, Config};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
 use crate::protocol::{self, ErrorCode, encode_frame};
@@ -64,6 +65,14 @@ pub enum ServerError {
     /// The broadcast thread pool could not be started.
     #[error("cannot start the broadcast pool: {0}")]
     Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The deny-list could not be read.
+    #[error("cannot read the auth deny-list {path}: {source}")]
+    DenyList {
+        /// The file from the configuration.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// A server thread could not be started or ended abnormally.
     #[error("server thread: {0}")]
     Thread(io::Error),
@@ -76,6 +85,8 @@ pub(crate) struct ServerContext {
     pub(crate) names: Names,
     pub(crate) stats: Arc<Stats>,
     pub(crate) hooks: Hooks,
+    /// Checks Hello's token, with `--auth token`.
+    pub(crate) authority: Option<Authority>,
     /// Cancelled first at shutdown: sessions stop reading.
     pub(crate) stop_reading: CancellationToken,
     /// Cancelled once rooms are drained: sessions send ServerShutdown and close.
@@ -89,6 +100,7 @@ pub struct Server {
     config: Config,
     listener: TcpListener,
     admin: Option<std::net::TcpListener>,
+    authority: Option<Authority>,
     stats: Arc<Stats>,
     behaviours: BehaviourFactory,
     observer: Option<Arc<dyn Observer>>,
@@ -102,6 +114,7 @@ impl Server {
     /// [`ServerError`] when the configuration is invalid or the address cannot be bound.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        let authority = authority(&config)?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| ServerError::Bind {
@@ -121,6 +134,7 @@ impl Server {
             config,
             listener,
             admin,
+            authority,
             behaviours: chat_rooms(),
             observer: None,
         })
@@ -167,6 +181,7 @@ impl Server {
             config,
             listener,
             admin,
+            authority,
             stats,
             behaviours,
             observer,
@@ -224,6 +239,7 @@ impl Server {
             names: Names::default(),
             stats,
             hooks,
+            authority,
             stop_reading: CancellationToken::new(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -272,6 +288,27 @@ impl Server {
         context.hooks.emit(LifecycleEvent::ServerStopped);
         Ok(())
     }
+}
+
+/// The token checker `config` asks for, if any.
+fn authority(config: &Config) -> Result<Option<Authority>, ServerError> {
+    if config.auth != AuthMode::Token {
+        return Ok(None);
+    }
+    let key = config.auth_key.as_ref().map(|key| auth::parse_hex_key(&key.0));
+    let Some(Ok(key)) = key else {
+        return Err(crate::config::ConfigError::Invalid("auth token needs a hex auth_key".into()).into());
+    };
+    let denied = match &config.auth_deny_list {
+        Some(path) => auth::read_deny_list(path).map_err(|source| ServerError::DenyList {
+            path: path.clone(),
+            source,
+        })?,
+        None => Default::default(),
+    };
+    Authority::new(key, denied)
+        .map(Some)
+        .map_err(|e| crate::config::ConfigError::Invalid(e).into())
 }
 
 /// A connection's place under the connection limits, given back when dropped

@@ -163,7 +163,7 @@ impl Session {
     fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
         let Request { id, command } = request;
         match command {
-            Command::Hello { name, token: _ } => self.hello(ctx, id, name),
+            Command::Hello { name, token } => self.hello(ctx, id, name, &token),
             Command::Ping { client_time_us } => {
                 let pong = pb::Pong {
                     client_time_us,
@@ -177,7 +177,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName) {
+    fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
         if self.member.is_some() {
             return self.reply_error(
                 ctx,
@@ -185,6 +185,14 @@ impl Session {
                 ErrorCode::AlreadyWelcomed,
                 "Hello was already answered",
             );
+        }
+        if let Some(authority) = &self.server.authority
+            && let Err(e) = authority.verify(token, name.as_str(), std::time::SystemTime::now())
+        {
+            debug!(session = %self.id, peer = %self.peer, error = %e, "token refused");
+            let message = format!("{e}");
+            let reason = DisconnectReason::Unauthenticated;
+            return self.fail(ctx, request_id, ErrorCode::Unauthenticated, message, reason);
         }
         if !self.server.names.claim(&name, self.id) {
             return self.reply_error(
