@@ -11,8 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -94,13 +93,13 @@ pub struct Client {
 
 /// The sending half of a [`Client`].
 pub struct ClientWriter {
-    frames: FramedWrite<OwnedWriteHalf, Codec>,
+    frames: FramedWrite<Box<dyn AsyncWrite + Send + Unpin>, Codec>,
     next_request_id: u64,
 }
 
 /// The receiving half of a [`Client`].
 pub struct ClientReader {
-    frames: FramedRead<OwnedReadHalf, Codec>,
+    frames: FramedRead<Box<dyn AsyncRead + Send + Unpin>, Codec>,
     stash: VecDeque<ServerMessage>,
 }
 
@@ -133,8 +132,19 @@ impl Client {
         };
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
+        Ok(Client::over(read, write))
+    }
+
+    /// A client over an established connection's two halves (e.g. of a TLS
+    /// stream, split with `tokio::io::split`); no Hello yet.
+    pub fn over(
+        read: impl AsyncRead + Send + Unpin + 'static,
+        write: impl AsyncWrite + Send + Unpin + 'static,
+    ) -> Client {
         let limit = FrameLimit::new(MAX_SERVER_FRAME);
-        Ok(Client {
+        let read: Box<dyn AsyncRead + Send + Unpin> = Box::new(read);
+        let write: Box<dyn AsyncWrite + Send + Unpin> = Box::new(write);
+        Client {
             writer: ClientWriter {
                 frames: FramedWrite::new(write, Codec::new(limit.clone())),
                 next_request_id: 1,
@@ -144,7 +154,7 @@ impl Client {
                 stash: VecDeque::new(),
             },
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        })
+        }
     }
 
     /// Connects and says Hello as `name`.

@@ -179,6 +179,23 @@ pub struct Config {
     #[arg(long, env = "TAVERN_OVERLOAD_RSS_MB", default_value_t = 0)]
     pub overload_rss_mb: u32,
 
+    /// TLS: the server's certificate chain, PEM. With `tls_key`, the game port speaks TLS
+    /// (1.3 and 1.2 only) instead of plain TCP.
+    #[arg(long, env = "TAVERN_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS: the server's private key, PEM.
+    #[arg(long, env = "TAVERN_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// TLS: require a client certificate signed by one of these CAs, PEM (mutual TLS).
+    #[arg(long, env = "TAVERN_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
+    /// TLS: time a new connection has to finish the TLS handshake, ms.
+    #[arg(long, env = "TAVERN_TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout_ms: u64,
+
     /// Authentication: `none`, or `token` (Hello must carry a token signed with `auth_key`).
     #[arg(long, env = "TAVERN_AUTH", value_enum, default_value_t = AuthMode::None)]
     pub auth: AuthMode,
@@ -319,6 +336,12 @@ impl Config {
                 self.outbound_queue_bytes, self.max_text_len
             ));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_cert and tls_key go together".into());
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return invalid("tls_client_ca needs tls_cert and tls_key".into());
+        }
         if self.auth == AuthMode::Token {
             let Some(key) = &self.auth_key else {
                 return invalid("auth token needs auth_key (TAVERN_AUTH_KEY)".into());
@@ -354,6 +377,11 @@ impl Config {
     /// See [`Config::hello_timeout_ms`].
     pub fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// See [`Config::tls_handshake_timeout_ms`].
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
     }
 
     /// See [`Config::write_timeout_ms`].

@@ -31,6 +31,7 @@ pub mod room;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod tls;
 pub mod world;
 
 pub use config::Config;

@@ -29,6 +29,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -65,6 +66,9 @@ pub enum ServerError {
     /// The broadcast thread pool could not be started.
     #[error("cannot start the broadcast pool: {0}")]
     Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The TLS certificate, key or client CA could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The deny-list could not be read.
     #[error("cannot read the auth deny-list {path}: {source}")]
     DenyList {
@@ -100,6 +104,7 @@ pub struct Server {
     config: Config,
     listener: TcpListener,
     admin: Option<std::net::TcpListener>,
+    tls: Option<TlsAcceptor>,
     authority: Option<Authority>,
     stats: Arc<Stats>,
     behaviours: BehaviourFactory,
@@ -115,6 +120,7 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
         let authority = authority(&config)?;
+        let tls = crate::tls::acceptor(&config).map_err(ServerError::Tls)?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| ServerError::Bind {
@@ -134,6 +140,7 @@ impl Server {
             config,
             listener,
             admin,
+            tls,
             authority,
             behaviours: chat_rooms(),
             observer: None,
@@ -181,6 +188,7 @@ impl Server {
             config,
             listener,
             admin,
+            tls,
             authority,
             stats,
             behaviours,
@@ -251,7 +259,7 @@ impl Server {
         }
         context.stats.set_ready(true);
         // Boxed, so that dropping it closes the listener.
-        let mut accepting = Box::pin(accept(listener, context.clone(), session_handles));
+        let mut accepting = Box::pin(accept(listener, tls, context.clone(), session_handles));
         tokio::select! {
             () = &mut accepting => {}
             () = shutdown => {}
@@ -385,7 +393,12 @@ impl PerIp {
 const PRUNE_EVERY: u32 = 1024;
 
 /// Accepts connections until dropped; backs off on errors and never gives up.
-async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Vec<actix::ArbiterHandle>) {
+async fn accept(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    context: Arc<ServerContext>,
+    arbiters: Vec<actix::ArbiterHandle>,
+) {
     let connections = Arc::new(Semaphore::new(context.config.max_connections));
     let mut per_ip = PerIp::new(&context.config);
     let mut backoff = Duration::from_millis(1);
@@ -450,12 +463,46 @@ async fn accept(listener: TcpListener, context: Arc<ServerContext>, arbiters: Ve
             }
         };
         let context = context.clone();
+        let tls = tls.clone();
         arbiters[next].spawn(async move {
             match TcpStream::from_std(socket) {
-                Ok(stream) => Session::start(stream, peer, context, slot),
+                Ok(stream) => open(stream, peer, tls, context, slot).await,
                 Err(e) => debug!(%peer, error = %e, "could not register the socket"),
             }
         });
+    }
+}
+
+/// Starts the session of an accepted connection, on its session thread,
+/// after the TLS handshake if the port speaks TLS.
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    context: Arc<ServerContext>,
+    slot: ConnectionSlot,
+) {
+    Session::tune(&stream, peer, &context.config);
+    let Some(tls) = tls else {
+        let (read, write) = stream.into_split();
+        return Session::start(read, write, peer, context, slot);
+    };
+    // Pinned here, so a timed-out handshake's socket closes only after it is counted.
+    let handshake = tls.accept(stream);
+    tokio::pin!(handshake);
+    match tokio::time::timeout(context.config.tls_handshake_timeout(), &mut handshake).await {
+        Ok(Ok(stream)) => {
+            let (read, write) = tokio::io::split(stream);
+            Session::start(read, write, peer, context, slot);
+        }
+        Ok(Err(e)) => {
+            context.stats.tls_handshake_failures.inc();
+            debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            context.stats.tls_handshake_failures.inc();
+            debug!(%peer, "TLS handshake timed out (see Config::tls_handshake_timeout_ms)");
+        }
     }
 }
 

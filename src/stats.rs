@@ -123,6 +123,8 @@ pub struct Stats {
     pub connections_shed: IntCounter,
     /// Connections refused with TOO_MANY_CONNECTIONS (per-address limits).
     pub connections_per_ip: IntCounter,
+    /// Connections whose TLS handshake failed or timed out.
+    pub tls_handshake_failures: IntCounter,
     /// Sessions waiting for Hello.
     pub sessions_handshake: IntGauge,
     /// Welcomed sessions.
@@ -196,6 +198,7 @@ impl Stats {
             connections_refused: rejected.with_label_values(&["server_full"]),
             connections_shed: rejected.with_label_values(&["overloaded"]),
             connections_per_ip: rejected.with_label_values(&["per_ip_limit"]),
+            tls_handshake_failures: rejected.with_label_values(&["tls_handshake"]),
             sessions_handshake: sessions.with_label_values(&["handshake"]),
             sessions_active: sessions.with_label_values(&["active"]),
             rooms_open: reg.gauge("rooms_open", "Rooms alive now."),

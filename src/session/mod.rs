@@ -24,6 +24,7 @@ use actix::{
 };
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -107,19 +108,28 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session for `stream` on the current arbiter. `slot` holds
-    /// the connection's place under the connection limits until its socket closes.
-    pub(crate) fn start(stream: TcpStream, peer: SocketAddr, server: Arc<ServerContext>, slot: ConnectionSlot) {
-        let config = &server.config;
+    /// Tunes a client's socket as the configuration asks (no Nagle delay; the
+    /// kernel send buffer).
+    pub(crate) fn tune(stream: &TcpStream, peer: SocketAddr, config: &crate::Config) {
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, error = %e, "could not set TCP_NODELAY");
         }
         if config.socket_send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(config.socket_send_buffer)
+            && let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(config.socket_send_buffer)
         {
             debug!(%peer, error = %e, "could not set SO_SNDBUF");
         }
-        let (read, write) = stream.into_split();
+    }
+
+    /// Starts a session for a connection's two halves (plain TCP or TLS) on
+    /// the current arbiter. `slot` holds the connection's place under the
+    /// connection limits until its socket closes.
+    pub(crate) fn start<R, W>(read: R, write: W, peer: SocketAddr, server: Arc<ServerContext>, slot: ConnectionSlot)
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = &server.config;
         let (outbox, queue) = outbox(config.outbound_queue_frames, config.outbound_queue_bytes);
         let id = SessionId::next();
         let stats = server.stats.clone();
