@@ -23,6 +23,7 @@ pub mod auth;
 pub mod broadcast;
 pub mod client;
 pub mod config;
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod outbox;
 pub mod overload;

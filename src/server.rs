@@ -326,6 +326,16 @@ pub(crate) struct ConnectionSlot {
     _per_ip: Option<IpHold>,
 }
 
+impl ConnectionSlot {
+    /// A place held only by `permit`, with no per-address count.
+    pub(crate) fn unlimited(permit: OwnedSemaphorePermit) -> ConnectionSlot {
+        ConnectionSlot {
+            _permit: permit,
+            _per_ip: None,
+        }
+    }
+}
+
 /// One connection counted against its source address.
 struct IpHold {
     counts: Arc<DashMap<IpAddr, usize>>,
