@@ -384,10 +384,19 @@ impl ClientReader {
             .map_err(|_| ClientError::Timeout(timeout))?
     }
 
+    /// The next frame, passing over the server's Heartbeats (keeping the
+    /// connection alive is the application's part: it sends Ping).
     async fn read(&mut self) -> Result<ServerMessage, ClientError> {
-        match self.frames.next().await {
-            Some(frame) => Ok(frame??),
-            None => Err(ClientError::Closed),
+        loop {
+            match self.frames.next().await {
+                Some(frame) => {
+                    let message = frame??;
+                    if !matches!(message.body, Some(Reply::Heartbeat(_))) {
+                        return Ok(message);
+                    }
+                }
+                None => return Err(ClientError::Closed),
+            }
         }
     }
 

@@ -95,8 +95,8 @@ pub struct Config {
     #[arg(long, env = "TAVERN_WORLD_INBOX", default_value_t = 4096)]
     pub world_inbox: usize,
 
-    /// Heartbeat interval announced in Welcome, ms. A connection silent for three intervals
-    /// is closed with TIMEOUT.
+    /// Heartbeat interval announced in Welcome, ms. A session silent for one interval gets a
+    /// Heartbeat to answer; silent for three, it is closed with IDLE_TIMEOUT.
     #[arg(long, env = "TAVERN_HEARTBEAT_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub heartbeat_interval_ms: u32,
 
@@ -367,6 +367,11 @@ impl Config {
     /// See [`Config::unready_delay_ms`].
     pub fn unready_delay(&self) -> Duration {
         Duration::from_millis(self.unready_delay_ms)
+    }
+
+    /// See [`Config::heartbeat_interval_ms`].
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(u64::from(self.heartbeat_interval_ms))
     }
 
     /// A connection silent this long is closed: three heartbeat intervals.

@@ -158,3 +158,54 @@ async fn connections_over_the_limit_get_server_full() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_server_pings_a_silent_session_and_an_answer_keeps_it() {
+    use futures_util::{SinkExt, StreamExt};
+    use tavern::protocol::pb::{ClientMessage, Hello, Ping, ServerMessage, client_message};
+    use tavern::protocol::{FrameCodec, FrameLimit};
+    use tokio_util::codec::Framed;
+
+    let server = spawn_server(&["--heartbeat-interval-ms", "100"]);
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let codec = FrameCodec::<ServerMessage, ClientMessage>::new(FrameLimit::new(1 << 20));
+    let mut frames = Framed::new(stream, codec);
+    let send = |body| ClientMessage {
+        request_id: 0,
+        body: Some(body),
+    };
+    frames
+        .send(send(client_message::Body::Hello(Hello {
+            protocol_version: 1,
+            name: "quiet".into(),
+            token: String::new(),
+        })))
+        .await
+        .unwrap();
+    type Wire = Framed<tokio::net::TcpStream, FrameCodec<ServerMessage, ClientMessage>>;
+    async fn next_body(frames: &mut Wire) -> Body {
+        let frame = tokio::time::timeout(WAIT, frames.next()).await.unwrap();
+        frame.unwrap().unwrap().unwrap().body.unwrap()
+    }
+    assert!(matches!(next_body(&mut frames).await, Body::Welcome(_)));
+    // Answering each Heartbeat keeps the session past three intervals, five times over.
+    for _ in 0..5 {
+        assert!(matches!(next_body(&mut frames).await, Body::Heartbeat(_)));
+        frames
+            .send(send(client_message::Body::Ping(Ping { client_time_us: 1 })))
+            .await
+            .unwrap();
+        assert!(matches!(next_body(&mut frames).await, Body::Pong(_)));
+    }
+    // Unanswered, they stop at the idle timeout.
+    loop {
+        match next_body(&mut frames).await {
+            Body::Heartbeat(_) => {}
+            Body::Error(e) => {
+                assert_eq!(e.code(), ErrorCode::IdleTimeout);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

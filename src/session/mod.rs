@@ -456,8 +456,11 @@ impl Session {
         self.close(Queued::Flush, Some(frame), DisconnectReason::ServerShutdown);
     }
 
+    /// Runs every heartbeat interval: a session silent for one interval gets
+    /// a Heartbeat to answer; silent for three, it is closed.
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.last_heard.elapsed() > self.server.config.idle_timeout() {
+        let silent = self.last_heard.elapsed();
+        if silent > self.server.config.idle_timeout() {
             self.fail(
                 ctx,
                 0,
@@ -465,6 +468,11 @@ impl Session {
                 "silent for three heartbeat intervals (see Config::heartbeat_interval_ms)",
                 DisconnectReason::IdleTimeout,
             );
+        } else if self.member.is_some() && silent >= self.server.config.heartbeat_interval() {
+            let heartbeat = pb::Heartbeat {
+                server_time_us: protocol::now_us(),
+            };
+            self.send(ctx, &protocol::server_message(0, Body::Heartbeat(heartbeat)));
         }
     }
 }
@@ -502,8 +510,7 @@ impl Actor for Session {
                 );
             }
         });
-        let heartbeat = std::time::Duration::from_millis(u64::from(config.heartbeat_interval_ms));
-        ctx.run_interval(heartbeat, Self::check_idle);
+        ctx.run_interval(config.heartbeat_interval(), Self::check_idle);
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
