@@ -88,7 +88,11 @@ pub async fn connect_hello(
             Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
             Err(_) => return Err(SetupError("connect: timeout".into())),
         };
-        match client.hello(name).await {
+        let welcome = match &spec.auth_key {
+            Some(key) => client.hello_with_token(name, &key.token_for(name)).await,
+            None => client.hello(name).await,
+        };
+        match welcome {
             Ok(welcome) => return Ok((client, welcome)),
             Err(e) if overloaded(&e) && backoff <= LAST_BACKOFF => backoff = wait(backoff).await,
             Err(e) => return Err(SetupError(format!("hello: {}", describe(&e)))),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Tavern's bot swarm: real protocol v1 clients that load a server on this
 /// machine and report what they measured.
@@ -186,6 +186,11 @@ pub struct CommonArgs {
     /// Where the spawned server's output goes [default: $TMPDIR/loadtest-tavern-PID.log].
     #[arg(long, requires = "spawn_server")]
     pub server_log: Option<PathBuf>,
+    /// Sign each bot's Hello with a token minted from this key (hex), for a server run with
+    /// `--auth token`; a spawned server gets `--auth token` and the key.
+    #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true, value_parser = auth_key)]
+    #[serde(skip)]
+    pub auth_key: Option<AuthKey>,
     /// The server's process id, to sample its CPU and memory from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -282,6 +287,50 @@ impl CommonArgs {
         );
         Ok(*target)
     }
+}
+
+/// A token signing key, kept as the hex it was given in (so that it can be
+/// handed to worker processes and a spawned server) and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthKey(pub String);
+
+impl std::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthKey(<secret>)")
+    }
+}
+
+impl AuthKey {
+    /// How long the tokens it mints are valid.
+    const TOKEN_TTL: Duration = Duration::from_secs(86_400);
+
+    /// A token for the player `name` (its player id and token id are the name too).
+    /// The key was checked when parsed; were it unusable, the token is empty and
+    /// the server answers UNAUTHENTICATED.
+    pub fn token_for(&self, name: &str) -> String {
+        let authority = tavern::auth::parse_hex_key(&self.0)
+            .and_then(|key| tavern::auth::Authority::new(key, std::collections::HashSet::new()));
+        let Ok(authority) = authority else {
+            return String::new();
+        };
+        let expiry = std::time::SystemTime::now() + Self::TOKEN_TTL;
+        let exp = expiry
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        authority.mint(&tavern::auth::Claims {
+            sub: name.to_owned(),
+            name: name.to_owned(),
+            exp,
+            jti: name.to_owned(),
+        })
+    }
+}
+
+/// Parses `--auth-key`: hex, long enough for the server to accept it.
+fn auth_key(text: &str) -> Result<AuthKey, String> {
+    let key = tavern::auth::parse_hex_key(text)?;
+    tavern::auth::Authority::new(key, std::collections::HashSet::new())?;
+    Ok(AuthKey(text.trim().to_owned()))
 }
 
 /// Parses a non-negative number of seconds, at most a day.

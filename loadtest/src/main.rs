@@ -112,6 +112,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             args: common.server_arg.clone(),
             log: common.server_log.clone(),
             pin: common.pin,
+            auth_key: common.auth_key.clone(),
         };
         Some(SpawnedServer::start(&options).await?)
     } else {
@@ -137,6 +138,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         drain: common.drain_timeout(),
         run_id: std::process::id(),
         server_pid: target.server_pid,
+        auth_key: common.auth_key.clone(),
         progress: progress::wanted(common.no_progress),
     });
     let outcome = tokio::select! {

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cli::AuthKey;
 use crate::procstat::{self, Proc};
 use crate::progress;
 use crate::scenarios::Workload;
@@ -52,6 +53,8 @@ pub struct Env {
     pub run_id: u32,
     /// The server's process, when known.
     pub server_pid: Option<u32>,
+    /// Sign each Hello with a token from this key.
+    pub auth_key: Option<AuthKey>,
     /// Whether to draw the progress line.
     pub progress: bool,
 }
@@ -121,6 +124,7 @@ impl Runner {
                 source_ips: env.source_ips,
                 connect_concurrency: env.connect_concurrency,
                 setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),
+                auth_key: env.auth_key.clone(),
             })
             .collect();
         let mut shares = Shares::launch(specs, workload, env.threads).await?;

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bots::SetupError;
+use crate::cli::AuthKey;
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 
@@ -38,6 +39,8 @@ pub struct ShareSpec {
     pub connect_concurrency: usize,
     /// Longest the whole setup of this share may take, ms.
     pub setup_timeout_ms: u64,
+    /// Sign each Hello with a token from this key.
+    pub auth_key: Option<AuthKey>,
 }
 
 impl ShareSpec {
@@ -366,6 +369,7 @@ mod tests {
             source_ips,
             connect_concurrency: 8,
             setup_timeout_ms: 1000,
+            auth_key: None,
         }
     }
 

@@ -12,6 +12,8 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::cli::AuthKey;
+
 /// Ports tried for the server: below the ephemeral range (32768 and up), so
 /// that no client connection takes the port first.
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
@@ -33,6 +35,8 @@ pub struct SpawnOptions {
     pub log: Option<PathBuf>,
     /// Run it on CPU 0.
     pub pin: bool,
+    /// Run it with `--auth token` and this key (passed in its environment, not its arguments).
+    pub auth_key: Option<AuthKey>,
 }
 
 /// A server this run started; stopped by [`SpawnedServer::stop`], or on drop.
@@ -75,6 +79,9 @@ impl SpawnedServer {
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output);
+        if let Some(key) = &options.auth_key {
+            command.env("TAVERN_AUTH", "token").env("TAVERN_AUTH_KEY", &key.0);
+        }
         // A free admin port unless one was asked for, so spawned servers never collide on it.
         if std::env::var_os("TAVERN_ADMIN_ADDR").is_none() {
             command.env("TAVERN_ADMIN_ADDR", "127.0.0.1:0");

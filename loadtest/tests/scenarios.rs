@@ -374,6 +374,40 @@ async fn idle_and_churn_report_sessions_and_cycles() {
 }
 
 #[tokio::test]
+async fn bots_sign_their_hello_for_a_token_server() {
+    const KEY: &str = "5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1";
+    let server = spawn_server(&["--auth", "token", "--auth-key", KEY]);
+    let idle = [
+        "idle",
+        "--sessions",
+        "20",
+        "--room-size",
+        "5",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "0.5",
+    ];
+    let mut signed = idle.to_vec();
+    signed.extend_from_slice(&["--auth-key", KEY]);
+    let report_signed = report(&server, &signed).await;
+    let step = only_step(&report_signed, "idle");
+    assert_eq!(step["idle"]["sessions_held"], 20, "{step:#}");
+    assert!(
+        !report_signed.to_string().contains(KEY),
+        "the key must not be in the report"
+    );
+    let addr = server.addr.to_string();
+    let mut unsigned = idle.to_vec();
+    unsigned.extend_from_slice(&["--addr", &addr, "--no-progress"]);
+    let output = loadtest(&unsigned).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("hello: UNAUTHENTICATED × 20"), "{stderr}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn refuses_a_target_off_this_machine() {
     let output = loadtest(&["chat", "--addr", "192.0.2.1:4000", "--duration", "1"]).await;
     assert!(!output.status.success());
