@@ -32,6 +32,8 @@ pub enum Command {
     Slow(SlowArgs),
     /// A chat step, then the same beside one client sending as fast as it can.
     Flood(FloodArgs),
+    /// A connections trickling a Hello that never completes, beside C normal clients connecting.
+    Slowloris(SlowlorisArgs),
     /// Internal: a worker process of --procs (reads its job on stdin).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -92,6 +94,23 @@ pub struct IdleArgs {
     /// Sessions per room.
     #[arg(long, default_value_t = 10)]
     pub room_size: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `slowloris`.
+#[derive(Debug, Args, Serialize)]
+pub struct SlowlorisArgs {
+    /// Attacking connections held open at once (A); each is replaced as soon as the server closes it.
+    #[arg(long, default_value_t = 1000)]
+    pub attackers: u64,
+    /// Normal clients connecting, saying Hello and joining, evenly through the window (C).
+    #[arg(long, default_value_t = 100)]
+    pub clients: u64,
+    /// Time between two bytes of an attacker, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub trickle_ms: u64,
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
@@ -238,6 +257,7 @@ impl Command {
             Command::Churn(args) => Some(&args.common),
             Command::Slow(args) => Some(&args.common),
             Command::Flood(args) => Some(&args.common),
+            Command::Slowloris(args) => Some(&args.common),
             Command::Worker(_) => None,
         }
     }

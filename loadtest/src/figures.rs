@@ -100,6 +100,10 @@ pub struct FloodFigures {
     pub sent_per_s: f64,
     /// Its messages the server dropped with RATE_LIMITED, in the whole step.
     pub rate_limited: u64,
+    /// From its first write to its first RATE_LIMITED answer, ms.
+    pub throttled_after_ms: Option<f64>,
+    /// From its first write until the server ended its connection, ms.
+    pub cut_off_after_ms: Option<f64>,
 }
 
 /// Held sessions.
@@ -142,6 +146,31 @@ pub struct ChurnFigures {
     pub unfinished: u64,
     /// Whole-cycle latency, µs.
     pub cycle_latency_us: LatencySummary,
+}
+
+/// Attacking connections (`slowloris`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlowlorisFigures {
+    /// Attackers, each holding one connection at a time.
+    pub attackers: u64,
+    /// Time between two bytes of an attacker, ms.
+    pub trickle_ms: u64,
+    /// Connections they opened, warm-up and window.
+    pub connections: u64,
+    /// Connections the server closed.
+    pub closed: u64,
+    /// How the server closed them.
+    pub close_reasons: BTreeMap<String, u64>,
+    /// From connect until the server closed it, µs.
+    pub held_us: LatencySummary,
+    /// Connections still open when the window ended (opened within the last deadline).
+    pub open_at_end: u64,
+    /// The longest any of those had been open, ms.
+    pub oldest_at_end_ms: f64,
+    /// Most attacking connections open at once.
+    pub peak_open: u64,
+    /// Connections that could not be opened, by cause.
+    pub connect_errors: BTreeMap<String, u64>,
 }
 
 /// The server's use of the machine in the window.

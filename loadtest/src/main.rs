@@ -49,6 +49,7 @@ use crate::scenarios::churn::{ChurnScenario, ChurnWorkload};
 use crate::scenarios::flood::{FloodScenario, FloodSpec};
 use crate::scenarios::idle::{IdleScenario, IdleWorkload};
 use crate::scenarios::slow::SlowScenario;
+use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
 use crate::spawn::{SpawnOptions, SpawnedServer};
 
@@ -212,6 +213,14 @@ async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<
             };
             execute(ChurnScenario { workload }, runner).await
         }
+        Command::Slowloris(args) => {
+            let workload = SlowlorisWorkload {
+                attackers: args.attackers,
+                clients: args.clients,
+                trickle_ms: args.trickle_ms,
+            };
+            execute(SlowlorisScenario { workload }, runner).await
+        }
         Command::Worker(_) => anyhow::bail!("the worker is not a scenario"),
     }
 }
@@ -264,6 +273,7 @@ fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
         Command::Churn(args) => serde_json::to_value(args)?,
         Command::Slow(args) => serde_json::to_value(args)?,
         Command::Flood(args) => serde_json::to_value(args)?,
+        Command::Slowloris(args) => serde_json::to_value(args)?,
         Command::Worker(_) => serde_json::Value::Null,
     };
     Ok(value)

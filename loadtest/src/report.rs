@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::figures::{
     BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, ServerFigures, SlowFigures,
-    Verdict,
+    SlowlorisFigures, Verdict,
 };
 use crate::findmax::FindMaxSummary;
 use crate::runner::StepOutcome;
@@ -80,6 +80,8 @@ pub struct StepReport {
     pub idle: Option<IdleFigures>,
     /// Cycles (`churn`).
     pub churn: Option<ChurnFigures>,
+    /// Attacking connections (`slowloris`).
+    pub slowloris: Option<SlowlorisFigures>,
     /// The server's CPU and memory in the window, when its process is known.
     pub server: Option<ServerFigures>,
     /// The load generator's own CPU in the window.
@@ -110,6 +112,7 @@ impl StepReport {
             flood: None,
             idle: None,
             churn: None,
+            slowloris: None,
             server: None,
             generator: GeneratorFigures {
                 processes: outcome.generator.processes,
@@ -133,11 +136,16 @@ impl StepReport {
                         sent: tally.flood.sent,
                         sent_per_s: per_second(tally.flood.written_in_window, window),
                         rate_limited: tally.flood.rate_limited,
+                        throttled_after_ms: tally.flood.throttled_after_us.map(|us| f64_from(us) / 1e3),
+                        cut_off_after_ms: tally.flood.cut_off_after_us.map(|us| f64_from(us) / 1e3),
                     });
                 }
             }
             Workload::Idle(idle) => report.idle = Some(idle_figures(idle.sessions, outcome)),
             Workload::Churn(churn) => report.churn = Some(churn_figures(churn.rate, outcome)),
+            Workload::Slowloris(slowloris) => {
+                report.slowloris = Some(slowloris_figures(slowloris.trickle_ms, outcome));
+            }
         }
         report.server = outcome.server.map(|server| {
             let cpu_s = server.cpu.as_secs_f64();
@@ -230,6 +238,22 @@ fn churn_figures(rate: u64, outcome: &StepOutcome) -> ChurnFigures {
         skipped: churn.skipped,
         unfinished: churn.unfinished,
         cycle_latency_us: churn.cycle_latency.summary(),
+    }
+}
+
+fn slowloris_figures(trickle_ms: u64, outcome: &StepOutcome) -> SlowlorisFigures {
+    let slowloris = &outcome.tally.slowloris;
+    SlowlorisFigures {
+        attackers: slowloris.attackers,
+        trickle_ms,
+        connections: slowloris.connections,
+        closed: slowloris.closed,
+        close_reasons: slowloris.close_reasons.clone(),
+        held_us: slowloris.held.summary(),
+        open_at_end: slowloris.open_at_end,
+        oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
+        peak_open: slowloris.peak_open,
+        connect_errors: slowloris.connect_errors.clone(),
     }
 }
 

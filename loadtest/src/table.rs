@@ -174,8 +174,17 @@ fn step_block(out: &mut String, step: &StepReport) {
             out,
             "flooder",
             format!(
-                "{} B texts, sent {} ({:.0}/s in the window), {} dropped as RATE_LIMITED",
-                flood.size, flood.sent, flood.sent_per_s, flood.rate_limited
+                "{} B texts, sent {} ({:.0}/s in the window), {} dropped as RATE_LIMITED; first RATE_LIMITED after {}, cut off after {}",
+                flood.size,
+                flood.sent,
+                flood.sent_per_s,
+                flood.rate_limited,
+                flood
+                    .throttled_after_ms
+                    .map_or("never".to_owned(), |ms| format!("{ms:.1} ms")),
+                flood
+                    .cut_off_after_ms
+                    .map_or("never".to_owned(), |ms| format!("{ms:.1} ms"))
             ),
         );
     }
@@ -209,6 +218,27 @@ fn step_block(out: &mut String, step: &StepReport) {
         );
         row(out, "failures", counts(&churn.failures));
         row(out, "cycle", latency(&churn.cycle_latency_us));
+    }
+    if let Some(slowloris) = &step.slowloris {
+        row(
+            out,
+            "attackers",
+            format!(
+                "{} trickling a byte every {} ms; {} connections, peak {} open; closed by the server {}, open at the end {} (oldest {:.0} ms)",
+                slowloris.attackers,
+                slowloris.trickle_ms,
+                slowloris.connections,
+                slowloris.peak_open,
+                slowloris.closed,
+                slowloris.open_at_end,
+                slowloris.oldest_at_end_ms
+            ),
+        );
+        row(out, "closed as", counts(&slowloris.close_reasons));
+        row(out, "held", latency(&slowloris.held_us));
+        if !slowloris.connect_errors.is_empty() {
+            row(out, "refused", counts(&slowloris.connect_errors));
+        }
     }
     match &step.server {
         Some(server) => row(

@@ -22,6 +22,8 @@ pub struct Tally {
     pub flood: FloodTally,
     /// Connect-to-disconnect cycles (`churn`).
     pub churn: ChurnTally,
+    /// Connections that never finish their Hello (`slowloris`).
+    pub slowloris: SlowlorisTally,
 }
 
 /// Connections of the step's bots.
@@ -90,6 +92,10 @@ pub struct FloodTally {
     pub written_in_window: u64,
     /// Its messages the server dropped with RATE_LIMITED.
     pub rate_limited: u64,
+    /// From its first write to its first RATE_LIMITED answer, µs.
+    pub throttled_after_us: Option<u64>,
+    /// From its first write until the server ended its connection, µs.
+    pub cut_off_after_us: Option<u64>,
 }
 
 /// Connect / hello / join / chat / leave / disconnect cycles.
@@ -111,6 +117,29 @@ pub struct ChurnTally {
     pub cycle_latency: Latency,
 }
 
+/// Attacking connections: opened, trickling a Hello that never completes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SlowlorisTally {
+    /// Attackers (each holds one connection at a time).
+    pub attackers: u64,
+    /// Connections they opened, warm-up and window.
+    pub connections: u64,
+    /// Connections the server closed.
+    pub closed: u64,
+    /// How the server closed them (its error code, or how the socket ended).
+    pub close_reasons: BTreeMap<String, u64>,
+    /// From connect until the server closed it, µs.
+    pub held: Latency,
+    /// Connections still open when the window ended.
+    pub open_at_end: u64,
+    /// The longest any of those had been open, µs.
+    pub oldest_at_end_us: u64,
+    /// Most attacking connections open at once (summed over processes).
+    pub peak_open: u64,
+    /// Connections that could not be opened, by cause.
+    pub connect_errors: BTreeMap<String, u64>,
+}
+
 impl Tally {
     /// Adds another process's tally to this one.
     pub fn merge(&mut self, other: &Tally) {
@@ -119,6 +148,7 @@ impl Tally {
         self.slow.merge(&other.slow);
         self.flood.merge(&other.flood);
         self.churn.merge(&other.churn);
+        self.slowloris.merge(&other.slowloris);
     }
 }
 
@@ -173,6 +203,8 @@ impl FloodTally {
         self.sent += other.sent;
         self.written_in_window += other.written_in_window;
         self.rate_limited += other.rate_limited;
+        self.throttled_after_us = self.throttled_after_us.max(other.throttled_after_us);
+        self.cut_off_after_us = self.cut_off_after_us.max(other.cut_off_after_us);
     }
 }
 
@@ -185,6 +217,20 @@ impl ChurnTally {
         self.skipped += other.skipped;
         self.unfinished += other.unfinished;
         self.cycle_latency.merge(&other.cycle_latency);
+    }
+}
+
+impl SlowlorisTally {
+    fn merge(&mut self, other: &SlowlorisTally) {
+        self.attackers += other.attackers;
+        self.connections += other.connections;
+        self.closed += other.closed;
+        add_counts(&mut self.close_reasons, &other.close_reasons);
+        self.held.merge(&other.held);
+        self.open_at_end += other.open_at_end;
+        self.oldest_at_end_us = self.oldest_at_end_us.max(other.oldest_at_end_us);
+        self.peak_open += other.peak_open;
+        add_counts(&mut self.connect_errors, &other.connect_errors);
     }
 }
 

@@ -79,7 +79,9 @@ async fn report(server: &TestServer, args: &[&str]) -> Value {
         "loadtest failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        stdout.contains("latency") || stdout.contains("sessions") || stdout.contains("cycles"),
+        ["latency", "sessions", "cycles", "attackers"]
+            .iter()
+            .any(|word| stdout.contains(word)),
         "{stdout}"
     );
     read_json(&json)
@@ -123,6 +125,7 @@ fn step_fields(step: &Value) {
         "flood",
         "idle",
         "churn",
+        "slowloris",
         "server",
         "generator",
     ] {
@@ -321,6 +324,9 @@ async fn flood_compares_two_steps() {
     assert_clean_chat(&steps[0], 3, 290);
     assert!(steps[0]["flood"].is_null());
     assert!(steps[1]["flood"]["sent"].as_u64().unwrap() > 0, "{report:#}");
+    for field in ["throttled_after_ms", "cut_off_after_ms"] {
+        assert!(steps[1]["flood"].get(field).is_some(), "{report:#}");
+    }
     assert_eq!(steps[1]["chat"]["lost"], 0, "{report:#}");
     for field in ["p99_without_us", "p99_with_us", "flood_sent_per_s"] {
         assert!(report["flood"].get(field).is_some(), "{report:#}");
@@ -404,6 +410,47 @@ async fn bots_sign_their_hello_for_a_token_server() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("hello: UNAUTHENTICATED × 20"), "{stderr}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn slowloris_attackers_are_closed_at_the_deadline_and_clients_get_in() {
+    let server = spawn_server(&["--hello-timeout-ms", "300"]);
+    let report = report(
+        &server,
+        &[
+            "slowloris",
+            "--attackers",
+            "20",
+            "--clients",
+            "5",
+            "--trickle-ms",
+            "100",
+            "--warmup",
+            "0.2",
+            "--duration",
+            "2",
+        ],
+    )
+    .await;
+    let step = only_step(&report, "slowloris");
+    assert_eq!(step["bots"]["connected"], 5, "{step:#}");
+    assert_eq!(step["bots"]["connect_errors"], serde_json::json!({}), "{step:#}");
+    let attackers = &step["slowloris"];
+    assert_eq!(attackers["attackers"], 20, "{step:#}");
+    let closed = attackers["closed"].as_u64().unwrap();
+    assert!(closed >= 20, "{step:#}");
+    assert_eq!(
+        attackers["close_reasons"],
+        serde_json::json!({ "HANDSHAKE_TIMEOUT": closed }),
+        "{step:#}"
+    );
+    assert_eq!(
+        attackers["connections"].as_u64().unwrap(),
+        closed + attackers["open_at_end"].as_u64().unwrap(),
+        "{step:#}"
+    );
+    assert!(attackers["peak_open"].as_u64().unwrap() <= 20, "{step:#}");
     server.shutdown().await;
 }
 

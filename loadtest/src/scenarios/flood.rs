@@ -144,6 +144,7 @@ pub async fn start_flooder(
                         in_flight: flood.in_flight,
                         echoed: Arc::new(AtomicU64::new(0)),
                         limited: Arc::new(AtomicU64::new(0)),
+                        first_limited_ns: Arc::new(AtomicU64::new(0)),
                         echo: Arc::new(Notify::new()),
                         shared: flooder_shared,
                     };
@@ -186,6 +187,8 @@ struct Flooder {
     echoed: Arc<AtomicU64>,
     /// Of those, the ones dropped with RATE_LIMITED.
     limited: Arc<AtomicU64>,
+    /// When the first RATE_LIMITED came (wall clock, ns; 0: not yet).
+    first_limited_ns: Arc<AtomicU64>,
     /// Woken on each echo.
     echo: Arc<Notify>,
     shared: Arc<Shared>,
@@ -193,24 +196,34 @@ struct Flooder {
 
 impl Flooder {
     async fn run(self, mut writer: ClientWriter, reader: ClientReader, heartbeat: Duration, signals: Signals) {
-        let reading = TaskGuard::spawn(read_echoes(
-            reader,
-            Answers {
-                echoed: self.echoed.clone(),
-                limited: self.limited.clone(),
-                echo: self.echo.clone(),
-            },
-            signals.clone(),
-        ));
-        let (sent, in_window, write_end) = self.write(&mut writer, heartbeat, signals).await;
+        let answers = Answers {
+            echoed: self.echoed.clone(),
+            limited: self.limited.clone(),
+            echo: self.echo.clone(),
+            first_limited_ns: self.first_limited_ns.clone(),
+        };
+        let read_signals = signals.clone();
+        let reading = TaskGuard::spawn(async move {
+            let ended = read_echoes(reader, answers, read_signals).await;
+            (ended, wall_ns())
+        });
+        let first_write_ns = Arc::new(AtomicU64::new(0));
+        let (sent, in_window, write_end) = self.write(&mut writer, heartbeat, signals, &first_write_ns).await;
         // The writer stays open until the reader is done (see the member bot).
-        let read_end = reading.join().await.unwrap_or_else(|e| Some(format!("reader: {e}")));
+        let (read_end, ended_ns) = reading
+            .join()
+            .await
+            .unwrap_or_else(|e| (Some(format!("reader: {e}")), wall_ns()));
+        let started_ns = first_write_ns.load(Ordering::Acquire);
+        let since_start = |at: u64| (started_ns > 0 && at >= started_ns).then(|| (at - started_ns) / 1_000);
         drop(writer);
         let mut tally = self.shared.tally();
         tally.flood.sent += sent;
         tally.flood.written_in_window += in_window;
         tally.flood.rate_limited += self.limited.load(Ordering::Acquire);
+        tally.flood.throttled_after_us = since_start(self.first_limited_ns.load(Ordering::Acquire));
         if let Some(reason) = read_end.or(write_end) {
+            tally.flood.cut_off_after_us = since_start(ended_ns);
             bump(&mut tally.bots.disconnects, format!("flooder: {reason}"));
         }
     }
@@ -222,12 +235,14 @@ impl Flooder {
         writer: &mut ClientWriter,
         heartbeat: Duration,
         mut signals: Signals,
+        first_write_ns: &AtomicU64,
     ) -> (u64, u64, Option<String>) {
         let (mut sent, mut in_window) = (0, 0);
         let Some(timeline) = signals.timeline().await else {
             return (sent, in_window, None);
         };
         sleep_until_wall(timeline.start_ns).await;
+        first_write_ns.store(wall_ns(), Ordering::Release);
         while wall_ns() < timeline.window_end_ns() {
             if !self.room_for_a_batch(sent, &timeline).await {
                 break;
@@ -287,6 +302,8 @@ struct Answers {
     echoed: Arc<AtomicU64>,
     limited: Arc<AtomicU64>,
     echo: Arc<Notify>,
+    /// When the first RATE_LIMITED came (wall clock, ns; 0: not yet).
+    first_limited_ns: Arc<AtomicU64>,
 }
 
 /// Reads the flooder's echoes and RATE_LIMITED answers (and drops everything
@@ -301,6 +318,7 @@ async fn read_echoes(mut reader: ClientReader, answers: Answers, mut signals: Si
                     let limited = matches!(&message.body, Some(Body::Error(e)) if e.code() == ErrorCode::RateLimited);
                     if limited {
                         answers.limited.fetch_add(1, Ordering::AcqRel);
+                        let _ = answers.first_limited_ns.compare_exchange(0, wall_ns(), Ordering::AcqRel, Ordering::Acquire);
                     }
                     if limited || matches!(message.body, Some(Body::Chat(_))) {
                         answers.echoed.fetch_add(1, Ordering::AcqRel);

@@ -64,7 +64,7 @@ impl IdleWorkload {
 
 /// Keeps one session alive, reading and dropping what the server sends,
 /// until told to stop; counts it if the server ends it first.
-async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
+pub(crate) async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
     let Member {
         mut writer,
         reader,

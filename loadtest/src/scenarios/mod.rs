@@ -12,6 +12,7 @@ pub mod idle;
 mod member;
 mod publisher;
 pub mod slow;
+pub mod slowloris;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,8 @@ pub enum Workload {
     Idle(idle::IdleWorkload),
     /// Connect-to-disconnect cycles at a fixed rate.
     Churn(churn::ChurnWorkload),
+    /// Connections that never finish their Hello, beside normal clients.
+    Slowloris(slowloris::SlowlorisWorkload),
 }
 
 impl Workload {
@@ -42,6 +45,7 @@ impl Workload {
             Workload::Chat(chat) => chat.run_share(share).await,
             Workload::Idle(idle) => idle.run_share(share).await,
             Workload::Churn(churn) => churn.run_share(share).await,
+            Workload::Slowloris(slowloris) => slowloris.run_share(share).await,
         }
     }
 
@@ -51,6 +55,7 @@ impl Workload {
             Workload::Chat(chat) => chat.total_members() + u64::from(chat.flood.is_some()),
             Workload::Idle(idle) => idle.sessions,
             Workload::Churn(churn) => churn.max_in_flight,
+            Workload::Slowloris(slowloris) => slowloris.attackers + slowloris.clients,
         }
     }
 }
