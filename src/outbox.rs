@@ -4,9 +4,10 @@
 //! and in bytes ([`Config::outbound_queue_bytes`]). Producers (rooms, the
 //! session itself) never wait: [`Outbox::try_send`] either queues the frame or
 //! says the queue is full or closed, and the producer decides what that means.
-//! The writer task gathers every ready frame into one buffer of at most
-//! [`Config::write_batch_bytes`] and writes it with as few syscalls as the
-//! socket allows.
+//! The writer task writes a lone frame as it is (no copy) and gathers
+//! several ready frames into one buffer of at most [`Config::write_batch_bytes`],
+//! written with as few syscalls as the socket allows. It holds no buffer
+//! between batches, so an idle session's writer costs no memory.
 //!
 //! [`Config::outbound_queue_frames`]: crate::Config::outbound_queue_frames
 //! [`Config::outbound_queue_bytes`]: crate::Config::outbound_queue_bytes
@@ -175,7 +176,7 @@ impl Shared {
 /// for `deadline`.
 async fn write_with_deadline<W: AsyncWrite + Unpin>(
     socket: &mut W,
-    buf: &mut BytesMut,
+    buf: &mut Bytes,
     deadline: Duration,
 ) -> io::Result<()> {
     while !buf.is_empty() {
@@ -218,12 +219,12 @@ impl OutboxReceiver {
         close_timeout: Duration,
         stats: Arc<Stats>,
     ) -> WriterEnd {
-        let mut buf = BytesMut::with_capacity(batch_bytes);
+        let mut buf = Bytes::new();
         loop {
             if buf.is_empty() {
                 match poll_fn(|cx| self.poll_ready(cx)).await {
                     Ready::Closed => break,
-                    Ready::Frames => self.gather(&mut buf, batch_bytes, &stats),
+                    Ready::Frames => buf = self.gather(batch_bytes, &stats),
                 }
             }
             tokio::select! {
@@ -281,7 +282,7 @@ impl OutboxReceiver {
         }
     }
 
-    async fn finish<W: AsyncWrite + Unpin>(&self, socket: &mut W, buf: &mut BytesMut) -> io::Result<()> {
+    async fn finish<W: AsyncWrite + Unpin>(&self, socket: &mut W, buf: &mut Bytes) -> io::Result<()> {
         let (queued, last) = match self.shared.ending.get() {
             Some((queued, last, _)) => (*queued, last.clone()),
             None => (Queued::Flush, None),
@@ -298,21 +299,35 @@ impl OutboxReceiver {
         socket.shutdown().await
     }
 
-    /// Moves ready frames into `buf` until it holds `batch_bytes` or the queue is empty.
-    fn gather(&self, buf: &mut BytesMut, batch_bytes: usize, stats: &Stats) {
+    /// The next batch: a lone ready frame as it is, or ready frames copied
+    /// into one buffer until it holds `batch_bytes` or the queue is empty.
+    fn gather(&self, batch_bytes: usize, stats: &Stats) -> Bytes {
         stats.queue_depth(self.shared.queued_frames.load(Ordering::Relaxed));
-        let mut frames = 0;
-        while buf.len() < batch_bytes {
-            match self.shared.pop() {
-                Some(frame) => {
-                    buf.extend_from_slice(&frame);
-                    frames += 1;
+        let Some(first) = self.shared.pop() else {
+            return Bytes::new();
+        };
+        let batch = if self.shared.frames.is_empty() || first.len() >= batch_bytes {
+            stats.messages_out.inc();
+            first
+        } else {
+            let ready = first.len() + self.shared.queued_bytes.load(Ordering::Acquire);
+            let mut buf = BytesMut::with_capacity(ready.min(batch_bytes));
+            buf.extend_from_slice(&first);
+            let mut frames = 1;
+            while buf.len() < batch_bytes {
+                match self.shared.pop() {
+                    Some(frame) => {
+                        buf.extend_from_slice(&frame);
+                        frames += 1;
+                    }
+                    None => break,
                 }
-                None => break,
             }
-        }
-        stats.messages_out.inc_by(frames);
-        stats.bytes_out.inc_by(u64::try_from(buf.len()).unwrap_or(u64::MAX));
+            stats.messages_out.inc_by(frames);
+            buf.freeze()
+        };
+        stats.bytes_out.inc_by(u64::try_from(batch.len()).unwrap_or(u64::MAX));
+        batch
     }
 
     /// Marks the connection closed for every producer (for `reason`, unless

@@ -42,6 +42,11 @@ use crate::room::{ChatSent, Join, Leave, Member, RoomCommand, RoomHandle};
 use crate::server::{ConnectionSlot, ServerContext};
 use crate::stats::{MessageKind, OverloadLevel};
 
+/// The read buffer's first capacity. It grows to the largest frame the session
+/// receives (at most the frame limit) and is reused from its start, so an idle
+/// session keeps about this much.
+const READ_BUFFER_START: usize = 1024;
+
 /// A session's inbound rate limit, if the configuration sets one.
 fn rate_limiter(config: &crate::Config) -> Option<DefaultDirectRateLimiter> {
     let rate = NonZeroU32::new(config.rate_limit_per_s)?;
@@ -151,7 +156,7 @@ impl Session {
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
         let codec = FrameCodec::<ClientMessage, ServerMessage>::new(frame_limit.clone());
         Session::create(move |ctx| {
-            let reader = ctx.add_stream(FramedRead::new(read, codec));
+            let reader = ctx.add_stream(FramedRead::with_capacity(read, codec, READ_BUFFER_START));
             Session {
                 id,
                 peer,
