@@ -41,17 +41,26 @@ pub enum MessageKind {
     Leave,
     /// ChatSend.
     Chat,
+    /// EnterWorld.
+    EnterWorld,
+    /// Move.
+    Move,
+    /// LeaveWorld.
+    LeaveWorld,
     /// A frame that is not a valid message this server handles.
     Invalid,
 }
 
 impl MessageKind {
-    const ALL: [MessageKind; 6] = [
+    const ALL: [MessageKind; 9] = [
         MessageKind::Hello,
         MessageKind::Ping,
         MessageKind::Join,
         MessageKind::Leave,
         MessageKind::Chat,
+        MessageKind::EnterWorld,
+        MessageKind::Move,
+        MessageKind::LeaveWorld,
         MessageKind::Invalid,
     ];
 
@@ -62,6 +71,9 @@ impl MessageKind {
             MessageKind::Join => "join",
             MessageKind::Leave => "leave",
             MessageKind::Chat => "chat",
+            MessageKind::EnterWorld => "enter_world",
+            MessageKind::Move => "move",
+            MessageKind::LeaveWorld => "leave_world",
             MessageKind::Invalid => "invalid",
         }
     }

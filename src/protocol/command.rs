@@ -1,11 +1,11 @@
 //! Client frames become typed requests here, once, at the edge.
 
 use super::PROTOCOL_VERSION;
-use super::names::{ChatText, PlayerName, ProtocolError, RoomName};
+use super::names::{ChatText, PlayerName, Point, ProtocolError, RoomName, WorldName};
 use super::pb::{ClientMessage, client_message::Body};
 
 /// One validated client request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// Echoed by the reply or error.
     pub id: u64,
@@ -14,7 +14,7 @@ pub struct Request {
 }
 
 /// What a client can ask for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Start the session under a name.
     Hello {
@@ -39,6 +39,28 @@ pub enum Command {
         /// The text.
         text: ChatText,
     },
+    /// Enter (and create if needed) a world.
+    EnterWorld {
+        /// The world.
+        world: WorldName,
+        /// Where to appear; the server picks when absent.
+        spawn: Option<Point>,
+    },
+    /// Where the player wants its entity to be.
+    Move(MoveInput),
+    /// Leave a world.
+    LeaveWorld(WorldName),
+}
+
+/// A validated Move.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MoveInput {
+    /// Where to go.
+    pub to: Point,
+    /// Radians counter-clockwise from east (finite).
+    pub heading: f32,
+    /// The client's own counter; stale Moves (not above the last one) are ignored.
+    pub client_tick: u32,
 }
 
 impl Request {
@@ -68,6 +90,21 @@ impl Request {
                     text: ChatText::parse(chat.text, max_text_len)?,
                 })
             }),
+            Some(Body::EnterWorld(enter)) => WorldName::parse(&enter.world).and_then(|world| {
+                let spawn = enter.spawn.map(|at| Point::parse(at.x, at.y)).transpose()?;
+                Ok(Command::EnterWorld { world, spawn })
+            }),
+            Some(Body::Move(movement)) => Point::parse(movement.x, movement.y).and_then(|to| {
+                if !movement.heading.is_finite() {
+                    return Err(ProtocolError::InvalidPosition);
+                }
+                Ok(Command::Move(MoveInput {
+                    to,
+                    heading: movement.heading,
+                    client_tick: movement.client_tick,
+                }))
+            }),
+            Some(Body::LeaveWorld(leave)) => WorldName::parse(&leave.world).map(Command::LeaveWorld),
         };
         command.map(|command| Request { id, command }).map_err(|e| (id, e))
     }

@@ -8,8 +8,8 @@ mod command;
 mod names;
 
 pub use codec::{CodecError, FrameCodec, FrameLimit, encode_frame};
-pub use command::{Command, Request};
-pub use names::{ChatText, PlayerName, ProtocolError, RoomName};
+pub use command::{Command, MoveInput, Request};
+pub use names::{ChatText, PlayerName, Point, ProtocolError, RoomName, WorldName};
 
 /// Types generated from `proto/tavern/v1/*.proto` by `build.rs`.
 #[allow(missing_docs, clippy::all, clippy::as_conversions)]

@@ -39,6 +39,12 @@ pub enum ProtocolError {
     /// The chat text is empty.
     #[error("chat text is empty")]
     EmptyText,
+    /// The world name breaks the naming rule (that of rooms).
+    #[error("invalid world name: {0}")]
+    InvalidWorld(&'static str),
+    /// A position that is not a finite number.
+    #[error("position is not a finite number")]
+    InvalidPosition,
 }
 
 impl ProtocolError {
@@ -51,6 +57,8 @@ impl ProtocolError {
             ProtocolError::InvalidRoom(_) => ErrorCode::InvalidRoom,
             ProtocolError::TextTooLong { .. } => ErrorCode::TextTooLong,
             ProtocolError::EmptyText => ErrorCode::InvalidText,
+            ProtocolError::InvalidWorld(_) => ErrorCode::InvalidWorld,
+            ProtocolError::InvalidPosition => ErrorCode::InvalidPosition,
         }
     }
 }
@@ -107,6 +115,59 @@ impl RoomName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A world's name: the rule of room names.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WorldName(RoomName);
+
+impl WorldName {
+    /// # Errors
+    /// [`ProtocolError::InvalidWorld`] saying which part of the rule is broken.
+    pub fn parse(name: &str) -> Result<Self, ProtocolError> {
+        RoomName::parse(name).map(WorldName).map_err(|e| match e {
+            ProtocolError::InvalidRoom(why) => ProtocolError::InvalidWorld(why),
+            other => other,
+        })
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for WorldName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for WorldName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A point of a world, both coordinates finite (not yet clamped to any bounds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// East.
+    pub x: f32,
+    /// North.
+    pub y: f32,
+}
+
+impl Point {
+    /// # Errors
+    /// [`ProtocolError::InvalidPosition`] for NaN or an infinity.
+    pub fn parse(x: f32, y: f32) -> Result<Self, ProtocolError> {
+        if x.is_finite() && y.is_finite() {
+            Ok(Point { x, y })
+        } else {
+            Err(ProtocolError::InvalidPosition)
+        }
     }
 }
 

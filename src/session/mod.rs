@@ -189,6 +189,9 @@ impl Session {
             Command::Join(room) => self.join(ctx, id, room, 1),
             Command::Leave(room) => self.leave(ctx, id, room),
             Command::Chat { room, text } => self.chat(ctx, id, room, text),
+            Command::EnterWorld { .. } | Command::Move(_) | Command::LeaveWorld(_) => {
+                self.reply_error(ctx, id, ErrorCode::UnsupportedMessage, "worlds are not served yet");
+            }
         }
     }
 
@@ -586,6 +589,9 @@ impl StreamHandler<Frame> for Session {
             Some(In::JoinRoom(_)) => MessageKind::Join,
             Some(In::LeaveRoom(_)) => MessageKind::Leave,
             Some(In::SendChat(_)) => MessageKind::Chat,
+            Some(In::EnterWorld(_)) => MessageKind::EnterWorld,
+            Some(In::Move(_)) => MessageKind::Move,
+            Some(In::LeaveWorld(_)) => MessageKind::LeaveWorld,
             None => MessageKind::Invalid,
         });
         if self.member.is_none() && !matches!(message.body, Some(In::Hello(_))) {
