@@ -123,6 +123,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         addr: server.as_ref().map_or(given_target, |server| server.addr).to_string(),
         spawned: server.is_some(),
         server_pid: server.as_ref().map(|server| server.pid).or(common.server_pid),
+        admin_addr: server
+            .as_ref()
+            .and_then(|server| server.admin_addr)
+            .map(|addr| addr.to_string()),
         server_bin: server.as_ref().map(|server| server.bin.display().to_string()),
         server_log: server.as_ref().map(|server| server.log.display().to_string()),
         pinned: common.pin,

@@ -47,6 +47,8 @@ pub struct TargetInfo {
     pub spawned: bool,
     /// Its process id, when known.
     pub server_pid: Option<u32>,
+    /// Its admin endpoint, when known (spawned, or `--admin-addr`).
+    pub admin_addr: Option<String>,
     /// The executable started, when spawned.
     pub server_bin: Option<String>,
     /// Where its output went, when spawned.
