@@ -13,15 +13,20 @@ pub const PENDING_CAPACITY: usize = 256;
 /// One Move sent and not yet acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Sent {
+    /// Its `client_tick`.
     client_tick: u32,
+    /// When it was written, wall-clock ns.
     sent_ns: u64,
+    /// Whether it was written in the window (its latency counts).
     in_window: bool,
 }
 
 /// A bot's Moves awaiting their echo, oldest (lowest tick) first.
 #[derive(Debug)]
 pub struct PendingMoves {
+    /// The moves, ascending by tick.
     sent: VecDeque<Sent>,
+    /// Most moves kept.
     capacity: usize,
     /// Window moves forgotten unacknowledged because too many were pending.
     forgotten_window: u64,

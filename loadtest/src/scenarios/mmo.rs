@@ -258,13 +258,19 @@ async fn scrape_window(admin: SocketAddr, timeline: Timeline, shared: Arc<Shared
 
 /// A bot in the world, not yet running.
 struct Walker {
+    /// The sending half.
     writer: ClientWriter,
+    /// The receiving half.
     reader: ClientReader,
+    /// How often to send something when not moving.
     heartbeat: Duration,
+    /// From starting to connect until `Welcome`.
     connect_latency: Duration,
+    /// From sending EnterWorld until `WorldEntered`.
     enter_latency: Duration,
     /// Where the server put it (its spawn point, clamped to the bounds).
     position: Point,
+    /// Its own random numbers, for its walk.
     rng: Rng,
 }
 
@@ -363,8 +369,11 @@ pub async fn probe(env: &Env, world: &str) -> anyhow::Result<WorldGeometry> {
 struct MmoBot {
     /// Its number among all bots: its place on the schedule.
     number: u64,
+    /// Where it walks.
     region: Region,
+    /// The step's workload.
     workload: Arc<MmoWorkload>,
+    /// Where it counts.
     shared: Arc<Shared>,
 }
 
@@ -492,10 +501,15 @@ impl MmoBot {
 /// What one bot's writer follows.
 #[derive(Clone, Copy)]
 struct Plan<'a> {
+    /// The bot's place on the schedule.
     bot: u64,
+    /// Every bot's Moves.
     schedule: &'a Schedule,
+    /// The step's phases: it moves until the window ends.
     timeline: &'a Timeline,
+    /// Where it walks.
     region: &'a Region,
+    /// How far each target is from the last.
     step: f64,
 }
 
@@ -504,10 +518,15 @@ struct Plan<'a> {
 struct Mover {
     /// The last target sent (at first, the spawn point).
     at: Point,
+    /// Its random numbers.
     rng: Rng,
+    /// Its Moves awaiting their echo (shared with its read side).
     pending: Arc<Mutex<PendingMoves>>,
+    /// Moves written.
     sent: u64,
+    /// Moves written while the window was open.
     sent_in_window: u64,
+    /// The longest it was behind its schedule in the window, ns.
     max_lag_ns: u64,
 }
 
@@ -588,6 +607,7 @@ impl Mover {
         Ok(())
     }
 
+    /// Adds what it sent to the tally.
     fn add_to(&self, tally: &mut Tally) {
         let mmo = &mut tally.mmo;
         mmo.moves_sent += self.sent;
@@ -599,7 +619,9 @@ impl Mover {
 /// A bot's read side: what its updates say, and the echoes of its Moves.
 #[derive(Debug)]
 struct Watcher {
+    /// The bot's place on the schedule.
     bot: u64,
+    /// Its Moves awaiting their echo (shared with its write side).
     pending: Arc<Mutex<PendingMoves>>,
     /// The window, once known, and the client tick of the bot's last window Move.
     window: Option<(Timeline, u32)>,
@@ -607,23 +629,38 @@ struct Watcher {
     acked: u32,
     /// Whether it told the drain it is done.
     done: bool,
+    /// Updates received in the window.
     updates_window: u64,
+    /// Updates received, warm-up and window.
     updates_total: u64,
+    /// Frame bytes of the window's updates.
     bytes_window: u64,
+    /// Entities entered, over the window's updates.
     entered: u64,
+    /// Entities left, over the window's updates.
     left: u64,
+    /// Entities moved, over the window's updates.
     moved: u64,
+    /// Window Moves acknowledged.
     echoed: u64,
+    /// The lowest time scale of a window update.
     min_time_scale_pct: Option<u32>,
+    /// Non-fatal errors, by code.
     errors: BTreeMap<String, u64>,
+    /// Input-to-echo latencies not yet in the shared histogram, µs.
     echo_samples: Vec<u64>,
+    /// Times since the tick not yet in the shared histogram, µs.
     age_samples: Vec<u64>,
+    /// Updates not yet on the live counter.
     unreported_updates: u64,
+    /// When the samples were last added.
     last_flush_ns: u64,
+    /// Where it counts.
     shared: Arc<Shared>,
 }
 
 impl Watcher {
+    /// A read side for bot `bot`, which counts in `shared`.
     fn new(bot: u64, pending: Arc<Mutex<PendingMoves>>, shared: Arc<Shared>) -> Watcher {
         Watcher {
             bot,
@@ -672,6 +709,7 @@ impl Watcher {
         None
     }
 
+    /// Counts an update (`message` is its whole frame) and the echoes it carries.
     fn on_update(&mut self, message: &ServerMessage, update: &pb::WorldUpdate) {
         let now = wall_ns();
         self.updates_total += 1;
@@ -750,6 +788,7 @@ impl Watcher {
         }
     }
 
+    /// Adds what it counted to the tally.
     fn add_to(&self, tally: &mut Tally) {
         let mmo = &mut tally.mmo;
         mmo.updates_window += self.updates_window;
