@@ -51,6 +51,12 @@ impl Broadcaster {
         })
     }
 
+    /// Runs `work` on the broadcaster's thread pool (rayon's parallel
+    /// iterators inside it use the pool).
+    pub fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(work)
+    }
+
     /// Queues `frame` for every recipient except the one at index `skip`;
     /// returns the recipients that refused it, in no particular order.
     pub fn send<R: Recipient>(&self, frame: &Bytes, recipients: &[R], skip: Option<usize>) -> Vec<Refusal> {

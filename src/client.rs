@@ -238,6 +238,34 @@ impl Client {
         }
     }
 
+    /// Enters `world`, at `spawn` if given.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with INVALID_WORLD, ALREADY_IN_WORLD, WORLD_FULL, …
+    pub async fn enter_world(
+        &mut self,
+        world: &str,
+        spawn: Option<(f32, f32)>,
+    ) -> Result<pb::WorldEntered, ClientError> {
+        let enter = pb::EnterWorld {
+            world: world.into(),
+            spawn: spawn.map(|(x, y)| pb::Position { x, y }),
+        };
+        match self.request(Request::EnterWorld(enter)).await? {
+            Reply::WorldEntered(entered) => Ok(entered),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Asks the world to move this player's entity toward (`x`, `y`), without
+    /// waiting; `client_tick` must grow from Move to Move.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn move_to(&mut self, x: f32, y: f32, heading: f32, client_tick: u32) -> Result<u64, ClientError> {
+        self.writer.move_to(x, y, heading, client_tick).await
+    }
+
     /// Sends chat `text` to `room` without waiting; the echo carries the
     /// returned request id.
     ///
@@ -295,6 +323,20 @@ impl Client {
 }
 
 impl ClientWriter {
+    /// See [`Client::move_to`].
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn move_to(&mut self, x: f32, y: f32, heading: f32, client_tick: u32) -> Result<u64, ClientError> {
+        let movement = pb::Move {
+            x,
+            y,
+            heading,
+            client_tick,
+        };
+        self.send(Request::Move(movement)).await
+    }
+
     /// See [`Client::chat`].
     ///
     /// # Errors

@@ -11,11 +11,17 @@ use clap::builder::TypedValueParser as _;
 /// The default of [`Config::max_text_len`], bytes.
 pub const DEFAULT_MAX_TEXT_LEN: usize = 1024;
 
+/// The longest world side, world units: positions in updates (fixed point,
+/// 0.01) stay far inside 32 bits.
+const MAX_WORLD_SIDE: f32 = 1_000_000.0;
+/// The most cells a world's interest grid may have.
+const MAX_WORLD_CELLS: f32 = 4_194_304.0;
+
 /// Bytes a chat frame may carry beyond its text: envelope, room, sender name, numbers.
 const CHAT_FRAME_OVERHEAD: usize = 256;
 
 /// Server settings. `tavern --help` lists them with their defaults.
-#[derive(Parser, Debug, Clone, PartialEq, Eq)]
+#[derive(Parser, Debug, Clone, PartialEq)]
 #[command(
     name = "tavern",
     version,
@@ -94,6 +100,47 @@ pub struct Config {
     /// Bound of the world directory's inbox (commands); senders wait for room.
     #[arg(long, env = "TAVERN_WORLD_INBOX", default_value_t = 4096)]
     pub world_inbox: usize,
+
+    /// World ticks per second: how often worlds move entities and send updates.
+    #[arg(long, env = "TAVERN_WORLD_TICK_HZ", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub world_tick_hz: u32,
+
+    /// World width (x from 0 to this), world units.
+    #[arg(long, env = "TAVERN_WORLD_WIDTH", default_value_t = 2000.0)]
+    pub world_width: f32,
+
+    /// World height (y from 0 to this), world units.
+    #[arg(long, env = "TAVERN_WORLD_HEIGHT", default_value_t = 2000.0)]
+    pub world_height: f32,
+
+    /// Area of interest: a player sees the entities within this distance, world units.
+    #[arg(long, env = "TAVERN_WORLD_AOI_RADIUS", default_value_t = 50.0)]
+    pub world_aoi_radius: f32,
+
+    /// An entity seen leaves the area only beyond the radius plus this margin, world units.
+    #[arg(long, env = "TAVERN_WORLD_AOI_HYSTERESIS", default_value_t = 5.0)]
+    pub world_aoi_hysteresis: f32,
+
+    /// Side of the interest grid's cells, world units (at most 4,194,304 cells in a world).
+    #[arg(long, env = "TAVERN_WORLD_CELL_SIZE", default_value_t = 55.0)]
+    pub world_cell_size: f32,
+
+    /// Fastest an entity moves, world units per second of world time.
+    #[arg(long, env = "TAVERN_WORLD_MAX_SPEED", default_value_t = 10.0)]
+    pub world_max_speed: f32,
+
+    /// Players one world holds; more are answered WORLD_FULL.
+    #[arg(long, env = "TAVERN_WORLD_MAX_PLAYERS", default_value_t = 20_000)]
+    pub world_max_players: usize,
+
+    /// Worlds the server holds at once; entering another is answered WORLD_FULL.
+    #[arg(long, env = "TAVERN_MAX_WORLDS", default_value_t = 16)]
+    pub max_worlds: usize,
+
+    /// Ticks a player's update may stay unsent (the client not reading) before the player is
+    /// closed with SLOW_CONSUMER.
+    #[arg(long, env = "TAVERN_WORLD_STALE_TICKS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub world_stale_ticks: u32,
 
     /// Heartbeat interval announced in Welcome, ms. A session silent for one interval gets a
     /// Heartbeat to answer; silent for three, it is closed with IDLE_TIMEOUT.
@@ -287,6 +334,39 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks the world settings: finite, positive, and a grid of bounded size.
+    fn validate_world(&self) -> Result<(), String> {
+        let lengths = [
+            ("world_width", self.world_width),
+            ("world_height", self.world_height),
+            ("world_aoi_radius", self.world_aoi_radius),
+            ("world_cell_size", self.world_cell_size),
+            ("world_max_speed", self.world_max_speed),
+        ];
+        for (name, value) in lengths {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("{name} must be a number above 0"));
+            }
+        }
+        if !(self.world_aoi_hysteresis.is_finite() && self.world_aoi_hysteresis >= 0.0) {
+            return Err("world_aoi_hysteresis must be a number of at least 0".into());
+        }
+        for (name, value) in [("world_width", self.world_width), ("world_height", self.world_height)] {
+            if value > MAX_WORLD_SIDE {
+                return Err(format!("{name} must be at most {MAX_WORLD_SIDE}"));
+            }
+        }
+        let cells =
+            (self.world_width / self.world_cell_size).ceil() * (self.world_height / self.world_cell_size).ceil();
+        if cells > MAX_WORLD_CELLS {
+            return Err(format!(
+                "world_cell_size {} makes {cells} grid cells; at most {MAX_WORLD_CELLS} are allowed",
+                self.world_cell_size
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the rules between settings.
     ///
     /// # Errors
@@ -304,6 +384,8 @@ impl Config {
             ("world_inbox", self.world_inbox),
             ("broadcast_parallel_threshold", self.broadcast_parallel_threshold),
             ("hook_queue", self.hook_queue),
+            ("world_max_players", self.world_max_players),
+            ("max_worlds", self.max_worlds),
             (
                 "rate_limit_disconnect_after",
                 usize::try_from(self.rate_limit_disconnect_after).unwrap_or(usize::MAX),
@@ -311,6 +393,9 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return invalid(format!("{name} must be at least 1"));
+        }
+        if let Err(message) = self.validate_world() {
+            return invalid(message);
         }
         if u32::try_from(self.max_frame_len).is_err() {
             return invalid(format!(

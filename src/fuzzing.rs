@@ -100,6 +100,7 @@ impl SessionHarness {
                 let stats = Arc::new(Stats::new(true));
                 let hooks = Hooks::log_only(stats.clone());
                 let broadcaster = Arc::new(crate::broadcast::Broadcaster::new(1, 4096).expect("a pool thread"));
+                let worlds = crate::mmo::Worlds::new(&config, broadcaster.clone(), stats.clone());
                 let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
                 let world = World::start(vec![arbiter.handle()], config.world_inbox, |world| RoomContext {
                     world,
@@ -112,6 +113,7 @@ impl SessionHarness {
                 let context = Arc::new(ServerContext {
                     config,
                     world,
+                    worlds,
                     names: Names::default(),
                     stats,
                     hooks,

@@ -25,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod mmo;
 pub mod outbox;
 pub mod overload;
 pub mod protocol;

@@ -16,7 +16,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -72,6 +72,11 @@ struct Shared {
     ending: OnceLock<(Queued, Option<Bytes>, DisconnectReason)>,
     /// The writer, when it waits for frames or for the socket.
     writer: AtomicWaker,
+    /// The one latest-state frame (a WorldUpdate) waiting for the writer; see
+    /// [`Outbox::try_send_latest`].
+    latest: Mutex<Option<Bytes>>,
+    /// Whether `latest` holds a frame.
+    latest_pending: AtomicBool,
 }
 
 /// The receiving side, owned by the session's writer.
@@ -92,6 +97,8 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         closing: CancellationToken::new(),
         ending: OnceLock::new(),
         writer: AtomicWaker::new(),
+        latest: Mutex::new(None),
+        latest_pending: AtomicBool::new(false),
     });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
@@ -117,6 +124,36 @@ impl Outbox {
         shared.frames.push(frame);
         shared.writer.wake();
         Ok(())
+    }
+
+    /// Hands the writer `frame` as the session's latest state (a
+    /// WorldUpdate), beside the queue and outside its bounds. At most one
+    /// such frame waits at a time: while one is pending this refuses with
+    /// [`SendError::Full`], and the producer skips this one and sends a
+    /// newer state later, so a slow client never builds a backlog of them.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] while the last one is unsent, [`SendError::Closed`]
+    /// once the connection is closing.
+    pub fn try_send_latest(&self, frame: Bytes) -> Result<(), SendError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let mut latest = shared.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if latest.is_some() {
+            return Err(SendError::Full);
+        }
+        *latest = Some(frame);
+        shared.latest_pending.store(true, Ordering::Release);
+        drop(latest);
+        shared.writer.wake();
+        Ok(())
+    }
+
+    /// Whether a frame given to [`Outbox::try_send_latest`] is still unsent.
+    pub fn latest_pending(&self) -> bool {
+        self.shared.latest_pending.load(Ordering::Acquire)
     }
 
     /// Closes the connection for `reason`: the writer handles the queued
@@ -162,6 +199,19 @@ impl Shared {
         self.closing.cancel();
         self.writer.wake();
         true
+    }
+
+    fn take_latest(&self) -> Option<Bytes> {
+        if !self.latest_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        self.latest_pending.store(false, Ordering::Release);
+        latest.take()
+    }
+
+    fn has_frames(&self) -> bool {
+        !self.frames.is_empty() || self.latest_pending.load(Ordering::Acquire)
     }
 
     fn pop(&self) -> Option<Bytes> {
@@ -259,7 +309,7 @@ impl OutboxReceiver {
             if shared.closed.load(Ordering::Acquire) {
                 return Poll::Ready(Ready::Closed);
             }
-            if !shared.frames.is_empty() {
+            if shared.has_frames() {
                 return Poll::Ready(Ready::Frames);
             }
             if attempt == 0 {
@@ -303,7 +353,7 @@ impl OutboxReceiver {
     /// into one buffer until it holds `batch_bytes` or the queue is empty.
     fn gather(&self, batch_bytes: usize, stats: &Stats) -> Bytes {
         stats.queue_depth(self.shared.queued_frames.load(Ordering::Relaxed));
-        let Some(first) = self.shared.pop() else {
+        let Some(first) = self.shared.take_latest().or_else(|| self.shared.pop()) else {
             return Bytes::new();
         };
         let batch = if self.shared.frames.is_empty() || first.len() >= batch_bytes {
@@ -408,6 +458,35 @@ mod tests {
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, vec![9, 9]);
+    }
+
+    #[tokio::test]
+    async fn one_latest_frame_waits_at_a_time_beside_the_queue() {
+        let (tx, rx) = outbox(1, 100);
+        tx.try_send(frame(1, 2)).unwrap();
+        tx.try_send_latest(frame(7, 3)).unwrap();
+        assert!(tx.latest_pending());
+        assert_eq!(tx.try_send_latest(frame(8, 3)), Err(SendError::Full), "one at a time");
+        assert_eq!(
+            tx.try_send(frame(2, 2)),
+            Err(SendError::Full),
+            "outside the queue's bounds"
+        );
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(rx.write_to(
+            server,
+            1024,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Arc::default(),
+        ));
+        let mut got = [0; 5];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [7, 7, 7, 1, 1], "the latest state first, then the queue");
+        assert!(!tx.latest_pending());
+        tx.try_send_latest(frame(9, 1)).unwrap();
+        tx.close(Queued::Flush, None, DisconnectReason::ClientClosed);
+        assert!(matches!(writer.await.unwrap(), WriterEnd::Closed));
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ use crate::auth::{self, Authority};
 use crate::broadcast::Broadcaster;
 use crate::config::{AdminAddr, AuthMode, Config};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
+use crate::mmo::Worlds;
 use crate::overload::Monitor;
 use crate::protocol::{self, ErrorCode, encode_frame};
 use crate::room::{BehaviourFactory, RoomContext, chat_rooms};
@@ -86,6 +87,7 @@ pub enum ServerError {
 pub(crate) struct ServerContext {
     pub(crate) config: Config,
     pub(crate) world: WorldHandle,
+    pub(crate) worlds: Worlds,
     pub(crate) names: Names,
     pub(crate) stats: Arc<Stats>,
     pub(crate) hooks: Hooks,
@@ -219,6 +221,7 @@ impl Server {
                 }
             });
         }
+        let worlds = Worlds::new(&config, broadcaster.clone(), stats.clone());
         let room_inbox = config.room_inbox;
         let (world_stats, world_hooks) = (stats.clone(), hooks.clone());
         // With no room threads, the World and the rooms share the session threads.
@@ -244,6 +247,7 @@ impl Server {
         let context = Arc::new(ServerContext {
             config,
             world: world.clone(),
+            worlds,
             names: Names::default(),
             stats,
             hooks,
@@ -280,6 +284,7 @@ impl Server {
         if tokio::time::timeout_at(deadline, world.drain()).await.is_err() {
             warn!("rooms did not drain within the shutdown grace period");
         }
+        context.worlds.stop();
         context.closing.cancel();
         context.tracker.close();
         if tokio::time::timeout_at(deadline, context.tracker.wait()).await.is_err() {

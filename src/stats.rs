@@ -15,6 +15,11 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use crate::lifecycle::DisconnectReason;
 use crate::protocol::ErrorCode;
 
+/// World tick duration buckets, seconds: 0.25 ms to 0.5 s (the budget at 20 Hz is 50 ms).
+const TICK_BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5,
+];
+
 /// Upper bounds of the fan-out duration buckets, in seconds.
 const FANOUT_BUCKETS: [f64; 16] = [
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
@@ -170,6 +175,23 @@ pub struct Stats {
     pub overload_escalations: IntCounter,
     /// Lifecycle events dropped because the observer's queue was full.
     pub hook_events_dropped: IntCounter,
+    /// Worlds alive now.
+    pub worlds_open: IntGauge,
+    /// Players in worlds now.
+    pub world_players: IntGauge,
+    world_tick: Histogram,
+    /// World ticks that took longer than their budget (one tick period).
+    pub world_tick_overruns: IntCounter,
+    /// WorldUpdates queued for players.
+    pub world_updates: IntCounter,
+    /// WorldUpdates not made because the player's previous one was still unsent.
+    pub world_updates_skipped: IntCounter,
+    /// Moves ignored because their client_tick was not above the last one.
+    pub world_moves_stale: IntCounter,
+    /// The highest degradation level of any world now (0 normal, 1 and 2 far tier slowed).
+    pub world_degrade_level: IntGauge,
+    /// World time per wall time of the slowest world, percent (100 unless time is dilated).
+    pub world_time_scale: IntGauge,
 }
 
 impl Default for Stats {
@@ -252,6 +274,34 @@ impl Stats {
                 "hook_events_dropped_total",
                 "Lifecycle events dropped because the observer queue was full.",
             ),
+            worlds_open: reg.gauge("worlds_open", "Worlds alive now."),
+            world_players: reg.gauge("world_players", "Players in worlds now."),
+            world_tick: reg.histogram(
+                "world_tick_seconds",
+                "Time one world tick took: inputs, movement, interest and encoding.",
+                &TICK_BUCKETS,
+            ),
+            world_tick_overruns: reg.counter(
+                "world_tick_overruns_total",
+                "World ticks that took longer than one tick period.",
+            ),
+            world_updates: reg.counter("world_updates_total", "WorldUpdates queued for players."),
+            world_updates_skipped: reg.counter(
+                "world_updates_skipped_total",
+                "WorldUpdates not made because the player's previous one was still unsent.",
+            ),
+            world_moves_stale: reg.counter(
+                "world_moves_stale_total",
+                "Moves ignored because their client_tick was not above the last one taken.",
+            ),
+            world_degrade_level: reg.gauge(
+                "world_degrade_level",
+                "Highest degradation level of any world: 0 normal, 1 and 2 far tier updated less often.",
+            ),
+            world_time_scale: reg.gauge(
+                "world_time_scale_percent",
+                "World time per wall time of the slowest world, percent (below 100: time dilation).",
+            ),
             registry,
         };
         // The process's RSS, CPU seconds, open files and threads.
@@ -333,6 +383,16 @@ impl Stats {
     /// The outbound queue depth histogram, for windowed percentiles.
     pub fn queue_depth_histogram(&self) -> &Histogram {
         &self.outbound_queue_depth
+    }
+
+    /// Records one world tick's duration.
+    pub fn world_tick(&self, took: Duration) {
+        self.world_tick.observe(took.as_secs_f64());
+    }
+
+    /// The world tick histogram, for windowed percentiles.
+    pub fn world_tick_histogram(&self) -> &Histogram {
+        &self.world_tick
     }
 
     /// Whether the server takes connections (`/readyz`).

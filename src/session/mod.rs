@@ -32,11 +32,12 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
 use crate::lifecycle::{DisconnectReason, LifecycleEvent};
+use crate::mmo::{Enter, Entered, InputSlot, NoWorld, WorldCommand, WorldLink};
 use crate::outbox::{Outbox, Queued, SendError, WriterEnd, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{
-    self, ChatText, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, PlayerName, ProtocolError, Request,
-    RoomName, encode_frame,
+    self, ChatText, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, MoveInput, PlayerName, Point,
+    ProtocolError, Request, RoomName, WorldName, encode_frame,
 };
 use crate::room::{ChatSent, Join, Leave, Member, RoomCommand, RoomHandle};
 use crate::server::{ConnectionSlot, ServerContext};
@@ -88,6 +89,16 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// The world a session is in.
+struct InWorld {
+    name: WorldName,
+    link: WorldLink,
+    /// Where its Moves wait for the world's tick.
+    input: Arc<InputSlot>,
+    /// The client_tick of the last Move taken; Moves not above it are stale.
+    last_client_tick: Option<u32>,
+}
+
 type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
 
 /// The session actor. See the module documentation.
@@ -98,6 +109,8 @@ pub struct Session {
     member: Option<Member>,
     /// Rooms joined, and the one being joined.
     rooms: HashMap<RoomName, RoomHandle>,
+    /// The world entered (or being entered), if any.
+    world: Option<InWorld>,
     outbox: Outbox,
     frame_limit: FrameLimit,
     reader: Option<SpawnHandle>,
@@ -162,6 +175,7 @@ impl Session {
                 peer,
                 member: None,
                 rooms: HashMap::new(),
+                world: None,
                 outbox,
                 frame_limit,
                 reader: Some(reader),
@@ -189,9 +203,9 @@ impl Session {
             Command::Join(room) => self.join(ctx, id, room, 1),
             Command::Leave(room) => self.leave(ctx, id, room),
             Command::Chat { room, text } => self.chat(ctx, id, room, text),
-            Command::EnterWorld { .. } | Command::Move(_) | Command::LeaveWorld(_) => {
-                self.reply_error(ctx, id, ErrorCode::UnsupportedMessage, "worlds are not served yet");
-            }
+            Command::EnterWorld { world, spawn } => self.enter_world(ctx, id, world, spawn, 1),
+            Command::Move(input) => self.move_in_world(ctx, id, input),
+            Command::LeaveWorld(world) => self.leave_world(ctx, id, &world),
         }
     }
 
@@ -314,6 +328,114 @@ impl Session {
                     }));
                 }),
         );
+    }
+
+    /// Asks the registry for the world, then the world for a place; a world
+    /// that was closing refuses, and the registry is asked again.
+    fn enter_world(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request_id: u64,
+        world: WorldName,
+        spawn: Option<Point>,
+        attempt: u32,
+    ) {
+        let Some(member) = self.member.clone() else { return };
+        if attempt == 1 {
+            if let Some(current) = &self.world {
+                let message = format!("already in world {}", current.name);
+                return self.reply_error(ctx, request_id, ErrorCode::AlreadyInWorld, message);
+            }
+            if self.server.stats.overload() >= OverloadLevel::Shedding {
+                let message = "the server is overloaded; try again later";
+                return self.reply_error(ctx, request_id, ErrorCode::Overloaded, message);
+            }
+        }
+        let link = match self.server.worlds.get_or_start(&world) {
+            Ok(link) => link,
+            Err(NoWorld::TooMany) => {
+                let message = format!(
+                    "the server holds {} worlds already (see Config::max_worlds)",
+                    self.server.config.max_worlds
+                );
+                return self.reply_error(ctx, request_id, ErrorCode::WorldFull, message);
+            }
+            Err(NoWorld::Stopping) => {
+                let message = "the server is shutting down";
+                return self.reply_error(ctx, request_id, ErrorCode::ServerShuttingDown, message);
+            }
+        };
+        let input = Arc::new(InputSlot::default());
+        // Recorded before the world answers, so a session stopping meanwhile still leaves it.
+        self.world = Some(InWorld {
+            name: world.clone(),
+            link: link.clone(),
+            input: input.clone(),
+            last_client_tick: None,
+        });
+        let (answer, answered) = oneshot::channel();
+        let enter = Enter {
+            request_id,
+            session: self.id.get(),
+            name: member.name,
+            outbox: self.outbox.clone(),
+            input,
+            spawn,
+            answer,
+        };
+        let asked = async move {
+            link.inbox.send(WorldCommand::Enter(enter)).await.ok()?;
+            answered.await.ok()
+        };
+        ctx.wait(asked.into_actor(self).map(move |entered, act, ctx| {
+            if entered == Some(Entered::Yes) {
+                return;
+            }
+            act.world = None;
+            match entered {
+                Some(Entered::Full) => {
+                    let message =
+                        format!("world {world} holds as many players as allowed (see Config::world_max_players)");
+                    act.reply_error(ctx, request_id, ErrorCode::WorldFull, message);
+                }
+                _ if attempt < JOIN_ATTEMPTS => act.enter_world(ctx, request_id, world, spawn, attempt + 1),
+                _ => {
+                    let message = format!("world {world} could not be entered; try again");
+                    act.reply_error(ctx, request_id, ErrorCode::Internal, message);
+                }
+            }
+        }));
+    }
+
+    /// Hands a Move to the world's next tick, unless it is stale.
+    fn move_in_world(&mut self, ctx: &mut Context<Self>, request_id: u64, input: MoveInput) {
+        let Some(world) = &mut self.world else {
+            return self.reply_error(ctx, request_id, ErrorCode::NotInWorld, "not in a world");
+        };
+        if world.last_client_tick.is_some_and(|last| input.client_tick <= last) {
+            self.server.stats.world_moves_stale.inc();
+            return;
+        }
+        world.last_client_tick = Some(input.client_tick);
+        world.input.put(input);
+    }
+
+    fn leave_world(&mut self, ctx: &mut Context<Self>, request_id: u64, name: &WorldName) {
+        match self.world.take_if(|world| world.name == *name) {
+            Some(world) => {
+                let leave = WorldCommand::Leave {
+                    request_id,
+                    session: self.id.get(),
+                };
+                let inbox = world.link.inbox;
+                ctx.wait(
+                    async move { inbox.send(leave).await }
+                        .into_actor(self)
+                        .map(|_, _, _| ()),
+                );
+            }
+            None => self.reply_error(ctx, request_id, ErrorCode::NotInWorld, format!("not in world {name}")),
+        }
     }
 
     fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
@@ -532,6 +654,16 @@ impl Actor for Session {
         );
         if let Some(member) = &self.member {
             self.server.names.release(&member.name, self.id);
+        }
+        if let Some(world) = self.world.take() {
+            let leave = WorldCommand::Leave {
+                request_id: 0,
+                session: self.id.get(),
+            };
+            let inbox = world.link.inbox;
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) = inbox.try_send(leave) {
+                actix_rt::spawn(async move { inbox.send(leave).await });
+            }
         }
         for (_, room) in self.rooms.drain() {
             let leave = RoomCommand::Leave(Leave {
