@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use crate::scenarios::mmo::Density;
+
 /// Tavern's bot swarm: real protocol v1 clients that load a server on this
 /// machine and report what they measured.
 #[derive(Debug, Parser)]
@@ -34,6 +36,8 @@ pub enum Command {
     Flood(FloodArgs),
     /// A connections trickling a Hello that never completes, beside C normal clients connecting.
     Slowloris(SlowlorisArgs),
+    /// B bots random-walking in one world; input-to-echo latency, update traffic, server tick time.
+    Mmo(MmoArgs),
     /// Internal: a worker process of --procs (reads its job on stdin).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -111,6 +115,38 @@ pub struct SlowlorisArgs {
     /// Time between two bytes of an attacker, ms.
     #[arg(long, default_value_t = 1000)]
     pub trickle_ms: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `mmo`.
+#[derive(Debug, Args, Serialize)]
+pub struct MmoArgs {
+    /// Bots in the world (B).
+    #[arg(long, default_value_t = 1000)]
+    pub bots: u64,
+    /// The world's name (the rule of room names).
+    #[arg(long, default_value = "w")]
+    pub world: String,
+    /// Moves per second per bot (open loop, bots evenly phased).
+    #[arg(long, default_value_t = 10)]
+    pub input_hz: u64,
+    /// dispersed: spawn and walk over the whole world; clustered: in a square of --cluster-size
+    /// centred in it.
+    #[arg(long, value_enum, default_value_t = Density::Dispersed)]
+    pub density: Density,
+    /// Side of the clustered square, world units [default: twice the server's AOI radius].
+    #[arg(long)]
+    pub cluster_size: Option<f64>,
+    /// Distance of each walk target from the last one, world units; at most max_speed / input-hz
+    /// is walked (the server's max_speed, from WorldEntered).
+    #[arg(long, default_value_t = 2.0)]
+    pub step: f64,
+    /// The server's admin endpoint (loopback only), scraped for world tick durations
+    /// [default with --spawn-server: the spawned server's].
+    #[arg(long, value_parser = loopback_addr, conflicts_with = "spawn_server")]
+    pub admin_addr: Option<SocketAddr>,
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
@@ -258,7 +294,16 @@ impl Command {
             Command::Slow(args) => Some(&args.common),
             Command::Flood(args) => Some(&args.common),
             Command::Slowloris(args) => Some(&args.common),
+            Command::Mmo(args) => Some(&args.common),
             Command::Worker(_) => None,
+        }
+    }
+
+    /// The admin endpoint named on the command line, if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Command::Mmo(args) => args.admin_addr,
+            _ => None,
         }
     }
 }
@@ -353,6 +398,18 @@ fn auth_key(text: &str) -> Result<AuthKey, String> {
     Ok(AuthKey(text.trim().to_owned()))
 }
 
+/// Parses a loopback socket address (`--admin-addr`).
+fn loopback_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address with a port, e.g. 127.0.0.1:4001"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!("{addr} is not a loopback address (127.0.0.0/8 or ::1)"))
+    }
+}
+
 /// Parses a non-negative number of seconds, at most a day.
 fn seconds(text: &str) -> Result<f64, String> {
     let value: f64 = text
@@ -408,6 +465,29 @@ mod tests {
         assert!(seconds("-1").is_err());
         assert!(seconds("inf").is_err());
         assert!(seconds("x").is_err());
+    }
+
+    #[test]
+    fn mmo_flags_and_defaults() {
+        let cli = Cli::parse_from([
+            "loadtest",
+            "mmo",
+            "--density",
+            "clustered",
+            "--admin-addr",
+            "127.0.0.1:4001",
+        ]);
+        let Command::Mmo(args) = &cli.command else {
+            panic!("parsed {cli:?}");
+        };
+        assert_eq!((args.bots, args.world.as_str(), args.input_hz), (1000, "w", 10));
+        assert_eq!(args.density, Density::Clustered);
+        assert_eq!(args.step, 2.0);
+        assert_eq!(cli.command.admin_addr(), Some("127.0.0.1:4001".parse().unwrap()));
+        assert!(Cli::try_parse_from(["loadtest", "mmo", "--admin-addr", "10.0.0.1:4001"]).is_err());
+        assert!(Cli::try_parse_from(["loadtest", "mmo", "--spawn-server", "--admin-addr", "127.0.0.1:1"]).is_err());
+        let settings = serde_json::to_value(args).unwrap();
+        assert_eq!(settings["density"], "clustered");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::LatencySummary;
+use crate::scenarios::mmo::WorldGeometry;
 
 /// A `--find-max` judgement of one step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -171,6 +172,83 @@ pub struct SlowlorisFigures {
     pub peak_open: u64,
     /// Connections that could not be opened, by cause.
     pub connect_errors: BTreeMap<String, u64>,
+}
+
+/// Bots walking in a world (`mmo`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MmoFigures {
+    /// The world's name.
+    pub world: String,
+    /// `clustered` or `dispersed`.
+    pub density: String,
+    /// The world as the server described it.
+    pub geometry: Option<WorldGeometry>,
+    /// Where the bots spawned and walked: `[min_x, min_y, max_x, max_y]`.
+    pub region: Option<[f64; 4]>,
+    /// Bots planned (B).
+    pub bots: u64,
+    /// Bots that entered the world.
+    pub in_world: u64,
+    /// Moves per second per bot.
+    pub input_hz: u64,
+    /// `--step` as asked.
+    pub step_asked: f64,
+    /// The step walked: at most `max_speed / input_hz`.
+    pub step: f64,
+    /// EnterWorld to WorldEntered, µs.
+    pub enter_latency_us: LatencySummary,
+    /// Moves written in the whole step (warm-up included).
+    pub moves_sent: u64,
+    /// Moves written in the window per second of it.
+    pub moves_per_s: f64,
+    /// Longest any bot was behind its Move schedule in the window, ms.
+    pub max_lag_ms: f64,
+    /// Window Moves acknowledged by an update.
+    pub moves_echoed: u64,
+    /// Window Moves never acknowledged.
+    pub moves_unechoed: u64,
+    /// A window Move to the first update whose `ack_client_tick` reaches it, µs.
+    pub echo_latency_us: LatencySummary,
+    /// Receive time minus the update's `server_time_us` (the tick's start), µs.
+    pub tick_age_us: LatencySummary,
+    /// WorldUpdates received in the window.
+    pub updates: u64,
+    /// WorldUpdates received per second of the window, over all bots.
+    pub updates_per_s: f64,
+    /// Update frame bytes per second of the window, per bot in the world.
+    pub bytes_per_s_per_player: f64,
+    /// Entities entered per window update.
+    pub mean_entered: f64,
+    /// Entities left per window update.
+    pub mean_left: f64,
+    /// Entities moved per window update.
+    pub mean_moved: f64,
+    /// The lowest `time_scale_pct` of a window update (100: no time dilation).
+    pub min_time_scale_pct: Option<u32>,
+    /// Connections the server ended (the causes are in `bots.disconnects`).
+    pub disconnects: u64,
+    /// Non-fatal errors received, by code.
+    pub errors: BTreeMap<String, u64>,
+    /// The server's world ticks in the window, from its admin endpoint.
+    pub server_tick: Option<ServerTickFigures>,
+    /// Why `server_tick` is missing, when it is.
+    pub server_tick_missing: Option<String>,
+}
+
+/// The server's world ticks in the window (`tavern_world_tick_seconds` and
+/// `tavern_world_tick_overruns_total`, scraped at the window's start and end).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerTickFigures {
+    /// Ticks in the window (of every world).
+    pub ticks: u64,
+    /// Median tick duration, ms (interpolated within its histogram bucket).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile tick duration, ms (interpolated within its histogram bucket).
+    pub p99_ms: Option<f64>,
+    /// Mean tick duration, ms.
+    pub mean_ms: Option<f64>,
+    /// Ticks that took longer than a tick period, when the server counts them.
+    pub overruns: Option<u64>,
 }
 
 /// The server's use of the machine in the window.

@@ -12,7 +12,9 @@
 //!   phases of a step, what a text carries, the order check.
 //! - [`tally`], [`latency`], [`report`], [`figures`], [`table`]: counting, histograms, figures, output.
 //! - [`procstat`], [`usage`], [`spawn`], [`progress`]: /proc, the server process, the live line.
+//! - [`admin`]: the server's admin endpoint (`/metrics`).
 
+mod admin;
 mod bots;
 mod cli;
 mod detect;
@@ -48,6 +50,7 @@ use crate::scenarios::chat::{ChatScenario, ChatWorkload};
 use crate::scenarios::churn::{ChurnScenario, ChurnWorkload};
 use crate::scenarios::flood::{FloodScenario, FloodSpec};
 use crate::scenarios::idle::{IdleScenario, IdleWorkload};
+use crate::scenarios::mmo::{MmoScenario, MmoWorkload};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
@@ -119,10 +122,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     } else {
         None
     };
+    let admin = match &server {
+        Some(server) => server.admin_addr,
+        None => command.admin_addr(),
+    };
     let target = TargetInfo {
         addr: server.as_ref().map_or(given_target, |server| server.addr).to_string(),
         spawned: server.is_some(),
         server_pid: server.as_ref().map(|server| server.pid).or(common.server_pid),
+        admin_addr: admin.map(|addr| addr.to_string()),
         server_bin: server.as_ref().map(|server| server.bin.display().to_string()),
         server_log: server.as_ref().map(|server| server.log.display().to_string()),
         pinned: common.pin,
@@ -139,6 +147,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         drain: common.drain_timeout(),
         run_id: std::process::id(),
         server_pid: target.server_pid,
+        admin,
         auth_key: common.auth_key.clone(),
         progress: progress::wanted(common.no_progress),
     });
@@ -221,6 +230,19 @@ async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<
             };
             execute(SlowlorisScenario { workload }, runner).await
         }
+        Command::Mmo(args) => {
+            let workload = MmoWorkload {
+                bots: args.bots,
+                world: args.world.clone(),
+                input_hz: args.input_hz,
+                density: args.density,
+                cluster_size: args.cluster_size,
+                step: args.step,
+                admin: None,
+                geometry: None,
+            };
+            execute(MmoScenario { workload }, runner).await
+        }
         Command::Worker(_) => anyhow::bail!("the worker is not a scenario"),
     }
 }
@@ -274,6 +296,7 @@ fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
         Command::Slow(args) => serde_json::to_value(args)?,
         Command::Flood(args) => serde_json::to_value(args)?,
         Command::Slowloris(args) => serde_json::to_value(args)?,
+        Command::Mmo(args) => serde_json::to_value(args)?,
         Command::Worker(_) => serde_json::Value::Null,
     };
     Ok(value)

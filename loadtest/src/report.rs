@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 pub use crate::figures::{
-    BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, ServerFigures, SlowFigures,
-    SlowlorisFigures, Verdict,
+    BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, MmoFigures, ServerFigures,
+    ServerTickFigures, SlowFigures, SlowlorisFigures, Verdict,
 };
 use crate::findmax::FindMaxSummary;
 use crate::runner::StepOutcome;
@@ -22,7 +22,7 @@ use crate::units::{f64_from, ns_to_ms, per_second};
 pub struct Report {
     /// `loadtest` and its version.
     pub tool: String,
-    /// The scenario run (`chat`, `idle`, `churn`, `slow`, `flood`).
+    /// The scenario run (`chat`, `idle`, `churn`, `slow`, `flood`, `slowloris`, `mmo`).
     pub scenario: String,
     /// When the run started, ms since the Unix epoch.
     pub started_unix_ms: u64,
@@ -47,6 +47,8 @@ pub struct TargetInfo {
     pub spawned: bool,
     /// Its process id, when known.
     pub server_pid: Option<u32>,
+    /// Its admin endpoint, when known (spawned, or `--admin-addr`).
+    pub admin_addr: Option<String>,
     /// The executable started, when spawned.
     pub server_bin: Option<String>,
     /// Where its output went, when spawned.
@@ -82,6 +84,8 @@ pub struct StepReport {
     pub churn: Option<ChurnFigures>,
     /// Attacking connections (`slowloris`).
     pub slowloris: Option<SlowlorisFigures>,
+    /// Bots in a world (`mmo`).
+    pub mmo: Option<MmoFigures>,
     /// The server's CPU and memory in the window, when its process is known.
     pub server: Option<ServerFigures>,
     /// The load generator's own CPU in the window.
@@ -113,6 +117,7 @@ impl StepReport {
             idle: None,
             churn: None,
             slowloris: None,
+            mmo: None,
             server: None,
             generator: GeneratorFigures {
                 processes: outcome.generator.processes,
@@ -146,6 +151,7 @@ impl StepReport {
             Workload::Slowloris(slowloris) => {
                 report.slowloris = Some(slowloris_figures(slowloris.trickle_ms, outcome));
             }
+            Workload::Mmo(mmo) => report.mmo = Some(mmo_figures(mmo, outcome)),
         }
         report.server = outcome.server.map(|server| {
             let cpu_s = server.cpu.as_secs_f64();
@@ -254,6 +260,69 @@ fn slowloris_figures(trickle_ms: u64, outcome: &StepOutcome) -> SlowlorisFigures
         oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
         peak_open: slowloris.peak_open,
         connect_errors: slowloris.connect_errors.clone(),
+    }
+}
+
+fn mmo_figures(workload: &crate::scenarios::mmo::MmoWorkload, outcome: &StepOutcome) -> MmoFigures {
+    let mmo = &outcome.tally.mmo;
+    let window = outcome.timeline.window();
+    let per_update = |count: u64| {
+        if mmo.updates_window > 0 {
+            f64_from(count) / f64_from(mmo.updates_window)
+        } else {
+            0.0
+        }
+    };
+    let bytes_per_s = per_second(mmo.update_bytes_window, window);
+    let server_tick = mmo.server_ticks.as_ref().map(|ticks| ServerTickFigures {
+        ticks: ticks.ticks,
+        p50_ms: ticks.quantile(0.50).map(|s| s * 1e3),
+        p99_ms: ticks.quantile(0.99).map(|s| s * 1e3),
+        mean_ms: ticks.mean().map(|s| s * 1e3),
+        overruns: ticks.overruns,
+    });
+    MmoFigures {
+        world: workload.world.clone(),
+        density: workload.density.as_str().to_owned(),
+        geometry: workload.geometry,
+        region: workload
+            .region()
+            .map(|region| [region.min.x, region.min.y, region.max.x, region.max.y]),
+        bots: workload.bots,
+        in_world: mmo.in_world,
+        input_hz: workload.input_hz,
+        step_asked: workload.step,
+        step: workload.step_used(),
+        enter_latency_us: mmo.enter_latency.summary(),
+        moves_sent: mmo.moves_sent,
+        moves_per_s: per_second(mmo.moves_in_window, window),
+        max_lag_ms: ns_to_ms(mmo.max_lag_ns),
+        moves_echoed: mmo.moves_echoed,
+        moves_unechoed: mmo.moves_unechoed,
+        echo_latency_us: mmo.echo_latency.summary(),
+        tick_age_us: mmo.tick_age.summary(),
+        updates: mmo.updates_window,
+        updates_per_s: per_second(mmo.updates_window, window),
+        bytes_per_s_per_player: if mmo.in_world > 0 {
+            bytes_per_s / f64_from(mmo.in_world)
+        } else {
+            0.0
+        },
+        mean_entered: per_update(mmo.entered),
+        mean_left: per_update(mmo.left),
+        mean_moved: per_update(mmo.moved),
+        min_time_scale_pct: mmo.min_time_scale_pct,
+        disconnects: outcome.tally.bots.disconnects.values().sum(),
+        errors: mmo.errors.clone(),
+        server_tick_missing: match &server_tick {
+            Some(_) => None,
+            None => Some(
+                mmo.server_ticks_error
+                    .clone()
+                    .unwrap_or_else(|| "the scrape did not finish".to_owned()),
+            ),
+        },
+        server_tick,
     }
 }
 
@@ -373,6 +442,86 @@ mod tests {
         assert_eq!(idle.sessions_held, 99);
         assert_eq!(idle.rss_per_session_bytes, Some(2000.0 * 1024.0 / 99.0));
         assert!(step.server.unwrap().cpu_us_per_delivery.is_none());
+    }
+
+    #[test]
+    fn mmo_figures_from_a_known_tally() {
+        use crate::admin::TickWindow;
+        use crate::scenarios::mmo::{Density, MmoWorkload, WorldGeometry};
+        let workload = Workload::Mmo(MmoWorkload {
+            bots: 10,
+            world: "w".into(),
+            input_hz: 10,
+            density: Density::Clustered,
+            cluster_size: None,
+            step: 2.0,
+            admin: None,
+            geometry: Some(WorldGeometry {
+                width: 2000.0,
+                height: 2000.0,
+                aoi_radius: 50.0,
+                max_speed: 10.0,
+                tick_rate_hz: 20,
+                position_quantum: 0.01,
+            }),
+        });
+        let mut tally = Tally::default();
+        tally.bots.planned = 10;
+        tally.bots.connected = 10;
+        crate::tally::bump(&mut tally.bots.disconnects, "SLOW_CONSUMER");
+        let mmo = &mut tally.mmo;
+        mmo.in_world = 10;
+        mmo.moves_in_window = 500;
+        mmo.updates_window = 1000;
+        mmo.update_bytes_window = 50_000;
+        mmo.entered = 300;
+        mmo.left = 100;
+        mmo.moved = 5_000;
+        mmo.server_ticks = Some(TickWindow {
+            buckets: vec![(0.001, 50), (0.002, 100)],
+            ticks: 100,
+            sum_s: 0.1,
+            overruns: Some(0),
+        });
+        let step = StepReport::build("mmo".into(), 1, &workload, &outcome(tally));
+        let figures = step.mmo.unwrap();
+        assert_eq!(figures.region, Some([950.0, 950.0, 1050.0, 1050.0]));
+        assert_eq!((figures.step_asked, figures.step), (2.0, 1.0));
+        assert_eq!(figures.moves_per_s, 100.0);
+        assert_eq!(figures.updates_per_s, 200.0);
+        // 50 kB over 5 s over 10 players.
+        assert_eq!(figures.bytes_per_s_per_player, 1_000.0);
+        assert_eq!(
+            (figures.mean_entered, figures.mean_left, figures.mean_moved),
+            (0.3, 0.1, 5.0)
+        );
+        assert_eq!(figures.disconnects, 1);
+        let ticks = figures.server_tick.unwrap();
+        assert_eq!(ticks.p50_ms, Some(1.0));
+        assert!((ticks.p99_ms.unwrap() - 1.98).abs() < 1e-9);
+        assert_eq!(ticks.mean_ms, Some(1.0));
+        assert_eq!(figures.server_tick_missing, None);
+        assert!(step.chat.is_none());
+        let rendered = crate::table::render(&Report {
+            tool: "loadtest".into(),
+            scenario: "mmo".into(),
+            started_unix_ms: 0,
+            target: TargetInfo::default(),
+            settings: serde_json::Value::Null,
+            steps: vec![StepReport::build(
+                "mmo".into(),
+                1,
+                &workload,
+                &outcome(Tally::default()),
+            )],
+            find_max: None,
+            flood: None,
+        });
+        assert!(
+            rendered.contains("tick time  not scraped: the scrape did not finish"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("step 1 (--step 2 is more than"), "{rendered}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Env {
     pub run_id: u32,
     /// The server's process, when known.
     pub server_pid: Option<u32>,
+    /// The server's admin endpoint, when known.
+    pub admin: Option<SocketAddr>,
     /// Sign each Hello with a token from this key.
     pub auth_key: Option<AuthKey>,
     /// Whether to draw the progress line.

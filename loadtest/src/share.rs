@@ -92,7 +92,7 @@ pub struct LiveSnapshot {
     pub sent: u64,
     /// Messages received so far.
     pub delivered: u64,
-    /// Latency p99 of window messages so far, µs.
+    /// Latency p99 of window messages (mmo: of input-to-echo) so far, µs.
     pub p99_us: u64,
 }
 
@@ -143,7 +143,15 @@ impl Shared {
             connected: self.live.connected.load(Ordering::Relaxed),
             sent: self.live.sent.load(Ordering::Relaxed),
             delivered: self.live.delivered.load(Ordering::Relaxed),
-            p99_us: self.tally().chat.latency.quantile(0.99),
+            p99_us: {
+                let tally = self.tally();
+                // A step measures chat latency or mmo input-to-echo latency, not both.
+                tally
+                    .chat
+                    .latency
+                    .quantile(0.99)
+                    .max(tally.mmo.echo_latency.quantile(0.99))
+            },
         }
     }
 

@@ -1,5 +1,5 @@
 //! `--spawn-server` and `--pin`: starting the `tavern` binary on a free
-//! loopback port, waiting until it accepts connections, stopping it (SIGTERM
+//! loopback port (and its admin endpoint on another), waiting until it accepts connections, stopping it (SIGTERM
 //! by PID, then a bounded wait); and putting processes on chosen CPUs.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -45,6 +45,8 @@ pub struct SpawnedServer {
     child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its admin endpoint listens, when known (not `off`, not port 0).
+    pub admin_addr: Option<SocketAddr>,
     /// Its process id.
     pub pid: u32,
     /// The executable.
@@ -54,8 +56,9 @@ pub struct SpawnedServer {
 }
 
 impl SpawnedServer {
-    /// Starts the server with `RUST_LOG=warn` on a free loopback port and
-    /// waits until it accepts connections.
+    /// Starts the server with `RUST_LOG=warn` on a free loopback port, its
+    /// admin endpoint on another (unless its flags or the environment name
+    /// one), and waits until it accepts connections.
     ///
     /// # Errors
     /// No executable, no free port, or a server that exited or did not accept in time.
@@ -68,7 +71,8 @@ impl SpawnedServer {
             .log
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("loadtest-tavern-{}.log", std::process::id())));
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, free_port()?));
+        let port = free_port(&[])?;
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
         let output = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(&bin);
         command
@@ -82,10 +86,16 @@ impl SpawnedServer {
         if let Some(key) = &options.auth_key {
             command.env("TAVERN_AUTH", "token").env("TAVERN_AUTH_KEY", &key.0);
         }
-        // A free admin port unless one was asked for, so spawned servers never collide on it.
-        if std::env::var_os("TAVERN_ADMIN_ADDR").is_none() {
-            command.env("TAVERN_ADMIN_ADDR", "127.0.0.1:0");
-        }
+        // A free admin port unless one was asked for, so spawned servers never collide on it,
+        // and this run knows where to scrape.
+        let admin_addr = match (admin_flag(&options.args), std::env::var("TAVERN_ADMIN_ADDR")) {
+            (Some(given), _) | (None, Ok(given)) => known_admin_addr(&given),
+            (None, Err(_)) => {
+                let admin = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, free_port(&[port])?));
+                command.env("TAVERN_ADMIN_ADDR", admin.to_string());
+                Some(admin)
+            }
+        };
         let child = if options.pin {
             spawn_on_cpu(&mut command, 0)
         } else {
@@ -96,6 +106,7 @@ impl SpawnedServer {
             pid: child.id(),
             child: Some(child),
             addr,
+            admin_addr,
             bin,
             log,
         };
@@ -219,14 +230,36 @@ fn terminate(child: &Child) -> anyhow::Result<()> {
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("sending SIGTERM to the server")
 }
 
-/// A free loopback port below the ephemeral range.
-fn free_port() -> anyhow::Result<u16> {
+/// A free loopback port below the ephemeral range, other than those in `taken`.
+fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
     let span = PORTS.end - PORTS.start;
     let offset = u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0);
     (0..span)
         .map(|i| PORTS.start + (offset + i) % span)
+        .filter(|port| !taken.contains(port))
         .find(|&port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok())
         .context("no free loopback port in 20000..32000")
+}
+
+/// The value of `--admin-addr` among the server's flags, if given.
+fn admin_flag(args: &[String]) -> Option<String> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if let Some(value) = arg.strip_prefix("--admin-addr=") {
+            return Some(value.to_owned());
+        }
+        if arg == "--admin-addr" {
+            return args.next().cloned();
+        }
+    }
+    None
+}
+
+/// The admin address `text` names, when this run can reach it: a loopback
+/// address with a port (`off`, a wildcard or port 0 give none).
+fn known_admin_addr(text: &str) -> Option<SocketAddr> {
+    let addr: SocketAddr = text.trim().parse().ok()?;
+    (addr.ip().is_loopback() && addr.port() != 0).then_some(addr)
 }
 
 /// The last lines of a file, for error messages.
@@ -242,8 +275,29 @@ mod tests {
 
     #[test]
     fn finds_a_free_port_below_the_ephemeral_range() {
-        let port = free_port().unwrap();
+        let port = free_port(&[]).unwrap();
         assert!(PORTS.contains(&port));
+        let other = free_port(&[port]).unwrap();
+        assert!(PORTS.contains(&other));
+        assert_ne!(port, other);
+    }
+
+    #[test]
+    fn the_admin_address_from_flags_or_environment() {
+        let args = |list: &[&str]| list.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            admin_flag(&args(&["--x", "--admin-addr", "127.0.0.1:7"])).as_deref(),
+            Some("127.0.0.1:7")
+        );
+        assert_eq!(admin_flag(&args(&["--admin-addr=off"])).as_deref(), Some("off"));
+        assert_eq!(admin_flag(&args(&["--max-connections=5"])), None);
+        assert_eq!(
+            known_admin_addr("127.0.0.1:4001"),
+            Some("127.0.0.1:4001".parse().unwrap())
+        );
+        assert_eq!(known_admin_addr("off"), None);
+        assert_eq!(known_admin_addr("127.0.0.1:0"), None);
+        assert_eq!(known_admin_addr("0.0.0.0:4001"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::latency::LatencySummary;
-use crate::report::{Report, StepReport};
+use crate::report::{MmoFigures, Report, StepReport};
 use crate::units::f64_from;
 
 /// The whole report as text.
@@ -240,6 +240,9 @@ fn step_block(out: &mut String, step: &StepReport) {
             row(out, "refused", counts(&slowloris.connect_errors));
         }
     }
+    if let Some(mmo) = &step.mmo {
+        mmo_rows(out, mmo);
+    }
     match &step.server {
         Some(server) => row(
             out,
@@ -270,6 +273,79 @@ fn step_block(out: &mut String, step: &StepReport) {
         "generator",
         format!("cpu {:.2} s ({:.0} %)", step.generator.cpu_s, step.generator.cpu_pct),
     );
+}
+
+fn mmo_rows(out: &mut String, mmo: &MmoFigures) {
+    let world = match (&mmo.geometry, mmo.region) {
+        (Some(geometry), Some([min_x, min_y, max_x, max_y])) => format!(
+            "{} × {} units, AOI radius {}, max speed {}/s, {} ticks/s; bots {} over {:.0} × {:.0}",
+            geometry.width,
+            geometry.height,
+            geometry.aoi_radius,
+            geometry.max_speed,
+            geometry.tick_rate_hz,
+            mmo.density,
+            max_x - min_x,
+            max_y - min_y
+        ),
+        _ => format!("bots {}", mmo.density),
+    };
+    row(
+        out,
+        "world",
+        format!("{:?}: {world}; {} of {} in it", mmo.world, mmo.in_world, mmo.bots),
+    );
+    row(out, "enter", latency(&mmo.enter_latency_us));
+    let step = if mmo.step < mmo.step_asked {
+        format!("{} (--step {} is more than max speed allows)", mmo.step, mmo.step_asked)
+    } else {
+        mmo.step.to_string()
+    };
+    row(
+        out,
+        "moves",
+        format!(
+            "{}/s per bot, step {step}; sent {}, {:.0}/s in the window, max lag {:.2} ms; echoed {}, unechoed {}",
+            mmo.input_hz, mmo.moves_sent, mmo.moves_per_s, mmo.max_lag_ms, mmo.moves_echoed, mmo.moves_unechoed
+        ),
+    );
+    row(out, "echo", latency(&mmo.echo_latency_us));
+    row(out, "tick age", latency(&mmo.tick_age_us));
+    row(
+        out,
+        "updates",
+        format!(
+            "{} ({:.0}/s), {:.0} B/s per player; per update entered {:.2}, left {:.2}, moved {:.1}; \
+             lowest time scale {}",
+            mmo.updates,
+            mmo.updates_per_s,
+            mmo.bytes_per_s_per_player,
+            mmo.mean_entered,
+            mmo.mean_left,
+            mmo.mean_moved,
+            mmo.min_time_scale_pct
+                .map_or("none seen".to_owned(), |pct| format!("{pct} %"))
+        ),
+    );
+    let tick = match (&mmo.server_tick, &mmo.server_tick_missing) {
+        (Some(tick), _) => {
+            let ms = |value: Option<f64>| value.map_or("-".to_owned(), |ms| format!("{ms:.3} ms"));
+            format!(
+                "p50 {}  p99 {}  mean {}  ({} ticks); overruns {}",
+                ms(tick.p50_ms),
+                ms(tick.p99_ms),
+                ms(tick.mean_ms),
+                tick.ticks,
+                tick.overruns
+                    .map_or("not reported".to_owned(), |count| count.to_string())
+            )
+        }
+        (None, reason) => format!("not scraped: {}", reason.as_deref().unwrap_or("unknown")),
+    };
+    row(out, "tick time", tick);
+    if !mmo.errors.is_empty() {
+        row(out, "errors", counts(&mmo.errors));
+    }
 }
 
 fn latency(summary: &LatencySummary) -> String {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::admin::TickWindow;
 use crate::detect::SeqCounts;
 use crate::latency::Latency;
 
@@ -24,6 +25,8 @@ pub struct Tally {
     pub churn: ChurnTally,
     /// Connections that never finish their Hello (`slowloris`).
     pub slowloris: SlowlorisTally,
+    /// Bots in a world (`mmo`).
+    pub mmo: MmoTally,
 }
 
 /// Connections of the step's bots.
@@ -140,6 +143,50 @@ pub struct SlowlorisTally {
     pub connect_errors: BTreeMap<String, u64>,
 }
 
+/// Bots walking in a world: their Moves, the updates they read, and the
+/// server's tick durations (scraped by one process only).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MmoTally {
+    /// Bots that entered the world.
+    pub in_world: u64,
+    /// From sending EnterWorld until WorldEntered, µs.
+    pub enter_latency: Latency,
+    /// Moves written, warm-up and window.
+    pub moves_sent: u64,
+    /// Moves written while the window was open.
+    pub moves_in_window: u64,
+    /// Window moves acknowledged by an update.
+    pub moves_echoed: u64,
+    /// Window moves never acknowledged (by the end of the drain, or the connection).
+    pub moves_unechoed: u64,
+    /// The longest any bot was behind its schedule in the window, ns.
+    pub max_lag_ns: u64,
+    /// From sending a window Move to the first update acknowledging it, µs.
+    pub echo_latency: Latency,
+    /// From the server's tick (`server_time_us`) to receiving its update, window updates, µs.
+    pub tick_age: Latency,
+    /// WorldUpdates received in the window.
+    pub updates_window: u64,
+    /// WorldUpdates received, warm-up and window.
+    pub updates_total: u64,
+    /// Frame bytes (header included) of the window's updates.
+    pub update_bytes_window: u64,
+    /// Entities entered, over the window's updates.
+    pub entered: u64,
+    /// Entities left, over the window's updates.
+    pub left: u64,
+    /// Entities moved, over the window's updates.
+    pub moved: u64,
+    /// The lowest `time_scale_pct` of a window update.
+    pub min_time_scale_pct: Option<u32>,
+    /// Non-fatal errors received, by code (and `WorldLeft` with its reason).
+    pub errors: BTreeMap<String, u64>,
+    /// The server's world ticks in the window, from its admin endpoint.
+    pub server_ticks: Option<TickWindow>,
+    /// Why they are missing, when they are.
+    pub server_ticks_error: Option<String>,
+}
+
 impl Tally {
     /// Adds another process's tally to this one.
     pub fn merge(&mut self, other: &Tally) {
@@ -149,6 +196,7 @@ impl Tally {
         self.flood.merge(&other.flood);
         self.churn.merge(&other.churn);
         self.slowloris.merge(&other.slowloris);
+        self.mmo.merge(&other.mmo);
     }
 }
 
@@ -234,6 +282,39 @@ impl SlowlorisTally {
     }
 }
 
+impl MmoTally {
+    fn merge(&mut self, other: &MmoTally) {
+        self.in_world += other.in_world;
+        self.enter_latency.merge(&other.enter_latency);
+        self.moves_sent += other.moves_sent;
+        self.moves_in_window += other.moves_in_window;
+        self.moves_echoed += other.moves_echoed;
+        self.moves_unechoed += other.moves_unechoed;
+        self.max_lag_ns = self.max_lag_ns.max(other.max_lag_ns);
+        self.echo_latency.merge(&other.echo_latency);
+        self.tick_age.merge(&other.tick_age);
+        self.updates_window += other.updates_window;
+        self.updates_total += other.updates_total;
+        self.update_bytes_window += other.update_bytes_window;
+        self.entered += other.entered;
+        self.left += other.left;
+        self.moved += other.moved;
+        self.min_time_scale_pct = match (self.min_time_scale_pct, other.min_time_scale_pct) {
+            (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+            (ours, theirs) => ours.or(theirs),
+        };
+        add_counts(&mut self.errors, &other.errors);
+        match (&mut self.server_ticks, &other.server_ticks) {
+            (Some(ours), Some(theirs)) => ours.merge(theirs),
+            (ours @ None, theirs) => ours.clone_from(theirs),
+            (Some(_), None) => {}
+        }
+        if self.server_ticks_error.is_none() {
+            self.server_ticks_error.clone_from(&other.server_ticks_error);
+        }
+    }
+}
+
 /// Adds one to the count of `key`.
 pub fn bump(counts: &mut BTreeMap<String, u64>, key: impl Into<String>) {
     *counts.entry(key.into()).or_default() += 1;
@@ -284,6 +365,40 @@ mod tests {
         assert_eq!(a.chat.expected(), 11 * 2 + 22 * 2 + 3 * 3);
         assert_eq!(a.chat.max_lag_ns, 5);
         assert_eq!(a.chat.latency.summary().count, 2);
+    }
+
+    #[test]
+    fn mmo_tallies_merge_across_processes() {
+        let mut a = Tally::default();
+        a.mmo.in_world = 3;
+        a.mmo.min_time_scale_pct = Some(100);
+        a.mmo.echo_latency.record_us(1_000);
+        bump(&mut a.mmo.errors, "NOT_IN_WORLD");
+        a.mmo.server_ticks_error = Some("no admin address".into());
+        let mut b = Tally::default();
+        b.mmo.in_world = 2;
+        b.mmo.min_time_scale_pct = Some(80);
+        b.mmo.echo_latency.record_us(3_000);
+        bump(&mut b.mmo.errors, "NOT_IN_WORLD");
+        b.mmo.server_ticks = Some(TickWindow {
+            buckets: vec![(0.001, 4)],
+            ticks: 5,
+            sum_s: 0.004,
+            overruns: Some(1),
+        });
+        let mut c = Tally::default();
+        c.mmo.in_world = 1;
+        a.merge(&b);
+        a.merge(&c);
+        assert_eq!(a.mmo.in_world, 6);
+        assert_eq!(a.mmo.min_time_scale_pct, Some(80));
+        assert_eq!(a.mmo.echo_latency.summary().count, 2);
+        assert_eq!(a.mmo.errors["NOT_IN_WORLD"], 2);
+        assert_eq!(a.mmo.server_ticks.as_ref().map(|ticks| ticks.ticks), Some(5));
+        assert_eq!(a.mmo.server_ticks_error.as_deref(), Some("no admin address"));
+        let json = serde_json::to_string(&a).unwrap();
+        let back: Tally = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.mmo.server_ticks, a.mmo.server_ticks);
     }
 
     #[test]

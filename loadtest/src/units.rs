@@ -25,6 +25,13 @@ pub fn per_second(count: u64, window: Duration) -> f64 {
     if secs > 0.0 { f64_from(count) / secs } else { 0.0 }
 }
 
+/// `value` as the nearest `f32`, for the protocol's single-precision
+/// coordinates (world coordinates are far below where `f32` loses whole units).
+#[allow(clippy::as_conversions)] // f64 -> f32 has no `From`; `as` rounds to the nearest value.
+pub fn f32_from(value: f64) -> f32 {
+    value as f32
+}
+
 /// A duration in whole nanoseconds, saturating at `u64::MAX` (584 years).
 pub fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -53,5 +60,6 @@ mod tests {
         assert_eq!(per_second(5, Duration::ZERO), 0.0);
         assert_eq!(nanos(Duration::from_millis(3)), 3_000_000);
         assert_eq!(ns_to_ms(1_500_000), 1.5);
+        assert_eq!(f32_from(0.5), 0.5_f32);
     }
 }

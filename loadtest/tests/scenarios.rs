@@ -79,7 +79,7 @@ async fn report(server: &TestServer, args: &[&str]) -> Value {
         "loadtest failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        ["latency", "sessions", "cycles", "attackers"]
+        ["latency", "sessions", "cycles", "attackers", "updates"]
             .iter()
             .any(|word| stdout.contains(word)),
         "{stdout}"
@@ -126,6 +126,7 @@ fn step_fields(step: &Value) {
         "idle",
         "churn",
         "slowloris",
+        "mmo",
         "server",
         "generator",
     ] {
@@ -451,6 +452,86 @@ async fn slowloris_attackers_are_closed_at_the_deadline_and_clients_get_in() {
         "{step:#}"
     );
     assert!(attackers["peak_open"].as_u64().unwrap() <= 20, "{step:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn mmo_bots_walk_and_read_their_updates() {
+    let server = spawn_server(&[]);
+    let admin = server
+        .server
+        .admin_addr()
+        .expect("the admin endpoint is on")
+        .to_string();
+    let report = report(
+        &server,
+        &[
+            "mmo",
+            "--bots",
+            "20",
+            "--density",
+            "clustered",
+            "--input-hz",
+            "10",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+            "--admin-addr",
+            &admin,
+        ],
+    )
+    .await;
+    let step = only_step(&report, "mmo");
+    assert_eq!(step["bots"]["connected"], 20, "{step:#}");
+    assert_eq!(step["bots"]["connect_errors"], serde_json::json!({}), "{step:#}");
+    assert_eq!(step["bots"]["disconnects"], serde_json::json!({}), "{step:#}");
+    let mmo = &step["mmo"];
+    for field in [
+        "world",
+        "density",
+        "geometry",
+        "region",
+        "in_world",
+        "step",
+        "moves_sent",
+        "moves_per_s",
+        "moves_echoed",
+        "moves_unechoed",
+        "echo_latency_us",
+        "tick_age_us",
+        "updates",
+        "updates_per_s",
+        "bytes_per_s_per_player",
+        "mean_entered",
+        "mean_left",
+        "mean_moved",
+        "min_time_scale_pct",
+        "disconnects",
+        "errors",
+        "server_tick",
+    ] {
+        assert!(mmo.get(field).is_some(), "mmo lacks {field}: {step:#}");
+    }
+    assert_eq!(mmo["in_world"], 20, "{step:#}");
+    assert_eq!(mmo["disconnects"], 0, "{step:#}");
+    assert_eq!(mmo["errors"], serde_json::json!({}), "{step:#}");
+    // 20 bots × 10 Moves/s × 1.5 s in the window, give or take one per bot at the edges.
+    let echoed = mmo["moves_echoed"].as_u64().unwrap();
+    assert!(echoed >= 280, "{step:#}");
+    assert_eq!(mmo["echo_latency_us"]["count"], echoed, "{step:#}");
+    assert!(mmo["updates"].as_u64().unwrap() > 0, "{step:#}");
+    assert!(mmo["updates_per_s"].as_f64().unwrap() > 0.0, "{step:#}");
+    assert!(mmo["bytes_per_s_per_player"].as_f64().unwrap() > 0.0, "{step:#}");
+    assert!(mmo["mean_moved"].as_f64().unwrap() > 0.0, "{step:#}");
+    assert!(mmo["tick_age_us"]["count"].as_u64().unwrap() > 0, "{step:#}");
+    let ticks = &mmo["server_tick"];
+    assert!(ticks["ticks"].as_u64().unwrap() > 0, "{step:#}");
+    assert!(
+        ticks["p99_ms"].as_f64().unwrap() >= ticks["p50_ms"].as_f64().unwrap(),
+        "{step:#}"
+    );
+    assert_eq!(report["target"]["admin_addr"], admin, "{report:#}");
     server.shutdown().await;
 }
 

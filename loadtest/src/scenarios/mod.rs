@@ -1,18 +1,21 @@
 //! The scenario layer. A [`Workload`] is what each process's share of bots
 //! does during one step (serializable, so the parent can hand it to worker
 //! processes); a [`Scenario`] is a command: which steps it runs through the
-//! shared [`Runner`] and what its report adds. A new scenario (say, an MMO
-//! world of random-walking bots) adds a workload variant with its
-//! `run_share`, a `Scenario` implementation, and a subcommand.
+//! shared [`Runner`] and what its report adds. A new scenario adds a
+//! workload variant with its `run_share`, a `Scenario` implementation, and a
+//! subcommand (`mmo` is a complete example).
 
 pub mod chat;
 pub mod churn;
+mod echo;
 pub mod flood;
 pub mod idle;
 mod member;
+pub mod mmo;
 mod publisher;
 pub mod slow;
 pub mod slowloris;
+mod walk;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +36,8 @@ pub enum Workload {
     Churn(churn::ChurnWorkload),
     /// Connections that never finish their Hello, beside normal clients.
     Slowloris(slowloris::SlowlorisWorkload),
+    /// Bots random-walking in one world.
+    Mmo(mmo::MmoWorkload),
 }
 
 impl Workload {
@@ -46,6 +51,7 @@ impl Workload {
             Workload::Idle(idle) => idle.run_share(share).await,
             Workload::Churn(churn) => churn.run_share(share).await,
             Workload::Slowloris(slowloris) => slowloris.run_share(share).await,
+            Workload::Mmo(mmo) => mmo.run_share(share).await,
         }
     }
 
@@ -56,6 +62,7 @@ impl Workload {
             Workload::Idle(idle) => idle.sessions,
             Workload::Churn(churn) => churn.max_in_flight,
             Workload::Slowloris(slowloris) => slowloris.attackers + slowloris.clients,
+            Workload::Mmo(mmo) => mmo.bots,
         }
     }
 }
