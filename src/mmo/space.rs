@@ -10,10 +10,11 @@
 //! `far_every` ticks, staggered by entity id, where `far_every` is 2 and
 //! doubles with each degradation level.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use num_traits::ToPrimitive;
+// Entity ids are session ids, chosen by the server: a fast hash is safe here.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::protocol::pb;
 use crate::protocol::{MoveInput, Point};
@@ -336,7 +337,7 @@ impl Space {
             grid: Grid::new(&settings),
             settings,
             entities: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
         }
     }
 
