@@ -84,6 +84,10 @@ pub struct FloodArgs {
     /// or be disconnected as a slow consumer).
     #[arg(long, default_value_t = 512)]
     pub flood_in_flight: u64,
+    /// Run the step beside the flooder first, then the one without (to tell the flooder's
+    /// effect from the order of the steps).
+    #[arg(long)]
+    pub flood_first: bool,
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
@@ -141,7 +145,7 @@ pub struct MmoArgs {
     pub cluster_size: Option<f64>,
     /// Distance of each walk target from the last one, world units; at most max_speed / input-hz
     /// is walked (the server's max_speed, from WorldEntered).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     pub step: f64,
     /// The server's admin endpoint (loopback only), scraped for world tick durations
     /// [default with --spawn-server: the spawned server's].

@@ -204,7 +204,16 @@ async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<
                 size: args.flood_size,
                 in_flight: args.flood_in_flight,
             };
-            execute(FloodScenario { workload, flood }, runner).await
+            let flood_first = args.flood_first;
+            execute(
+                FloodScenario {
+                    workload,
+                    flood,
+                    flood_first,
+                },
+                runner,
+            )
+            .await
         }
         Command::Idle(args) => {
             let workload = IdleWorkload {

@@ -75,8 +75,10 @@ pub struct FloodComparison {
 pub struct FloodScenario {
     /// The normal rooms (without a flooder; the scenario adds it in the second step).
     pub workload: ChatWorkload,
-    /// The flooder of the second step.
+    /// The flooder of the step beside it.
     pub flood: FloodSpec,
+    /// Run the step beside the flooder first.
+    pub flood_first: bool,
 }
 
 impl Scenario for FloodScenario {
@@ -94,11 +96,19 @@ impl Scenario for FloodScenario {
             ..self.workload.clone()
         };
         beside.validate(runner.env.run_length())?;
+        let mut order = [("without flood", alone), ("with flood", beside)];
+        if self.flood_first {
+            order.reverse();
+        }
         let mut steps = Vec::new();
-        for (label, workload) in [("without flood", alone), ("with flood", beside)] {
+        for (label, workload) in order {
             let workload = Workload::Chat(workload);
             let outcome = runner.run_step(&workload).await?;
             steps.push(StepReport::build(label.to_owned(), 1, &workload, &outcome));
+        }
+        if self.flood_first {
+            // The report keeps its order: without, then with.
+            steps.reverse();
         }
         let p99 = |step: &StepReport| step.chat.as_ref().map_or(0, |chat| chat.latency_us.p99);
         let comparison = FloodComparison {
