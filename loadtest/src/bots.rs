@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::share::{ShareSpec, Signals};
+use crate::timeline::Timeline;
 use crate::units::nanos;
 
 /// Longest a TCP connect may take before it counts as failed.
@@ -190,6 +191,57 @@ pub async fn discard(mut reader: ClientReader, signals: &mut Signals) -> Option<
                         return Some(reason);
                     }
                 }
+                Err(e) => return Some(describe(&e)),
+            },
+            () = signals.stopped() => return None,
+        }
+    }
+}
+
+/// What a reading bot does with each message; `Some(reason)` ends the connection.
+pub trait OnMessage {
+    /// Handles one message.
+    fn on_message(&mut self, message: &ServerMessage) -> Option<String>;
+}
+
+/// Reads, handing each message to `handler`, until the step's timeline is
+/// known (setup: messages arrive and must be read before the start).
+///
+/// # Errors
+/// Why the read ended first: the connection ended (`Some(reason)`), or the step was abandoned (`None`).
+pub async fn read_until_start(
+    reader: &mut ClientReader,
+    handler: &mut impl OnMessage,
+    signals: &mut Signals,
+) -> Result<Timeline, Option<String>> {
+    loop {
+        tokio::select! {
+            biased;
+            timeline = signals.timeline() => return timeline.ok_or(None),
+            message = reader.next_message() => match message {
+                Ok(message) => if let Some(reason) = handler.on_message(&message) {
+                    return Err(Some(reason));
+                },
+                Err(e) => return Err(Some(describe(&e))),
+            },
+        }
+    }
+}
+
+/// Reads, handing each message to `handler`, until told to stop; returns
+/// why the connection ended, if it ended first.
+pub async fn read_until_stopped(
+    reader: &mut ClientReader,
+    handler: &mut impl OnMessage,
+    signals: &mut Signals,
+) -> Option<String> {
+    loop {
+        tokio::select! {
+            biased;
+            message = reader.next_message() => match message {
+                Ok(message) => if let Some(reason) = handler.on_message(&message) {
+                    return Some(reason);
+                },
                 Err(e) => return Some(describe(&e)),
             },
             () = signals.stopped() => return None,

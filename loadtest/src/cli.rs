@@ -486,7 +486,7 @@ mod tests {
         };
         assert_eq!((args.bots, args.world.as_str(), args.input_hz), (1000, "w", 10));
         assert_eq!(args.density, Density::Clustered);
-        assert_eq!(args.step, 2.0);
+        assert_eq!(args.step, 1.0);
         assert_eq!(cli.command.admin_addr(), Some("127.0.0.1:4001".parse().unwrap()));
         assert!(Cli::try_parse_from(["loadtest", "mmo", "--admin-addr", "10.0.0.1:4001"]).is_err());
         assert!(Cli::try_parse_from(["loadtest", "mmo", "--spawn-server", "--admin-addr", "127.0.0.1:1"]).is_err());

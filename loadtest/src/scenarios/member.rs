@@ -121,20 +121,9 @@ impl MemberBot {
     ) -> (Receiver, Option<String>) {
         let ended = 'read: {
             // Setup: only presence events arrive until the start time is known.
-            let timeline = loop {
-                tokio::select! {
-                    biased;
-                    timeline = signals.timeline() => match timeline {
-                        Some(timeline) => break timeline,
-                        None => break 'read None,
-                    },
-                    message = reader.next_message() => match message {
-                        Ok(message) => if let Some(reason) = receiver.on_message(&message) {
-                            break 'read Some(reason);
-                        },
-                        Err(e) => break 'read Some(describe(&e)),
-                    },
-                }
+            let timeline = match bots::read_until_start(&mut reader, &mut receiver, &mut signals).await {
+                Ok(timeline) => timeline,
+                Err(ended) => break 'read ended,
             };
             receiver.start(&self.workload, self.room, timeline);
             if self.role == Role::Slow {
@@ -143,18 +132,7 @@ impl MemberBot {
                     () = signals.stopped() => break 'read None,
                 }
             }
-            loop {
-                tokio::select! {
-                    biased;
-                    message = reader.next_message() => match message {
-                        Ok(message) => if let Some(reason) = receiver.on_message(&message) {
-                            break 'read Some(reason);
-                        },
-                        Err(e) => break 'read Some(describe(&e)),
-                    },
-                    () = signals.stopped() => break 'read None,
-                }
-            }
+            bots::read_until_stopped(&mut reader, &mut receiver, &mut signals).await
         };
         if ended.is_some() {
             self.shared.live.connected.fetch_sub(1, Ordering::Relaxed);
@@ -226,6 +204,12 @@ struct Receiver {
     unreported_deliveries: u64,
     last_flush_ns: u64,
     shared: Arc<Shared>,
+}
+
+impl bots::OnMessage for Receiver {
+    fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
+        Receiver::on_message(self, message)
+    }
 }
 
 impl Receiver {

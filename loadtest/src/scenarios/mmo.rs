@@ -421,34 +421,12 @@ impl MmoBot {
     ) -> (Watcher, Option<String>) {
         let ended = 'read: {
             // Setup: updates arrive (and must be read) before the start time is known.
-            let timeline = loop {
-                tokio::select! {
-                    biased;
-                    timeline = signals.timeline() => match timeline {
-                        Some(timeline) => break timeline,
-                        None => break 'read None,
-                    },
-                    message = reader.next_message() => match message {
-                        Ok(message) => if let Some(reason) = watcher.on_message(&message) {
-                            break 'read Some(reason);
-                        },
-                        Err(e) => break 'read Some(describe(&e)),
-                    },
-                }
+            let timeline = match bots::read_until_start(&mut reader, &mut watcher, &mut signals).await {
+                Ok(timeline) => timeline,
+                Err(ended) => break 'read ended,
             };
             watcher.start(&self.workload, timeline);
-            loop {
-                tokio::select! {
-                    biased;
-                    message = reader.next_message() => match message {
-                        Ok(message) => if let Some(reason) = watcher.on_message(&message) {
-                            break 'read Some(reason);
-                        },
-                        Err(e) => break 'read Some(describe(&e)),
-                    },
-                    () = signals.stopped() => break 'read None,
-                }
-            }
+            bots::read_until_stopped(&mut reader, &mut watcher, &mut signals).await
         };
         if ended.is_some() {
             self.shared.live.connected.fetch_sub(1, Ordering::Relaxed);
@@ -657,6 +635,12 @@ struct Watcher {
     last_flush_ns: u64,
     /// Where it counts.
     shared: Arc<Shared>,
+}
+
+impl bots::OnMessage for Watcher {
+    fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
+        Watcher::on_message(self, message)
+    }
 }
 
 impl Watcher {
