@@ -172,17 +172,13 @@ impl WorldSim {
     fn reply(&self, outbox: &Outbox, message: &pb::ServerMessage) {
         let frame = encode_frame(message);
         if let Err(SendError::Full) = outbox.try_send(frame) {
-            self.drop_slow(outbox);
+            self.drop_slow(outbox, "outbound queue full (see Config::outbound_queue_frames)");
         }
     }
 
-    fn drop_slow(&self, outbox: &Outbox) {
+    fn drop_slow(&self, outbox: &Outbox, why: &str) {
         let stats = &self.context.stats;
-        let last = Some(encode_frame(&protocol::error_message(
-            0,
-            ErrorCode::SlowConsumer,
-            "the client did not take its world updates (see Config::world_stale_ticks)",
-        )));
+        let last = Some(encode_frame(&protocol::error_message(0, ErrorCode::SlowConsumer, why)));
         if outbox.close(Queued::Discard, last, DisconnectReason::SlowConsumer) {
             stats.disconnected(DisconnectReason::SlowConsumer);
             stats.error_sent(ErrorCode::SlowConsumer);
@@ -272,7 +268,10 @@ impl WorldSim {
                 && stale
             {
                 debug!(world = %self.name, session, "player dropped: it took no update for too long");
-                self.drop_slow(&outbox);
+                self.drop_slow(
+                    &outbox,
+                    "the client did not take its world updates (see Config::world_stale_ticks)",
+                );
             }
         }
     }

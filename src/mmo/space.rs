@@ -254,6 +254,8 @@ pub struct Grid {
     order: Vec<u32>,
     /// Each entity's cell, by entity index.
     cells: Vec<usize>,
+    /// The next free place of each cell in `order`, while rebuilding.
+    cursor: Vec<u32>,
 }
 
 impl Grid {
@@ -267,6 +269,7 @@ impl Grid {
             starts: vec![0; columns * rows + 1],
             order: Vec::new(),
             cells: Vec::new(),
+            cursor: Vec::new(),
         }
     }
 
@@ -294,11 +297,11 @@ impl Grid {
         for c in 1..self.starts.len() {
             self.starts[c] += self.starts[c - 1];
         }
-        let mut next = self.starts.clone();
+        self.cursor.clone_from(&self.starts);
         self.order.clear();
         self.order.resize(entities.len(), 0);
         for (i, &cell) in self.cells.iter().enumerate() {
-            let slot = &mut next[cell];
+            let slot = &mut self.cursor[cell];
             self.order[usize::try_from(*slot).unwrap_or(0)] = u32::try_from(i).unwrap_or(u32::MAX);
             *slot += 1;
         }

@@ -124,6 +124,13 @@ impl RoomHandle {
         self.inbox.try_send(command)
     }
 
+    /// Queues a command without making the caller wait (see [`post`]).
+    ///
+    /// [`post`]: crate::world::post
+    pub(crate) fn post(&self, command: RoomCommand) {
+        crate::world::post(&self.inbox, command);
+    }
+
     /// Queues a command, waiting for space in the inbox.
     ///
     /// # Errors

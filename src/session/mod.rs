@@ -660,19 +660,14 @@ impl Actor for Session {
                 request_id: 0,
                 session: self.id.get(),
             };
-            let inbox = world.link.inbox;
-            if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) = inbox.try_send(leave) {
-                actix_rt::spawn(async move { inbox.send(leave).await });
-            }
+            crate::world::post(&world.link.inbox, leave);
         }
         for (_, room) in self.rooms.drain() {
             let leave = RoomCommand::Leave(Leave {
                 request_id: 0,
                 session: self.id,
             });
-            if let Err(tokio::sync::mpsc::error::TrySendError::Full(leave)) = room.try_send(leave) {
-                actix_rt::spawn(async move { room.send(leave).await });
-            }
+            room.post(leave);
         }
         Running::Stop
     }

@@ -46,6 +46,18 @@ pub enum WorldCommand {
     Drain(oneshot::Sender<()>),
 }
 
+/// Delivers `message` to an actor's bounded `inbox` without making the
+/// caller wait: at once when there is room, else from a task that waits for
+/// room. For the few messages that must not be lost and are sent where
+/// waiting is impossible (an actor stopping, a room emptying); each such
+/// task is one message of a session or room that is ending.
+pub(crate) fn post<T: Send + 'static>(inbox: &mpsc::Sender<T>, message: T) {
+    if let Err(mpsc::error::TrySendError::Full(message)) = inbox.try_send(message) {
+        let inbox = inbox.clone();
+        actix_rt::spawn(async move { inbox.send(message).await });
+    }
+}
+
 /// The sending side of the World's bounded inbox; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct WorldHandle {
@@ -73,11 +85,7 @@ impl WorldHandle {
 
     /// Tells the World that room `id` named `room` is empty; never waits.
     pub fn room_empty(&self, room: RoomName, id: u64) {
-        let command = WorldCommand::RoomEmpty { room, id };
-        if let Err(mpsc::error::TrySendError::Full(command)) = self.inbox.try_send(command) {
-            let inbox = self.inbox.clone();
-            actix_rt::spawn(async move { inbox.send(command).await });
-        }
+        post(&self.inbox, WorldCommand::RoomEmpty { room, id });
     }
 
     /// Resolves once every room handled everything queued before this call.
