@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rayon::prelude::*;
-use tavern::mmo::SpaceSettings;
-use tavern::mmo::space::{Entity, Space, View};
+use tavern::ids::SessionId;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::{MoveInput, Point, encode_frame, server_message};
+use tavern::world::SpaceSettings;
+use tavern::world::space::{Entity, Space, View};
 
 fn settings() -> SpaceSettings {
     SpaceSettings {
@@ -38,7 +39,7 @@ fn world(players: u64, side: f32) -> (Space, Vec<View>) {
             x: offset + fastrand::f32() * side,
             y: offset + fastrand::f32() * side,
         };
-        space.insert(Entity::new(id, format!("p{id}").into(), at));
+        space.insert(Entity::new(SessionId::new(id), format!("p{id}").into(), at));
     }
     let views = (0..players).map(|_| View::default()).collect();
     (space, views)
@@ -48,7 +49,7 @@ fn world(players: u64, side: f32) -> (Space, Vec<View>) {
 /// steer each tick), the space advances, every view is diffed and encoded.
 fn tick(space: &mut Space, views: &mut [View], tick: u64) -> usize {
     let settings = space.settings.clone();
-    for entity in space.entities.iter_mut().filter(|e| (e.id + tick) % 2 == 0) {
+    for entity in space.entities.iter_mut().filter(|e| (e.id.get() + tick) % 2 == 0) {
         let to = Point {
             x: entity.position.x + fastrand::f32() * 4.0 - 2.0,
             y: entity.position.y + fastrand::f32() * 4.0 - 2.0,

@@ -56,6 +56,20 @@ pub enum TokenError {
     WrongName,
 }
 
+/// Why a signing key cannot be used (setting `auth_key`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// An odd number of hex digits.
+    #[error("auth_key must be an even number of hex digits")]
+    OddLength,
+    /// Something other than hex digits.
+    #[error("auth_key must be hex digits")]
+    NotHex,
+    /// Fewer bytes than [`MIN_KEY_LEN`].
+    #[error("auth_key has {0} bytes; at least {MIN_KEY_LEN} are needed")]
+    TooShort(usize),
+}
+
 /// Signs and checks tokens with one key; holds the deny-list.
 #[derive(Clone)]
 pub struct Authority {
@@ -77,13 +91,10 @@ impl Authority {
     /// revoked token or player ids in `denied`.
     ///
     /// # Errors
-    /// The key is too short.
-    pub fn new(key: Vec<u8>, denied: HashSet<String>) -> Result<Authority, String> {
+    /// [`KeyError::TooShort`].
+    pub fn new(key: Vec<u8>, denied: HashSet<String>) -> Result<Authority, KeyError> {
         if key.len() < MIN_KEY_LEN {
-            return Err(format!(
-                "the auth key has {} bytes; at least {MIN_KEY_LEN} are needed",
-                key.len()
-            ));
+            return Err(KeyError::TooShort(key.len()));
         }
         Ok(Authority { key, denied })
     }
@@ -136,18 +147,18 @@ impl Authority {
 /// Reads a key given as hex (64 or more hex digits for 32 bytes).
 ///
 /// # Errors
-/// Not hex, or an odd number of digits.
-pub fn parse_hex_key(hex: &str) -> Result<Vec<u8>, String> {
+/// [`KeyError`]: not hex, or an odd number of digits.
+pub fn parse_hex_key(hex: &str) -> Result<Vec<u8>, KeyError> {
     let hex = hex.trim();
     if hex.len() % 2 != 0 {
-        return Err("the auth key must be an even number of hex digits".into());
+        return Err(KeyError::OddLength);
     }
     (0..hex.len())
         .step_by(2)
         .map(|i| {
             hex.get(i..i + 2)
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or_else(|| "the auth key must be hex digits".to_owned())
+                .ok_or(KeyError::NotHex)
         })
         .collect()
 }
@@ -227,8 +238,11 @@ mod tests {
     #[test]
     fn keys_are_hex_of_at_least_32_bytes() {
         assert_eq!(parse_hex_key("0aFF").unwrap(), vec![10, 255]);
-        assert!(parse_hex_key("abc").is_err());
-        assert!(parse_hex_key("zz").is_err());
-        assert!(Authority::new(vec![0; 31], HashSet::new()).is_err());
+        assert_eq!(parse_hex_key("abc"), Err(KeyError::OddLength));
+        assert_eq!(parse_hex_key("zz"), Err(KeyError::NotHex));
+        assert_eq!(
+            Authority::new(vec![0; 31], HashSet::new()).map(|_| ()),
+            Err(KeyError::TooShort(31))
+        );
     }
 }

@@ -105,7 +105,7 @@ mod tests {
             .collect();
         recipients[9]
             .0
-            .close(Queued::Flush, None, crate::lifecycle::DisconnectReason::ClientClosed);
+            .close(Queued::Flush, None, crate::ids::DisconnectReason::ClientClosed);
         let frame = Bytes::from_static(b"frame");
         // Skipping the closed one: everyone else takes the frame (7 is now full).
         assert_eq!(broadcaster.send(&frame, &recipients, Some(9)), vec![]);

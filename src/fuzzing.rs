@@ -16,18 +16,15 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio_util::codec::Decoder;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::lifecycle::Hooks;
 use crate::protocol::pb::{ClientMessage, ServerMessage};
 use crate::protocol::{CodecError, FrameCodec, FrameLimit};
-use crate::room::{RoomContext, chat_rooms};
-use crate::server::{ConnectionSlot, ServerContext};
-use crate::session::Session;
+use crate::room::chat_rooms;
+use crate::server::wiring::{Core, Extras};
+use crate::session::{Session, SessionContext};
 use crate::stats::Stats;
-use crate::world::{Names, World};
 
 /// The frame limit [`decode_in_chunks`] decodes under.
 const LIMIT: usize = 4096;
@@ -71,7 +68,7 @@ pub fn decode_in_chunks(data: &[u8]) {
 /// in-memory pipe. Build one per process and [`run`](SessionHarness::run)
 /// each input through it.
 pub struct SessionHarness {
-    context: Arc<ServerContext>,
+    context: Arc<SessionContext>,
     arbiter: actix::ArbiterHandle,
     connections: Arc<Semaphore>,
     runtime: tokio::runtime::Runtime,
@@ -90,41 +87,34 @@ impl SessionHarness {
     /// When the threads cannot be started.
     #[allow(clippy::expect_used)]
     pub fn new() -> SessionHarness {
-        let config = Config::parse_from(["tavern", "--admin-addr", "off", "--hello-timeout-ms", "1000"])
-            .expect("the harness configuration is valid");
+        let config = Config::parse_from([
+            "tavern",
+            "--admin-addr",
+            "off",
+            "--hello-timeout-ms",
+            "1000",
+            "--session-threads",
+            "1",
+            "--room-threads",
+            "0",
+            "--broadcast-threads",
+            "1",
+        ])
+        .expect("the harness configuration is valid");
         let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let arbiter = actix::Arbiter::new();
                 let stats = Arc::new(Stats::new(true));
-                let hooks = Hooks::log_only(stats.clone());
-                let broadcaster = Arc::new(crate::broadcast::Broadcaster::new(1, 4096).expect("a pool thread"));
-                let worlds = crate::mmo::Worlds::new(&config, broadcaster.clone(), stats.clone());
-                let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
-                let world = World::start(vec![arbiter.handle()], config.world_inbox, |world| RoomContext {
-                    world,
-                    broadcaster,
-                    behaviours: chat_rooms(),
-                    stats: room_stats,
-                    hooks: room_hooks,
-                    inbox: room_inbox,
-                });
-                let context = Arc::new(ServerContext {
-                    config,
-                    world,
-                    worlds,
-                    names: Names::default(),
-                    stats,
-                    hooks,
+                let extras = Extras {
                     authority: None,
-                    stop_reading: CancellationToken::new(),
-                    closing: CancellationToken::new(),
-                    tracker: TaskTracker::new(),
-                });
-                let _ = ready.send((context, arbiter.handle()));
+                    behaviours: chat_rooms(),
+                    hooks: Hooks::log_only(stats.clone()),
+                };
+                let core = Core::build(config, stats, extras).expect("the harness's threads start");
+                let _ = ready.send((core.context.clone(), core.session_homes()[0].clone()));
                 let _ = stopped.await;
-                arbiter.stop();
+                core.stop_threads();
             });
         });
         let (context, arbiter) = started.recv().expect("the harness system started");
@@ -160,7 +150,7 @@ impl SessionHarness {
         let context = self.context.clone();
         let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
         self.arbiter.spawn(async move {
-            Session::start(read, write, peer, context, ConnectionSlot::unlimited(permit));
+            Session::start(read, write, peer, context, permit);
         });
         let output = self.runtime.block_on(async {
             let (mut reader, mut writer) = tokio::io::split(&mut client);

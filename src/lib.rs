@@ -2,30 +2,49 @@
 //!
 //! ```text
 //! TCP accept (server) ──► Session actor per socket (session threads)
-//!     FramedRead<u32 length + protobuf> ──► World actor (room directory)
-//!                                       └─► Room actors (membership, presence, order)
+//!     FramedRead<u32 length + protobuf> ──► Directory actor (which room a name is)
+//!                                       ├─► Room actors (membership, presence, order)
+//!                                       └─► World actors (game worlds: movement, interest, tick)
 //! Room: encode each event once ──► Broadcaster (inline, or rayon for big rooms)
 //!     ──try_send──► bounded per-session Outbox ──► writer coalesces into few writes
 //! ```
 //!
-//! - [`protocol`]: wire types, codec, validated requests.
-//! - [`config`]: every setting, with defaults.
-//! - [`server`]: accept loop, thread placement, graceful shutdown.
-//! - [`session`], [`world`], [`room`]: the actors.
-//! - [`broadcast`], [`outbox`]: fan-out and the bounded outbound queues.
-//! - [`client`]: a typed async client, used by the tests and `loadtest`.
-//! - [`stats`]: server-wide metrics (Prometheus); [`overload`]: the monitor
-//!   behind `/stats` and load shedding; [`admin`]: the admin HTTP endpoint.
-//! - [`lifecycle`]: lifecycle events, logged and passed to an [`lifecycle::Observer`].
+//! # Layers
+//!
+//! Each module may use the modules of its own layer and of the layers below
+//! it, never those above (`tests/architecture.rs` reads every `use crate::`
+//! and keeps this true). Bottom first:
+//!
+//! 1. [`protocol`] (wire types, codec, validated requests) and [`auth`]
+//!    (session tokens): formats, knowing nothing of the server.
+//! 2. Shared types and settings: [`ids`] (`SessionId`, `RoomId`, `WorldId`,
+//!    `DisconnectReason`, `OverloadLevel`), [`inbox`] (the one bounded actor
+//!    inbox), [`config`] (every setting, with defaults), [`tls`], and the
+//!    typed [`client`] that tests and `loadtest` use.
+//! 3. Observation: [`stats`] (Prometheus metrics), [`lifecycle`] (events and
+//!    the observer hook), [`overload`] (the monitor behind `/stats` and load
+//!    shedding) and [`admin`] (the admin HTTP endpoint).
+//! 4. [`outbox`]: each session's bounded outbound queue and its writer.
+//! 5. [`broadcast`]: one encoded frame into many outboxes.
+//! 6. The actors sessions talk to: [`room`] (a room's members and order),
+//!    [`directory`] (the room directory and player names) and [`world`]
+//!    (game worlds and their registry). A room reports that it emptied
+//!    through a callback its owner gives it, not by naming the directory.
+//! 7. [`session`]: the actor per connection, a router of requests.
+//! 8. [`server`]: accept loop, limits, thread placement, wiring, shutdown;
+//!    the fuzzing entry points (feature `fuzzing`) share its wiring.
 
 pub mod admin;
 pub mod auth;
 pub mod broadcast;
 pub mod client;
 pub mod config;
+pub mod directory;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod ids;
+pub mod inbox;
 pub mod lifecycle;
-pub mod mmo;
 pub mod outbox;
 pub mod overload;
 pub mod protocol;

@@ -16,74 +16,9 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use tracing::{debug, info, warn};
 
+use crate::ids::{DisconnectReason, OverloadLevel, SessionId};
 use crate::protocol::{PlayerName, RoomName};
-use crate::session::SessionId;
-use crate::stats::{OverloadLevel, Stats};
-
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The client closed the connection.
-    ClientClosed,
-    /// Reading from the socket failed.
-    ReadError,
-    /// Writing to the socket failed.
-    WriteError,
-    /// The socket took no bytes for `write_timeout_ms` while frames waited.
-    WriteTimeout,
-    /// The client broke the protocol (a bad or oversized frame, no Hello first, an unsupported version).
-    ProtocolError,
-    /// No Hello within `hello_timeout_ms`.
-    HelloTimeout,
-    /// Silent for three heartbeat intervals.
-    IdleTimeout,
-    /// The client did not read fast enough: its outbound queue was full.
-    SlowConsumer,
-    /// The client went on sending past its rate limit.
-    RateLimited,
-    /// Hello's token was refused.
-    Unauthenticated,
-    /// The server shut down.
-    ServerShutdown,
-    /// Something inside the server failed (a room stopped).
-    Internal,
-}
-
-impl DisconnectReason {
-    /// Every reason, in the order of the metric's labels.
-    pub const ALL: [DisconnectReason; 12] = [
-        DisconnectReason::ClientClosed,
-        DisconnectReason::ReadError,
-        DisconnectReason::WriteError,
-        DisconnectReason::WriteTimeout,
-        DisconnectReason::ProtocolError,
-        DisconnectReason::HelloTimeout,
-        DisconnectReason::IdleTimeout,
-        DisconnectReason::SlowConsumer,
-        DisconnectReason::RateLimited,
-        DisconnectReason::Unauthenticated,
-        DisconnectReason::ServerShutdown,
-        DisconnectReason::Internal,
-    ];
-
-    /// The name used in metrics labels and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisconnectReason::ClientClosed => "client_closed",
-            DisconnectReason::ReadError => "read_error",
-            DisconnectReason::WriteError => "write_error",
-            DisconnectReason::WriteTimeout => "write_timeout",
-            DisconnectReason::ProtocolError => "protocol_error",
-            DisconnectReason::HelloTimeout => "hello_timeout",
-            DisconnectReason::IdleTimeout => "idle_timeout",
-            DisconnectReason::SlowConsumer => "slow_consumer",
-            DisconnectReason::RateLimited => "rate_limited",
-            DisconnectReason::Unauthenticated => "unauthenticated",
-            DisconnectReason::ServerShutdown => "server_shutdown",
-            DisconnectReason::Internal => "internal",
-        }
-    }
-}
+use crate::stats::Stats;
 
 /// Something that happened in the server's life.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,8 +31,9 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::ids::OverloadLevel;
 use crate::lifecycle::{Hooks, LifecycleEvent};
-use crate::stats::{OverloadLevel, Stats};
+use crate::stats::Stats;
 
 /// How often the monitor samples.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);

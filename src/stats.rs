@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::lifecycle::DisconnectReason;
+use crate::ids::{DisconnectReason, OverloadLevel};
 use crate::protocol::ErrorCode;
+use crate::protocol::pb::ClientMessage;
 
 /// World tick duration buckets, seconds: 0.25 ms to 0.5 s (the budget at 20 Hz is 50 ms).
 const TICK_BUCKETS: [f64; 14] = [
@@ -69,6 +70,22 @@ impl MessageKind {
         MessageKind::Invalid,
     ];
 
+    /// The kind of `message`, as counted.
+    pub fn of(message: &ClientMessage) -> MessageKind {
+        use crate::protocol::pb::client_message::Body;
+        match &message.body {
+            Some(Body::Hello(_)) => MessageKind::Hello,
+            Some(Body::Ping(_)) => MessageKind::Ping,
+            Some(Body::JoinRoom(_)) => MessageKind::Join,
+            Some(Body::LeaveRoom(_)) => MessageKind::Leave,
+            Some(Body::SendChat(_)) => MessageKind::Chat,
+            Some(Body::EnterWorld(_)) => MessageKind::EnterWorld,
+            Some(Body::Move(_)) => MessageKind::Move,
+            Some(Body::LeaveWorld(_)) => MessageKind::LeaveWorld,
+            None => MessageKind::Invalid,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             MessageKind::Hello => "hello",
@@ -80,44 +97,6 @@ impl MessageKind {
             MessageKind::Move => "move",
             MessageKind::LeaveWorld => "leave_world",
             MessageKind::Invalid => "invalid",
-        }
-    }
-}
-
-/// How hard the server is shedding load; see [`crate::overload`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum OverloadLevel {
-    /// Everything is served.
-    Normal,
-    /// New connections and joins are refused with OVERLOADED.
-    Shedding,
-    /// As `Shedding`, and presence (MemberLeft) is held back until load falls.
-    PresencePaused,
-}
-
-impl OverloadLevel {
-    /// The name used in `/stats` and the logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OverloadLevel::Normal => "normal",
-            OverloadLevel::Shedding => "shedding",
-            OverloadLevel::PresencePaused => "presence_paused",
-        }
-    }
-
-    fn to_u8(self) -> u8 {
-        match self {
-            OverloadLevel::Normal => 0,
-            OverloadLevel::Shedding => 1,
-            OverloadLevel::PresencePaused => 2,
-        }
-    }
-
-    fn from_u8(level: u8) -> OverloadLevel {
-        match level {
-            0 => OverloadLevel::Normal,
-            1 => OverloadLevel::Shedding,
-            _ => OverloadLevel::PresencePaused,
         }
     }
 }
@@ -206,6 +185,7 @@ impl Stats {
     /// # Panics
     /// Never in practice: metric names and labels are constants checked by the tests.
     #[allow(clippy::expect_used)]
+    #[allow(clippy::too_many_lines, reason = "a table of metric declarations")]
     pub fn new(detailed: bool) -> Stats {
         let registry = Registry::new();
         let reg = Registrar(&registry);

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use support::{TestServer, WAIT, expect_error, next_non_presence, read_to_close, spawn_server, spawn_server_with};
 use tavern::client::Client;
-use tavern::lifecycle::DisconnectReason;
+use tavern::ids::DisconnectReason;
+use tavern::ids::OverloadLevel;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::{ErrorCode, PlayerName, RoomName};
-use tavern::stats::OverloadLevel;
 use tavern::{LifecycleEvent, Observer};
 
 /// Every sample of a Prometheus text page, by name with labels (`name{a="b"}`).

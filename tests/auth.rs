@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::{TestServer, read_to_close, spawn_server};
 use tavern::auth::{Authority, Claims};
 use tavern::client::Client;
-use tavern::lifecycle::DisconnectReason;
+use tavern::ids::DisconnectReason;
 use tavern::protocol::ErrorCode;
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";

@@ -50,7 +50,7 @@ fn settings_that_do_not_fit_together_are_refused() {
         let Err(ConfigError::Invalid(message)) = parse(args) else {
             panic!("{args:?} accepted")
         };
-        assert!(message.contains(needle), "{args:?}: {message}");
+        assert!(message.to_string().contains(needle), "{args:?}: {message}");
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use support::{WAIT, expect_error, next_in_order, read_to_close, spawn_server};
 use tavern::client::Client;
-use tavern::lifecycle::DisconnectReason;
+use tavern::ids::DisconnectReason;
 use tavern::protocol::ErrorCode;
 use tavern::protocol::pb::client_message::Body as Request;
 use tavern::protocol::pb::server_message::Body;

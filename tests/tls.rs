@@ -208,7 +208,7 @@ fn missing_or_broken_certificate_files_are_named() {
             &key,
         ])
         .unwrap();
-        let error = tavern::tls::acceptor(&config).map(|_| ()).unwrap_err();
+        let error = tavern::tls::acceptor(&config).map(|_| ()).unwrap_err().to_string();
         assert!(error.contains(needle), "{error}");
     }
     let lone = tavern::Config::parse_from(["tavern", "--tls-cert", &pki.path("server.pem")]);

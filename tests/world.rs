@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use support::{WAIT, spawn_server};
 use tavern::client::{Client, ClientReader};
-use tavern::mmo::POSITION_QUANTUM;
-use tavern::mmo::space::fixed_point;
 use tavern::protocol::ErrorCode;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::pb::{self, WorldUpdate};
+use tavern::world::POSITION_QUANTUM;
+use tavern::world::space::fixed_point;
 
 /// A world of 1000 × 1000, AOI 50 with a 5 margin, 20 Hz; `extra` flags after.
 fn world_server(extra: &[&str]) -> support::TestServer {

@@ -396,7 +396,7 @@ impl AuthKey {
 }
 
 /// Parses `--auth-key`: hex, long enough for the server to accept it.
-fn auth_key(text: &str) -> Result<AuthKey, String> {
+fn auth_key(text: &str) -> Result<AuthKey, tavern::auth::KeyError> {
     let key = tavern::auth::parse_hex_key(text)?;
     tavern::auth::Authority::new(key, std::collections::HashSet::new())?;
     Ok(AuthKey(text.trim().to_owned()))

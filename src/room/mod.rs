@@ -8,11 +8,12 @@
 //! SLOW_CONSUMER and removed, and the others lose nothing.
 //!
 //! A room lives while anyone holds its [`RoomHandle`]. When its last member
-//! leaves it stops taking joins and asks the [`World`] to forget it; once the
-//! last handle is dropped its inbox ends and the actor stops.
+//! leaves it stops taking joins and reports itself empty through the
+//! [`OnEmpty`] callback its owner gave it (the room directory, which then
+//! forgets it); once the last handle is dropped its inbox ends and the actor
+//! stops.
 //!
 //! [`Config::room_inbox`]: crate::Config::room_inbox
-//! [`World`]: crate::world::World
 
 mod behaviour;
 
@@ -22,20 +23,18 @@ use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
 pub use behaviour::{BehaviourFactory, Chat, RoomBehaviour, chat_rooms};
 
 use crate::broadcast::{Broadcaster, Recipient, Refusal};
-use crate::lifecycle::{DisconnectReason, Hooks, LifecycleEvent};
+use crate::ids::{DisconnectReason, OverloadLevel, RoomId, SessionId};
+use crate::inbox::{Inbox, Mailbox, Reply, inbox};
+use crate::lifecycle::{Hooks, LifecycleEvent};
 use crate::outbox::{Outbox, Queued, SendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ChatText, ErrorCode, PlayerName, RoomName, encode_frame, pb};
-use crate::session::SessionId;
-use crate::stats::{OverloadLevel, Stats};
-use crate::world::WorldHandle;
+use crate::stats::Stats;
 
 /// A room member as others see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +54,8 @@ impl Member {
     }
 }
 
-/// Sent by a Session to join; answered on `accepted` (false: the room is
-/// closing, ask the world again). The `RoomJoined` reply goes to `outbox`.
+/// Sent on a session's behalf to join; answered on `accepted` (false: the
+/// room is closing, ask the directory again). The `RoomJoined` reply goes to `outbox`.
 #[derive(Debug)]
 pub struct Join {
     /// Echoed by `RoomJoined`.
@@ -66,7 +65,7 @@ pub struct Join {
     /// Where the joiner's frames go.
     pub outbox: Outbox,
     /// Whether the room took the member.
-    pub accepted: oneshot::Sender<bool>,
+    pub accepted: Reply<bool>,
 }
 
 /// Sent by a Session leaving the room, on request (`request_id` set, answered
@@ -99,52 +98,38 @@ pub enum RoomCommand {
     Leave(Leave),
     /// See [`ChatSent`].
     Chat(ChatSent),
-    /// Sent by the World at shutdown: answered once everything queued before it is handled.
-    Drain(oneshot::Sender<()>),
+    /// Sent by the directory at shutdown: answered once everything queued before it is handled.
+    Drain(Reply<()>),
 }
 
-/// The sending side of a room's bounded inbox; cheap to clone.
+/// A room's address: its bounded inbox and which room of its name it is; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RoomHandle {
-    inbox: mpsc::Sender<RoomCommand>,
-    id: u64,
+    inbox: Inbox<RoomCommand>,
+    id: RoomId,
 }
 
 impl RoomHandle {
     /// Identifies this room among all rooms ever created with its name.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> RoomId {
         self.id
     }
 
-    /// Queues a command without waiting.
-    ///
-    /// # Errors
-    /// The command back when the inbox is full or the room is gone.
-    pub fn try_send(&self, command: RoomCommand) -> Result<(), mpsc::error::TrySendError<RoomCommand>> {
-        self.inbox.try_send(command)
-    }
-
-    /// Queues a command without making the caller wait (see [`post`]).
-    ///
-    /// [`post`]: crate::world::post
-    pub(crate) fn post(&self, command: RoomCommand) {
-        crate::world::post(&self.inbox, command);
-    }
-
-    /// Queues a command, waiting for space in the inbox.
-    ///
-    /// # Errors
-    /// The room is gone.
-    pub async fn send(&self, command: RoomCommand) -> Result<(), mpsc::error::SendError<RoomCommand>> {
-        self.inbox.send(command).await
+    /// The room's inbox.
+    pub fn inbox(&self) -> &Inbox<RoomCommand> {
+        &self.inbox
     }
 }
+
+/// Told, once, that a room emptied: its name and id. The room's owner (the
+/// room directory) provides it, so that rooms need not know their owner.
+pub type OnEmpty = Arc<dyn Fn(RoomName, RoomId) + Send + Sync>;
 
 /// Everything a room needs from the server around it.
 #[derive(Clone)]
 pub struct RoomContext {
     /// Where the room reports that it is empty.
-    pub world: WorldHandle,
+    pub on_empty: OnEmpty,
     /// Fans frames out to members.
     pub broadcaster: Arc<Broadcaster>,
     /// Gives each new room its behaviour.
@@ -160,12 +145,12 @@ pub struct RoomContext {
 /// The room actor. See the module documentation.
 pub struct Room {
     name: RoomName,
-    id: u64,
+    id: RoomId,
     seq: u64,
     members: Vec<MemberEntry>,
     index: HashMap<SessionId, usize>,
     behaviour: Box<dyn RoomBehaviour>,
-    /// Set when the room became empty and told the World: joins are refused.
+    /// Set when the room became empty and said so: joins are refused.
     closing: bool,
     /// Departures not announced yet: presence is paused while the server is overloaded.
     unannounced: Vec<Member>,
@@ -199,10 +184,10 @@ impl Actor for Room {
 
 impl Room {
     /// Starts room `name` (the `id`-th of that name) on `arbiter`.
-    pub fn start(name: RoomName, id: u64, context: RoomContext, arbiter: &actix::ArbiterHandle) -> RoomHandle {
-        let (inbox, commands) = mpsc::channel(context.inbox);
+    pub fn start(name: RoomName, id: RoomId, context: RoomContext, arbiter: &actix::ArbiterHandle) -> RoomHandle {
+        let (inbox, mailbox): (_, Mailbox<RoomCommand>) = inbox(context.inbox);
         Room::start_in_arbiter(arbiter, move |ctx| {
-            ctx.add_stream(ReceiverStream::new(commands));
+            ctx.add_stream(mailbox);
             let behaviour = (context.behaviours)(&name);
             Room {
                 name,
@@ -221,7 +206,7 @@ impl Room {
 
     fn join(&mut self, join: Join) {
         if self.closing || join.outbox.is_closed() || self.index.contains_key(&join.member.id) {
-            let _ = join.accepted.send(false);
+            join.accepted.send(false);
             return;
         }
         self.seq += 1;
@@ -236,7 +221,7 @@ impl Room {
             member: join.member.clone(),
             outbox: join.outbox,
         });
-        let _ = join.accepted.send(true);
+        join.accepted.send(true);
         let reply = Body::RoomJoined(pb::RoomJoined {
             room: self.name.to_string(),
             members: self.members.iter().map(|m| m.member.to_pb()).collect(),
@@ -372,7 +357,7 @@ impl Room {
             self.unannounced.clear();
             if !self.closing {
                 self.closing = true;
-                self.context.world.room_empty(self.name.clone(), self.id);
+                (self.context.on_empty)(self.name.clone(), self.id);
             }
             return Vec::new();
         }
@@ -417,9 +402,7 @@ impl StreamHandler<RoomCommand> for Room {
             RoomCommand::Join(join) => self.join(join),
             RoomCommand::Leave(leave) => self.leave(leave),
             RoomCommand::Chat(chat) => self.chat(chat),
-            RoomCommand::Drain(done) => {
-                let _ = done.send(());
-            }
+            RoomCommand::Drain(done) => done.send(()),
         }
     }
 

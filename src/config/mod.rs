@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::TypedValueParser as _;
 
+pub use validate::{ConfigError, InvalidSetting};
+
+mod validate;
+
 /// The default of [`Config::max_text_len`], bytes.
 pub const DEFAULT_MAX_TEXT_LEN: usize = 1024;
 
@@ -307,148 +311,7 @@ fn parse_admin_addr(value: &str) -> Result<AdminAddr, String> {
         .map_err(|e| format!("{e}: expected host:port or off"))
 }
 
-/// A setting that cannot work, or could not be parsed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A flag or variable is unknown or not a valid value (also `--help` and `--version`).
-    #[error(transparent)]
-    Parse(#[from] clap::Error),
-    /// The values parse but do not fit together.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
 impl Config {
-    /// Parses flags (the first item is the program name) over `TAVERN_*`
-    /// variables, then validates.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the setting at fault.
-    pub fn parse_from<I, T>(args: I) -> Result<Config, ConfigError>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
-    {
-        let config = Config::try_parse_from(args)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks the world settings: finite, positive, and a grid of bounded size.
-    fn validate_world(&self) -> Result<(), String> {
-        let lengths = [
-            ("world_width", self.world_width),
-            ("world_height", self.world_height),
-            ("world_aoi_radius", self.world_aoi_radius),
-            ("world_cell_size", self.world_cell_size),
-            ("world_max_speed", self.world_max_speed),
-        ];
-        for (name, value) in lengths {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(format!("{name} must be a number above 0"));
-            }
-        }
-        if !(self.world_aoi_hysteresis.is_finite() && self.world_aoi_hysteresis >= 0.0) {
-            return Err("world_aoi_hysteresis must be a number of at least 0".into());
-        }
-        for (name, value) in [("world_width", self.world_width), ("world_height", self.world_height)] {
-            if value > MAX_WORLD_SIDE {
-                return Err(format!("{name} must be at most {MAX_WORLD_SIDE}"));
-            }
-        }
-        let cells =
-            (self.world_width / self.world_cell_size).ceil() * (self.world_height / self.world_cell_size).ceil();
-        if cells > MAX_WORLD_CELLS {
-            return Err(format!(
-                "world_cell_size {} makes {cells} grid cells; at most {MAX_WORLD_CELLS} are allowed",
-                self.world_cell_size
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks the rules between settings.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming the setting at fault.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| Err(ConfigError::Invalid(message));
-        let positive = [
-            ("max_connections", self.max_connections),
-            ("max_hello_frame_len", self.max_hello_frame_len),
-            ("max_text_len", self.max_text_len),
-            ("max_rooms_per_session", self.max_rooms_per_session),
-            ("outbound_queue_frames", self.outbound_queue_frames),
-            ("write_batch_bytes", self.write_batch_bytes),
-            ("room_inbox", self.room_inbox),
-            ("world_inbox", self.world_inbox),
-            ("broadcast_parallel_threshold", self.broadcast_parallel_threshold),
-            ("hook_queue", self.hook_queue),
-            ("world_max_players", self.world_max_players),
-            ("max_worlds", self.max_worlds),
-            (
-                "rate_limit_disconnect_after",
-                usize::try_from(self.rate_limit_disconnect_after).unwrap_or(usize::MAX),
-            ),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return invalid(format!("{name} must be at least 1"));
-        }
-        if let Err(message) = self.validate_world() {
-            return invalid(message);
-        }
-        if u32::try_from(self.max_frame_len).is_err() {
-            return invalid(format!(
-                "max_frame_len {} does not fit the 32-bit length field",
-                self.max_frame_len
-            ));
-        }
-        if self.max_hello_frame_len > self.max_frame_len {
-            return invalid(format!(
-                "max_hello_frame_len ({}) must not exceed max_frame_len ({})",
-                self.max_hello_frame_len, self.max_frame_len
-            ));
-        }
-        if self.max_text_len + CHAT_FRAME_OVERHEAD > self.max_frame_len {
-            return invalid(format!(
-                "max_frame_len ({}) must hold a chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
-                self.max_frame_len, self.max_text_len
-            ));
-        }
-        if self.outbound_queue_bytes < self.max_text_len + CHAT_FRAME_OVERHEAD {
-            return invalid(format!(
-                "outbound_queue_bytes ({}) must hold at least one chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
-                self.outbound_queue_bytes, self.max_text_len
-            ));
-        }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return invalid("tls_cert and tls_key go together".into());
-        }
-        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
-            return invalid("tls_client_ca needs tls_cert and tls_key".into());
-        }
-        if self.auth == AuthMode::Token {
-            let Some(key) = &self.auth_key else {
-                return invalid("auth token needs auth_key (TAVERN_AUTH_KEY)".into());
-            };
-            let key = crate::auth::parse_hex_key(&key.0).map_err(ConfigError::Invalid)?;
-            if key.len() < crate::auth::MIN_KEY_LEN {
-                return invalid(format!(
-                    "auth_key has {} bytes; at least {} are needed",
-                    key.len(),
-                    crate::auth::MIN_KEY_LEN
-                ));
-            }
-        }
-        if let AdminAddr::On(admin) = self.admin_addr
-            && admin == self.addr
-            && admin.port() != 0
-        {
-            return invalid(format!("admin_addr ({admin}) must not be the game address"));
-        }
-        Ok(())
-    }
-
     /// See [`Config::unready_delay_ms`].
     pub fn unready_delay(&self) -> Duration {
         Duration::from_millis(self.unready_delay_ms)

@@ -1,19 +1,18 @@
 //! The world actor: players entering and leaving, and the tick.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler};
 use rayon::prelude::*;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
+use super::load::TickLoad;
 use super::space::{Entity, Space, View};
-use super::{Enter, Entered, InputSlot, POSITION_QUANTUM, WorldCommand, WorldContext, Worlds};
-use crate::lifecycle::DisconnectReason;
+use super::{Arrival, Enter, Entered, InputSlot, POSITION_QUANTUM, WorldCommand, WorldContext, Worlds};
+use crate::ids::{DisconnectReason, SessionId, WorldId};
+use crate::inbox::Mailbox;
 use crate::outbox::{Outbox, Queued, SendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ErrorCode, WorldName, encode_frame, pb};
@@ -32,9 +31,9 @@ struct Player {
 
 /// One world: its space, its players (index for index with the space's
 /// entities), and its tick.
-pub struct WorldSim {
+pub struct World {
     name: WorldName,
-    id: u64,
+    id: WorldId,
     space: Space,
     players: Vec<Player>,
     context: WorldContext,
@@ -49,7 +48,7 @@ pub struct WorldSim {
     closing: bool,
 }
 
-impl Actor for WorldSim {
+impl Actor for World {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -64,19 +63,19 @@ impl Actor for WorldSim {
     }
 }
 
-impl WorldSim {
+impl World {
     /// Starts the world on the current arbiter, reading `commands`.
     pub(crate) fn launch(
         name: WorldName,
-        id: u64,
+        id: WorldId,
         context: WorldContext,
         registry: Worlds,
-        commands: mpsc::Receiver<WorldCommand>,
+        mailbox: Mailbox<WorldCommand>,
     ) {
         let period = Duration::from_secs(1) / context.settings.tick_hz.max(1);
-        WorldSim::create(move |ctx| {
-            ctx.add_stream(ReceiverStream::new(commands));
-            WorldSim {
+        World::create(move |ctx| {
+            ctx.add_stream(mailbox);
+            World {
                 name,
                 id,
                 space: Space::new(context.settings.clone()),
@@ -93,51 +92,56 @@ impl WorldSim {
         });
     }
 
-    fn enter(&mut self, enter: Enter) {
-        let answer = if self.closing {
+    fn enter(&mut self, Enter { arrival, answer }: Enter) {
+        let entered = if self.closing {
             Entered::Closing
         } else if self.players.len() >= self.context.max_players {
             Entered::Full
         } else {
-            let position = enter
-                .spawn
-                .map_or_else(|| self.space.random_point(), |spawn| self.context.settings.clamp(spawn));
-            let name: Arc<str> = enter.name.as_str().into();
-            self.space.insert(Entity::new(enter.session, name, position));
-            self.players.push(Player {
-                view: View::default(),
-                outbox: enter.outbox.clone(),
-                input: enter.input,
-                stale: 0,
-            });
-            self.context.stats.world_players.inc();
-            let settings = &self.context.settings;
-            let entered = pb::WorldEntered {
-                world: self.name.as_str().to_owned(),
-                entity_id: enter.session,
-                position: Some(pb::Position {
-                    x: position.x,
-                    y: position.y,
-                }),
-                tick_rate_hz: settings.tick_hz,
-                aoi_radius: settings.aoi_radius,
-                bounds: Some(pb::Position {
-                    x: settings.width,
-                    y: settings.height,
-                }),
-                max_speed: settings.max_speed,
-                position_quantum: POSITION_QUANTUM,
-                tick: self.tick,
-            };
-            let reply = protocol::server_message(enter.request_id, Body::WorldEntered(entered));
-            self.reply(&enter.outbox, &reply);
-            debug!(world = %self.name, session = enter.session, players = self.players.len(), "entered");
+            self.admit(arrival);
             Entered::Yes
         };
-        let _ = enter.answer.send(answer);
+        answer.send(entered);
     }
 
-    fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, session: u64) {
+    /// Puts the arriving player in the world and queues its `WorldEntered`.
+    fn admit(&mut self, arrival: Arrival) {
+        let position = arrival
+            .spawn
+            .map_or_else(|| self.space.random_point(), |spawn| self.context.settings.clamp(spawn));
+        let name: Arc<str> = arrival.name.as_str().into();
+        self.space.insert(Entity::new(arrival.session, name, position));
+        self.players.push(Player {
+            view: View::default(),
+            outbox: arrival.outbox.clone(),
+            input: arrival.input,
+            stale: 0,
+        });
+        self.context.stats.world_players.inc();
+        let settings = &self.context.settings;
+        let entered = pb::WorldEntered {
+            world: self.name.as_str().to_owned(),
+            entity_id: arrival.session.get(),
+            position: Some(pb::Position {
+                x: position.x,
+                y: position.y,
+            }),
+            tick_rate_hz: settings.tick_hz,
+            aoi_radius: settings.aoi_radius,
+            bounds: Some(pb::Position {
+                x: settings.width,
+                y: settings.height,
+            }),
+            max_speed: settings.max_speed,
+            position_quantum: POSITION_QUANTUM,
+            tick: self.tick,
+        };
+        let reply = protocol::server_message(arrival.request_id, Body::WorldEntered(entered));
+        self.reply(&arrival.outbox, &reply);
+        debug!(world = %self.name, session = %arrival.session, players = self.players.len(), "entered");
+    }
+
+    fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, session: SessionId) {
         let outbox = self.remove(session);
         if request_id != 0
             && let Some(outbox) = outbox
@@ -154,7 +158,7 @@ impl WorldSim {
     }
 
     /// Removes the player of `session`; returns its outbox.
-    fn remove(&mut self, session: u64) -> Option<Outbox> {
+    fn remove(&mut self, session: SessionId) -> Option<Outbox> {
         let index = self.space.index_of(session)?;
         self.space.remove(session);
         let player = self.players.swap_remove(index);
@@ -227,7 +231,7 @@ impl WorldSim {
         let (sent, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
         let space = &self.space;
         let players = &mut self.players;
-        let dropped: Vec<(u64, bool)> = self.context.broadcaster.install(|| {
+        let dropped: Vec<(SessionId, bool)> = self.context.broadcaster.install(|| {
             players
                 .par_iter_mut()
                 .enumerate()
@@ -267,7 +271,7 @@ impl WorldSim {
             if let Some(outbox) = self.remove(session)
                 && stale
             {
-                debug!(world = %self.name, session, "player dropped: it took no update for too long");
+                debug!(world = %self.name, %session, "player dropped: it took no update for too long");
                 self.drop_slow(
                     &outbox,
                     "the client did not take its world updates (see Config::world_stale_ticks)",
@@ -299,7 +303,7 @@ impl WorldSim {
     }
 }
 
-impl StreamHandler<WorldCommand> for WorldSim {
+impl StreamHandler<WorldCommand> for World {
     fn handle(&mut self, command: WorldCommand, ctx: &mut Context<Self>) {
         match command {
             WorldCommand::Enter(enter) => self.enter(enter),
@@ -309,86 +313,5 @@ impl StreamHandler<WorldCommand> for WorldSim {
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
         self.close(ctx);
-    }
-}
-
-/// Ticks in the window the degradation level looks at.
-const LOAD_WINDOW: usize = 20;
-/// Overruns within the window that raise the level.
-const OVERRUNS_TO_DEGRADE: usize = 3;
-/// The highest level.
-const MAX_LEVEL: u8 = 2;
-
-/// The tick budget's record: recent tick durations and the degradation
-/// level they led to. Level 0 updates the far tier every 2 ticks; each level
-/// doubles that. The level rises when 3 of the last 20 ticks overran the
-/// budget, and falls when all of the last 20 took under 70% of it; at most
-/// one change per 20 ticks. Beyond the top level, overrunning ticks dilate
-/// the world's time (see [`WorldSim`]).
-#[derive(Debug, Default)]
-pub struct TickLoad {
-    recent: VecDeque<Duration>,
-    /// The degradation level, 0 to 2.
-    pub level: u8,
-    since_change: usize,
-}
-
-impl TickLoad {
-    /// Records a tick; returns the new level when it changed.
-    pub fn record(&mut self, took: Duration, budget: Duration) -> Option<u8> {
-        if self.recent.len() == LOAD_WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(took);
-        self.since_change += 1;
-        if self.since_change < LOAD_WINDOW {
-            return None;
-        }
-        let overruns = self.recent.iter().filter(|t| **t > budget).count();
-        let calm = self.recent.iter().all(|t| *t < budget * 7 / 10);
-        let level = if overruns >= OVERRUNS_TO_DEGRADE && self.level < MAX_LEVEL {
-            self.level + 1
-        } else if calm && self.level > 0 {
-            self.level - 1
-        } else {
-            return None;
-        };
-        self.level = level;
-        self.since_change = 0;
-        Some(level)
-    }
-
-    /// Every how many ticks the far tier is updated.
-    pub fn far_every(&self) -> u64 {
-        2 << self.level
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_level_rises_with_overruns_and_falls_with_calm() {
-        let budget = Duration::from_millis(50);
-        let mut load = TickLoad::default();
-        let over = Duration::from_millis(60);
-        let calm = Duration::from_millis(10);
-        let changes: Vec<Option<u8>> = (0..60).map(|_| load.record(over, budget)).collect();
-        assert_eq!(changes.iter().flatten().copied().collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(load.far_every(), 8);
-        let changes: Vec<Option<u8>> = (0..60).map(|_| load.record(calm, budget)).collect();
-        assert_eq!(changes.iter().flatten().copied().collect::<Vec<_>>(), vec![1, 0]);
-        assert_eq!(load.far_every(), 2);
-    }
-
-    #[test]
-    fn a_few_overruns_change_nothing() {
-        let budget = Duration::from_millis(50);
-        let mut load = TickLoad::default();
-        for i in 0..200 {
-            let took = if i % 10 == 0 { budget * 2 } else { budget / 2 };
-            assert_eq!(load.record(took, budget), None);
-        }
     }
 }

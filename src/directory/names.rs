@@ -5,8 +5,8 @@
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use crate::ids::SessionId;
 use crate::protocol::PlayerName;
-use crate::session::SessionId;
 
 /// Names in use, each with the session holding it.
 #[derive(Debug, Default)]

@@ -1,0 +1,240 @@
+//! The accept loop: the connection limits (in all, per source address, and
+//! the accept rate), refusals, and the hand-over of each socket to its
+//! session thread, after the TLS handshake where the port speaks TLS.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use crate::config::Config;
+use crate::ids::OverloadLevel;
+use crate::protocol::{self, ErrorCode, encode_frame};
+use crate::session::{self, Session, SessionContext};
+
+/// Longest pause between accept attempts after repeated accept errors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts between two prunings of the accept-rate limiter's idle addresses.
+const PRUNE_EVERY: u32 = 1024;
+
+/// A connection's place under the connection limits, given back when dropped
+/// (when its socket closes).
+pub(crate) struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    _per_ip: Option<IpHold>,
+}
+
+/// One connection counted against its source address.
+struct IpHold {
+    counts: Arc<DashMap<IpAddr, usize>>,
+    ip: IpAddr,
+}
+
+impl Drop for IpHold {
+    fn drop(&mut self) {
+        self.counts.remove_if_mut(&self.ip, |_, count| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+    }
+}
+
+/// The per-source-address limits: connections held and the accept rate.
+struct PerIp {
+    max_connections: usize,
+    counts: Arc<DashMap<IpAddr, usize>>,
+    accepts: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Accepts since the rate limiter last forgot idle addresses.
+    since_pruned: u32,
+}
+
+impl PerIp {
+    fn new(config: &Config) -> PerIp {
+        PerIp {
+            max_connections: config.max_connections_per_ip,
+            counts: Arc::default(),
+            accepts: NonZeroU32::new(config.accept_rate_per_ip).map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
+            since_pruned: 0,
+        }
+    }
+
+    /// Whether `ip` may open one more connection now; if so, its hold (if
+    /// connections per address are limited). The error names the limit.
+    fn admit(&mut self, ip: IpAddr) -> Result<Option<IpHold>, &'static str> {
+        if let Some(accepts) = &self.accepts {
+            // The limiter keeps a cell per address seen: forget the idle ones now and then.
+            self.since_pruned += 1;
+            if self.since_pruned >= PRUNE_EVERY {
+                self.since_pruned = 0;
+                accepts.retain_recent();
+            }
+            if accepts.check_key(&ip).is_err() {
+                return Err("accept_rate_per_ip");
+            }
+        }
+        if self.max_connections == 0 {
+            return Ok(None);
+        }
+        let mut count = self.counts.entry(ip).or_insert(0);
+        if *count >= self.max_connections {
+            return Err("max_connections_per_ip");
+        }
+        *count += 1;
+        Ok(Some(IpHold {
+            counts: self.counts.clone(),
+            ip,
+        }))
+    }
+}
+
+/// What every accepted connection is checked against.
+struct Gate {
+    context: Arc<SessionContext>,
+    connections: Arc<Semaphore>,
+    per_ip: PerIp,
+}
+
+impl Gate {
+    /// The connection's slot, or `None` once it was refused (with a frame
+    /// saying why, best effort).
+    fn admit(&mut self, stream: &TcpStream, peer: SocketAddr) -> Option<ConnectionSlot> {
+        let context = &self.context;
+        let stats = &context.stats;
+        if stats.overload() >= OverloadLevel::Shedding {
+            stats.connections_shed.inc();
+            refuse(
+                stream,
+                context,
+                ErrorCode::Overloaded,
+                "the server is overloaded; try again later",
+            );
+            return None;
+        }
+        let per_ip = match self.per_ip.admit(peer.ip()) {
+            Ok(hold) => hold,
+            Err(limit) => {
+                stats.connections_per_ip.inc();
+                debug!(%peer, limit, "connection refused: too many from this address");
+                let message = format!("too many connections from this address (see Config::{limit})");
+                refuse(stream, context, ErrorCode::TooManyConnections, &message);
+                return None;
+            }
+        };
+        let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+            stats.connections_refused.inc();
+            let max_connections = context.config.max_connections;
+            warn!(max_connections, "connection refused: server full");
+            refuse(
+                stream,
+                context,
+                ErrorCode::ServerFull,
+                "server full (see Config::max_connections)",
+            );
+            return None;
+        };
+        Some(ConnectionSlot {
+            _permit: permit,
+            _per_ip: per_ip,
+        })
+    }
+}
+
+/// Accepts connections until dropped; backs off on errors and never gives up.
+pub(super) async fn accept(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    context: Arc<SessionContext>,
+    arbiters: Vec<actix::ArbiterHandle>,
+) {
+    let mut gate = Gate {
+        connections: Arc::new(Semaphore::new(context.config.max_connections)),
+        per_ip: PerIp::new(&context.config),
+        context,
+    };
+    for next in (0..arbiters.len()).cycle() {
+        let (stream, peer) = accept_one(&listener).await;
+        let Some(slot) = gate.admit(&stream, peer) else {
+            continue;
+        };
+        let context = gate.context.clone();
+        context.stats.connections_accepted.inc();
+        // Hand the socket to its session thread; registered there, it is polled there.
+        let socket = match stream.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                debug!(%peer, error = %e, "could not hand over the socket");
+                continue;
+            }
+        };
+        let tls = tls.clone();
+        arbiters[next].spawn(async move {
+            match TcpStream::from_std(socket) {
+                Ok(stream) => open(stream, peer, tls, context, slot).await,
+                Err(e) => debug!(%peer, error = %e, "could not register the socket"),
+            }
+        });
+    }
+}
+
+/// The next connection; accept errors are retried with a growing pause.
+async fn accept_one(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                warn!(error = %e, backoff_ms = backoff.as_millis(), "accept failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Starts the session of an accepted connection, on its session thread,
+/// after the TLS handshake if the port speaks TLS.
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    context: Arc<SessionContext>,
+    slot: ConnectionSlot,
+) {
+    session::tune(&stream, peer, &context.config);
+    let Some(tls) = tls else {
+        let (read, write) = stream.into_split();
+        return Session::start(read, write, peer, context, slot);
+    };
+    // Pinned here, so a timed-out handshake's socket closes only after it is counted.
+    let handshake = tls.accept(stream);
+    tokio::pin!(handshake);
+    match tokio::time::timeout(context.config.tls_handshake_timeout(), &mut handshake).await {
+        Ok(Ok(stream)) => {
+            let (read, write) = tokio::io::split(stream);
+            Session::start(read, write, peer, context, slot);
+        }
+        Ok(Err(e)) => {
+            context.stats.tls_handshake_failures.inc();
+            debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            context.stats.tls_handshake_failures.inc();
+            debug!(%peer, "TLS handshake timed out (see Config::tls_handshake_timeout_ms)");
+        }
+    }
+}
+
+/// Answers a connection with error `code` (best effort); dropping it closes it.
+fn refuse(stream: &TcpStream, context: &SessionContext, code: ErrorCode, message: &str) {
+    context.stats.error_sent(code);
+    let error = protocol::error_message(0, code, message);
+    let _ = stream.try_write(&encode_frame(&error));
+}

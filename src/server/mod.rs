@@ -1,0 +1,301 @@
+//! The server: binds, accepts connections on its own thread, places each on
+//! a session thread, and shuts down in order.
+//!
+//! Threads: the thread calling [`Server::run`] accepts; each accepted socket
+//! moves to one of [`Config::session_threads`] arbiters (round robin), where
+//! its Session lives; the room directory and the rooms live on
+//! [`Config::room_threads`] arbiters of their own (or, when that is 0, beside
+//! the sessions); large broadcasts use a rayon pool; the overload monitor and
+//! the admin endpoint share one more thread.
+//!
+//! [`Server::run`] builds those parts ([`wiring`]), serves until its
+//! `shutdown` future resolves ([`accept`]), then shuts down: stop accepting;
+//! sessions stop reading; every room handles what it already has queued;
+//! every session gets `ServerShutdown` after everything queued for it;
+//! writers flush within [`Config::shutdown_grace_ms`]; then the threads stop.
+//!
+//! [`Config::session_threads`]: crate::Config::session_threads
+//! [`Config::room_threads`]: crate::Config::room_threads
+//! [`Config::shutdown_grace_ms`]: crate::Config::shutdown_grace_ms
+
+mod accept;
+mod thread;
+pub(crate) mod wiring;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Arbiter;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use thread::ServerThread;
+
+use self::wiring::{Core, Extras};
+use crate::admin;
+use crate::auth::{self, Authority};
+use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting};
+use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
+use crate::overload::Monitor;
+use crate::room::{BehaviourFactory, chat_rooms};
+use crate::stats::Stats;
+use crate::tls::{self, TlsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration does not validate.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The broadcast thread pool could not be started.
+    #[error("cannot start the broadcast pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The TLS certificate, key or client CA could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The deny-list could not be read.
+    #[error("cannot read the auth deny-list {path} (auth_deny_list): {source}")]
+    DenyList {
+        /// The file from the configuration.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A server thread could not be started or ended abnormally.
+    #[error("server thread: {0}")]
+    Thread(io::Error),
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    config: Config,
+    listener: TcpListener,
+    admin: Option<std::net::TcpListener>,
+    tls: Option<TlsAcceptor>,
+    authority: Option<Authority>,
+    stats: Arc<Stats>,
+    behaviours: BehaviourFactory,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl Server {
+    /// Validates `config` and binds its address. Must be called inside an
+    /// actix system (`actix_rt::System`).
+    ///
+    /// # Errors
+    /// [`ServerError`] when the configuration is invalid or the address cannot be bound.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let authority = authority(&config)?;
+        let tls = tls::acceptor(&config)?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let admin = match config.admin_addr {
+            AdminAddr::Off => None,
+            AdminAddr::On(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .and_then(|admin| admin.set_nonblocking(true).map(|()| admin))
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+        };
+        Ok(Server {
+            stats: Arc::new(Stats::new(config.metrics)),
+            config,
+            listener,
+            admin,
+            tls,
+            authority,
+            behaviours: chat_rooms(),
+            observer: None,
+        })
+    }
+
+    /// The admin endpoint's address, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|admin| admin.local_addr().ok())
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// The OS could not tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters, readable while it runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Gives new rooms the behaviour `factory` builds (plain chat by default).
+    #[must_use]
+    pub fn with_room_behaviours(mut self, factory: BehaviourFactory) -> Server {
+        self.behaviours = factory;
+        self
+    }
+
+    /// Tells `observer` of every [`LifecycleEvent`](crate::LifecycleEvent), off the hot path.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Server {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// [`ServerError::Pool`] or [`ServerError::Thread`] when the server's threads cannot start.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            config,
+            listener,
+            admin,
+            tls,
+            authority,
+            stats,
+            behaviours,
+            observer,
+        } = self;
+        let hooks = match observer {
+            Some(observer) => {
+                Hooks::with_observer(observer, config.hook_queue, stats.clone()).map_err(ServerError::Thread)?
+            }
+            None => Hooks::log_only(stats.clone()),
+        };
+        let watch = Watch::start(admin, &config, &stats, &hooks);
+        let extras = Extras {
+            authority,
+            behaviours,
+            hooks,
+        };
+        let core = Core::build(config, stats, extras)?;
+        serve(&core, listener, tls, shutdown).await;
+        shut_down(&core).await;
+        watch.stop();
+        core.context.hooks.emit(LifecycleEvent::ServerStopped);
+        Ok(())
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then goes on accepting for
+/// [`Config::unready_delay_ms`] while `/readyz` says not ready, so that
+/// balancers look elsewhere first.
+async fn serve(core: &Core, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: impl Future<Output = ()>) {
+    let context = &core.context;
+    match listener.local_addr() {
+        Ok(addr) => context.hooks.emit(LifecycleEvent::ServerStarted { addr }),
+        Err(e) => warn!(error = %e, "listening (address unknown)"),
+    }
+    context.stats.set_ready(true);
+    // Boxed, so that dropping it closes the listener.
+    let mut accepting = Box::pin(accept::accept(listener, tls, context.clone(), core.session_homes()));
+    tokio::select! {
+        () = &mut accepting => {}
+        () = shutdown => {}
+    }
+    context.stats.set_ready(false);
+    context.hooks.emit(LifecycleEvent::ServerDraining);
+    let _ = tokio::time::timeout(context.config.unready_delay(), &mut accepting).await;
+}
+
+/// Drains within [`Config::shutdown_grace_ms`]: sessions stop reading, rooms
+/// handle what they have, sessions say goodbye and their writers flush; then
+/// the threads stop.
+async fn shut_down(core: &Core) {
+    let context = &core.context;
+    let grace = context.config.shutdown_grace();
+    let deadline = Instant::now() + grace;
+    info!(
+        grace_ms = grace.as_millis(),
+        sessions = context.stats.sessions_active.get(),
+        "shutting down"
+    );
+    context.stop_reading.cancel();
+    if tokio::time::timeout_at(deadline, context.directory.drain())
+        .await
+        .is_err()
+    {
+        warn!("rooms did not drain within the shutdown grace period");
+    }
+    context.worlds.stop();
+    context.closing.cancel();
+    context.tracker.close();
+    if tokio::time::timeout_at(deadline, context.tracker.wait()).await.is_err() {
+        warn!(
+            open = context.tracker.len(),
+            "connections still flushing at the end of the grace period; closing them"
+        );
+    }
+    core.stop_threads();
+}
+
+/// The overload monitor and the admin endpoint, on a thread of their own.
+struct Watch {
+    thread: Arbiter,
+    stop_admin: CancellationToken,
+}
+
+impl Watch {
+    fn start(admin: Option<std::net::TcpListener>, config: &Config, stats: &Arc<Stats>, hooks: &Hooks) -> Watch {
+        let monitor = Arc::new(Monitor::new(stats.clone(), config, hooks.clone()));
+        let thread = Arbiter::new();
+        thread.spawn(monitor.clone().run());
+        let stop_admin = CancellationToken::new();
+        if let Some(admin) = admin {
+            let stop = stop_admin.clone();
+            thread.spawn(async move {
+                match TcpListener::from_std(admin) {
+                    Ok(admin) => admin::serve(admin, monitor, stop).await,
+                    Err(e) => warn!(error = %e, "could not start the admin endpoint"),
+                }
+            });
+        }
+        Watch { thread, stop_admin }
+    }
+
+    fn stop(self) {
+        self.stop_admin.cancel();
+        self.thread.stop();
+    }
+}
+
+/// The token checker `config` asks for, if any.
+fn authority(config: &Config) -> Result<Option<Authority>, ServerError> {
+    if config.auth != AuthMode::Token {
+        return Ok(None);
+    }
+    let invalid = |problem: String| ConfigError::Invalid(InvalidSetting::new("auth_key", problem));
+    let key = config
+        .auth_key
+        .as_ref()
+        .ok_or_else(|| invalid("auth token needs a hex auth_key".into()))?;
+    let key = auth::parse_hex_key(&key.0).map_err(|e| invalid(e.to_string()))?;
+    let denied = match &config.auth_deny_list {
+        Some(path) => auth::read_deny_list(path).map_err(|source| ServerError::DenyList {
+            path: path.clone(),
+            source,
+        })?,
+        None => Default::default(),
+    };
+    Authority::new(key, denied)
+        .map(Some)
+        .map_err(|e| invalid(e.to_string()).into())
+}

@@ -1,0 +1,112 @@
+//! The server's parts, built from its configuration: the threads, the
+//! broadcast pool, the room directory, the worlds and the context every
+//! session shares. The server and the fuzzing entry points build them the
+//! same way.
+
+use std::sync::Arc;
+
+use actix::{Arbiter, ArbiterHandle};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::ServerError;
+use crate::auth::Authority;
+use crate::broadcast::Broadcaster;
+use crate::config::Config;
+use crate::directory::{Directory, Names};
+use crate::lifecycle::Hooks;
+use crate::room::{BehaviourFactory, RoomContext};
+use crate::session::SessionContext;
+use crate::stats::Stats;
+use crate::world::Worlds;
+
+/// The running parts of a server. Dropping them does not stop the threads:
+/// [`Core::stop_threads`] does, at the end of shutdown.
+pub(crate) struct Core {
+    /// What every session shares.
+    pub(crate) context: Arc<SessionContext>,
+    /// Where sessions live, one arbiter per thread.
+    pub(crate) session_threads: Vec<Arbiter>,
+    /// Where the directory and the rooms live (none: beside the sessions).
+    room_threads: Vec<Arbiter>,
+}
+
+/// What the embedding application adds to a configuration.
+pub(crate) struct Extras {
+    /// Checks Hello's token.
+    pub(crate) authority: Option<Authority>,
+    /// Gives each new room its behaviour.
+    pub(crate) behaviours: BehaviourFactory,
+    /// Where lifecycle events go.
+    pub(crate) hooks: Hooks,
+}
+
+impl Core {
+    /// Starts the threads and actors `config` asks for. Must be called inside
+    /// an actix system.
+    ///
+    /// # Errors
+    /// [`ServerError::Pool`] when the broadcast threads cannot start.
+    pub(crate) fn build(config: Config, stats: Arc<Stats>, extras: Extras) -> Result<Core, ServerError> {
+        let Extras {
+            authority,
+            behaviours,
+            hooks,
+        } = extras;
+        let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
+        let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
+        let broadcaster = Arc::new(Broadcaster::new(
+            config.broadcast_threads,
+            config.broadcast_parallel_threshold,
+        )?);
+        let worlds = Worlds::new(&config, broadcaster.clone(), stats.clone());
+        // With no room threads, the directory and the rooms share the session threads.
+        let room_homes = if room_threads.is_empty() {
+            &session_threads
+        } else {
+            &room_threads
+        };
+        let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
+        let directory = Directory::start(
+            room_homes.iter().map(Arbiter::handle).collect(),
+            config.world_inbox,
+            |on_empty| RoomContext {
+                on_empty,
+                broadcaster,
+                behaviours,
+                stats: room_stats,
+                hooks: room_hooks,
+                inbox: room_inbox,
+            },
+        );
+        let context = Arc::new(SessionContext {
+            config,
+            directory,
+            worlds,
+            names: Names::default(),
+            stats,
+            hooks,
+            authority,
+            stop_reading: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        Ok(Core {
+            context,
+            session_threads,
+            room_threads,
+        })
+    }
+
+    /// The session threads' handles, to place connections on.
+    pub(crate) fn session_homes(&self) -> Vec<ArbiterHandle> {
+        self.session_threads.iter().map(Arbiter::handle).collect()
+    }
+
+    /// Stops the session and room threads (the end of shutdown).
+    pub(crate) fn stop_threads(&self) {
+        for arbiter in self.session_threads.iter().chain(&self.room_threads) {
+            arbiter.stop();
+        }
+    }
+}

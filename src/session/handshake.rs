@@ -1,0 +1,75 @@
+//! The start of a connection: its socket options, and Hello, which claims a
+//! name (after its token, with `--auth token`) and is answered by Welcome.
+
+use std::net::SocketAddr;
+
+use actix::Context;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::Session;
+use crate::config::Config;
+use crate::ids::DisconnectReason;
+use crate::lifecycle::LifecycleEvent;
+use crate::protocol::pb::{self, server_message::Body};
+use crate::protocol::{self, ErrorCode, PlayerName};
+use crate::room::Member;
+
+/// Tunes a client's socket as the configuration asks (no Nagle delay; the
+/// kernel send buffer).
+pub(crate) fn tune(stream: &TcpStream, peer: SocketAddr, config: &Config) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "could not set TCP_NODELAY");
+    }
+    if config.socket_send_buffer > 0
+        && let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(config.socket_send_buffer)
+    {
+        debug!(%peer, error = %e, "could not set SO_SNDBUF");
+    }
+}
+
+impl Session {
+    pub(super) fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
+        if self.member.is_some() {
+            return self.reply_error(
+                ctx,
+                request_id,
+                ErrorCode::AlreadyWelcomed,
+                "Hello was already answered",
+            );
+        }
+        if let Some(authority) = &self.server.authority
+            && let Err(e) = authority.verify(token, name.as_str(), std::time::SystemTime::now())
+        {
+            debug!(session = %self.id, peer = %self.peer, error = %e, "token refused");
+            let message = format!("{e}");
+            let reason = DisconnectReason::Unauthenticated;
+            return self.fail(ctx, request_id, ErrorCode::Unauthenticated, message, reason);
+        }
+        if !self.server.names.claim(&name, self.id) {
+            return self.reply_error(
+                ctx,
+                request_id,
+                ErrorCode::NameTaken,
+                format!("the name {name:?} is taken"),
+            );
+        }
+        let stats = &self.server.stats;
+        stats.sessions_handshake.dec();
+        stats.sessions_active.inc();
+        self.server.hooks.emit(LifecycleEvent::SessionAuthenticated {
+            session: self.id,
+            name: name.clone(),
+        });
+        self.member = Some(Member { id: self.id, name });
+        let config = &self.server.config;
+        self.frame_limit.set(config.max_frame_len);
+        let welcome = pb::Welcome {
+            session_id: self.id.get(),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            max_frame_len: u32::try_from(config.max_frame_len).unwrap_or(u32::MAX),
+        };
+        self.send(ctx, &protocol::server_message(request_id, Body::Welcome(welcome)));
+    }
+}

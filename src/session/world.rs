@@ -1,0 +1,108 @@
+//! A session's game world: entering (one call on the world registry), its
+//! Moves, and leaving.
+
+use std::sync::Arc;
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+
+use super::Session;
+use crate::ids::OverloadLevel;
+use crate::protocol::{ErrorCode, MoveInput, Point, WorldName};
+use crate::world::{Arrival, InputSlot, WorldCommand, WorldHandle};
+
+/// The world a session is in.
+pub(super) struct InWorld {
+    name: WorldName,
+    world: WorldHandle,
+    /// Where its Moves wait for the world's tick.
+    input: Arc<InputSlot>,
+    /// The client_tick of the last Move taken; Moves not above it are stale.
+    last_client_tick: Option<u32>,
+}
+
+impl Session {
+    /// Enters world `name` through the registry; the world answers the client.
+    pub(super) fn enter_world(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request_id: u64,
+        name: WorldName,
+        spawn: Option<Point>,
+    ) {
+        let Some(member) = self.member.clone() else { return };
+        if let Some(current) = &self.world {
+            let message = format!("already in world {}", current.name);
+            return self.reply_error(ctx, request_id, ErrorCode::AlreadyInWorld, message);
+        }
+        if self.server.stats.overload() >= OverloadLevel::Shedding {
+            let message = "the server is overloaded; try again later";
+            return self.reply_error(ctx, request_id, ErrorCode::Overloaded, message);
+        }
+        let arrival = Arrival {
+            request_id,
+            session: self.id,
+            name: member.name,
+            outbox: self.outbox.clone(),
+            input: Arc::new(InputSlot::default()),
+            spawn,
+        };
+        let worlds = self.server.worlds.clone();
+        let entering = async move {
+            let entered = worlds.enter(&name, &arrival).await;
+            (name, arrival.input, entered)
+        };
+        ctx.wait(
+            entering
+                .into_actor(self)
+                .map(move |(name, input, entered), act, ctx| match entered {
+                    Ok(world) => {
+                        act.world = Some(InWorld {
+                            name,
+                            world,
+                            input,
+                            last_client_tick: None,
+                        });
+                    }
+                    Err(e) => act.reply_error(ctx, request_id, e.code(), e.to_string()),
+                }),
+        );
+    }
+
+    /// Hands a Move to the world's next tick, unless it is stale.
+    pub(super) fn move_in_world(&mut self, ctx: &mut Context<Self>, request_id: u64, input: MoveInput) {
+        let Some(world) = &mut self.world else {
+            return self.reply_error(ctx, request_id, ErrorCode::NotInWorld, "not in a world");
+        };
+        if world.last_client_tick.is_some_and(|last| input.client_tick <= last) {
+            self.server.stats.world_moves_stale.inc();
+            return;
+        }
+        world.last_client_tick = Some(input.client_tick);
+        world.input.put(input);
+    }
+
+    pub(super) fn leave_world(&mut self, ctx: &mut Context<Self>, request_id: u64, name: &WorldName) {
+        match self.world.take_if(|world| world.name == *name) {
+            Some(InWorld { world, .. }) => {
+                let leave = WorldCommand::Leave {
+                    request_id,
+                    session: self.id,
+                };
+                ctx.wait(
+                    async move { world.inbox.send(leave).await }
+                        .into_actor(self)
+                        .map(|_, _, _| ()),
+                );
+            }
+            None => self.reply_error(ctx, request_id, ErrorCode::NotInWorld, format!("not in world {name}")),
+        }
+    }
+
+    /// Leaves the world without waiting (the session is ending).
+    pub(super) fn leave_world_now(&mut self) {
+        if let Some(InWorld { world, .. }) = self.world.take() {
+            let session = self.id;
+            world.inbox.post(WorldCommand::Leave { request_id: 0, session });
+        }
+    }
+}
