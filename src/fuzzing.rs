@@ -4,7 +4,7 @@
 //! - [`decode_in_chunks`]: the frame decoder, fed a byte stream in chunks of
 //!   sizes chosen by the input itself.
 //! - [`SessionHarness`]: the whole session input path — frames, commands and
-//!   their handling by a real Session, World and Rooms — over an in-memory
+//!   their handling by a real Session, room directory and Rooms — over an in-memory
 //!   pipe instead of a socket.
 //!
 //! Both panic on a broken invariant, which is what a fuzzer reports.
@@ -64,7 +64,7 @@ pub fn decode_in_chunks(data: &[u8]) {
     }
 }
 
-/// A Session, World and Rooms on an actix system of their own, fed over an
+/// A Session, room directory and Rooms on an actix system of their own, fed over an
 /// in-memory pipe. Build one per process and [`run`](SessionHarness::run)
 /// each input through it.
 pub struct SessionHarness {

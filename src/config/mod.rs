@@ -42,7 +42,7 @@ pub struct Config {
     #[arg(long, env = "TAVERN_SESSION_THREADS", default_value_t = cores(), value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub session_threads: usize,
 
-    /// Threads running the world directory and the room actors; 0 puts them on the session
+    /// Threads running the room directory and the room actors; 0 puts them on the session
     /// threads, so one thread does everything, as an event loop. Default: 1, or 0 when the
     /// process may use only one CPU (a second busy thread would then only take turns with the
     /// first, switching context at every hand-off).
@@ -96,12 +96,13 @@ pub struct Config {
     #[arg(long, env = "TAVERN_SOCKET_SEND_BUFFER", default_value_t = 0)]
     pub socket_send_buffer: usize,
 
-    /// Bound of each room's inbox (commands). A session whose room inbox is full stops
-    /// reading its socket until there is room.
+    /// Bound of each room's inbox, and of each game world's (commands). A session whose
+    /// room inbox is full stops reading its socket until there is room.
     #[arg(long, env = "TAVERN_ROOM_INBOX", default_value_t = 4096)]
     pub room_inbox: usize,
 
-    /// Bound of the world directory's inbox (commands); senders wait for room.
+    /// Bound of the room directory's inbox (commands); senders wait for room. (The name
+    /// predates game worlds, which use `room_inbox`.)
     #[arg(long, env = "TAVERN_WORLD_INBOX", default_value_t = 4096)]
     pub world_inbox: usize,
 
