@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, mpsc};
 
 use support::{TestServer, WAIT, expect_error, next_non_presence, read_to_close, spawn_server, spawn_server_with};
-use tavern::client::Client;
+use tavern::client::{Client, ClientWriter};
 use tavern::ids::DisconnectReason;
 use tavern::ids::OverloadLevel;
 use tavern::protocol::pb::server_message::Body;
@@ -180,22 +180,7 @@ async fn overload_sheds_new_joins_and_connections_then_recovers() {
         "1000000",
     ]);
     let mut outsider = server.connect("outsider").await;
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for i in 0..MEMBERS {
-        let (writer, mut reader) = server.member(&format!("m{i}"), "busy").await.into_split();
-        writers.push(writer);
-        // Every member reads until the connection closes, keeping the chats.
-        readers.push(tokio::spawn(async move {
-            let mut chats = Vec::new();
-            while let Ok(message) = reader.next_event(WAIT).await {
-                if let Some(Body::Chat(chat)) = message.body {
-                    chats.push(chat.text);
-                }
-            }
-            chats
-        }));
-    }
+    let (writers, readers) = chat_readers(&server, MEMBERS, "busy").await;
     let publisher = server.member("publisher", "busy").await;
     let (mut say, mut echoes) = publisher.into_split();
     let mut sent = 0;
@@ -256,6 +241,31 @@ async fn overload_sheds_new_joins_and_connections_then_recovers() {
         assert_eq!(reader.await.unwrap(), expected, "a member lost or reordered chats");
     }
     drop((writers, events));
+}
+
+/// `count` members of `room`, each reading until its connection closes and
+/// keeping the chats it saw; their writers keep the connections open.
+async fn chat_readers(
+    server: &TestServer,
+    count: usize,
+    room: &str,
+) -> (Vec<ClientWriter>, Vec<tokio::task::JoinHandle<Vec<String>>>) {
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for i in 0..count {
+        let (writer, mut reader) = server.member(&format!("m{i}"), room).await.into_split();
+        writers.push(writer);
+        readers.push(tokio::spawn(async move {
+            let mut chats = Vec::new();
+            while let Ok(message) = reader.next_event(WAIT).await {
+                if let Some(Body::Chat(chat)) = message.body {
+                    chats.push(chat.text);
+                }
+            }
+            chats
+        }));
+    }
+    (writers, readers)
 }
 
 fn scraped_level_name(level: f64) -> &'static str {

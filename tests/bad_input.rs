@@ -93,11 +93,10 @@ async fn check(server: &TestServer, name: &str, bytes: &[u8], eof: bool, outcome
     }
 }
 
-#[tokio::test]
-async fn bad_frames_close_or_answer_only_their_sender() {
+/// The classic bad inputs: a name, the bytes, whether the client then ends
+/// its stream, and what the server must do.
+fn bad_frames() -> Vec<(&'static str, Vec<u8>, bool, Outcome)> {
     use Outcome::{Answered, Closed, Fatal};
-    let server = spawn_server(&[]);
-    let mut good = server.member("good", "room").await;
     let mut deep_groups = Vec::new();
     for _ in 0..200 {
         deep_groups.extend(varint(99 << 3 | 3));
@@ -106,7 +105,7 @@ async fn bad_frames_close_or_answer_only_their_sender() {
     while empties.len() + 2 <= MAX_FRAME {
         empties.extend(field(6, &[]));
     }
-    let cases: Vec<(&str, Vec<u8>, bool, Outcome)> = vec![
+    vec![
         ("len0", frame(&[]), false, Answered(ErrorCode::UnsupportedMessage)),
         (
             "lencap",
@@ -166,9 +165,15 @@ async fn bad_frames_close_or_answer_only_their_sender() {
             false,
             Answered(ErrorCode::NotInRoom),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn bad_frames_close_or_answer_only_their_sender() {
+    let server = spawn_server(&[]);
+    let mut good = server.member("good", "room").await;
     let mut sent = 0;
-    for (name, bytes, eof, outcome) in cases {
+    for (name, bytes, eof, outcome) in bad_frames() {
         check(&server, name, &bytes, eof, outcome).await;
         // The member's room goes on, in order, after every case.
         good.chat("room", &format!("after {name}")).await.unwrap();
