@@ -1,4 +1,4 @@
-//! A session's outbound queue and the writer that empties it.
+//! A session's outbound queue (here) and the writer that empties it (`writer`).
 //!
 //! The queue is bounded twice, in frames ([`Config::outbound_queue_frames`])
 //! and in bytes ([`Config::outbound_queue_bytes`]). Producers (rooms, the
@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use writer::WriterEnd;
 
-mod writer;
-
 use crate::ids::DisconnectReason;
+
+mod writer;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

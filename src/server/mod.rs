@@ -8,8 +8,8 @@
 //! the sessions); large broadcasts use a rayon pool; the overload monitor and
 //! the admin endpoint share one more thread.
 //!
-//! [`Server::run`] builds those parts ([`wiring`]), serves until its
-//! `shutdown` future resolves ([`accept`]), then shuts down: stop accepting;
+//! [`Server::run`] builds those parts (`wiring`), serves until its
+//! `shutdown` future resolves (`accept`), then shuts down: stop accepting;
 //! sessions stop reading; every room handles what it already has queued;
 //! every session gets `ServerShutdown` after everything queued for it;
 //! writers flush within [`Config::shutdown_grace_ms`]; then the threads stop.
@@ -152,7 +152,7 @@ impl Server {
         self
     }
 
-    /// Tells `observer` of every [`LifecycleEvent`](crate::LifecycleEvent), off the hot path.
+    /// Tells `observer` of every [`LifecycleEvent`], off the hot path.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Server {
         self.observer = Some(observer);

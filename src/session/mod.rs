@@ -12,9 +12,9 @@
 //! without reading further frames, so a client sending faster than its rooms
 //! are served is slowed by TCP, never buffered.
 //!
-//! The files, by concern: [`handshake`] (socket options, Hello), [`limits`]
-//! (rate limit, heartbeat), [`rooms`], [`world`], [`replies`] (what the
-//! session sends of its own), and [`context`] (what every session shares).
+//! The files, by concern: `handshake` (socket options, Hello), `limits`
+//! (rate limit, heartbeat), `rooms`, `world`, `replies` (what the
+//! session sends of its own), and `context` (what every session shares).
 //!
 //! [`Config::max_frame_len`]: crate::Config::max_frame_len
 
