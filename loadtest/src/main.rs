@@ -28,6 +28,7 @@ mod report;
 mod runner;
 mod scenarios;
 mod schedule;
+mod settings;
 mod share;
 mod spawn;
 mod table;

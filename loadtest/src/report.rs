@@ -447,7 +447,8 @@ mod tests {
     #[test]
     fn mmo_figures_from_a_known_tally() {
         use crate::admin::TickWindow;
-        use crate::scenarios::mmo::{Density, MmoWorkload, WorldGeometry};
+        use crate::scenarios::mmo::{MmoWorkload, WorldGeometry};
+        use crate::settings::Density;
         let workload = Workload::Mmo(MmoWorkload {
             bots: 10,
             world: "w".into(),

@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::AuthKey;
 use crate::procstat::{self, Proc};
 use crate::progress;
 use crate::scenarios::Workload;
+use crate::settings::AuthKey;
 use crate::share::{Gate, LiveSnapshot, Share, ShareSpec, Shared};
 use crate::tally::Tally;
 use crate::timeline::{Timeline, instant_at, wall_ns};

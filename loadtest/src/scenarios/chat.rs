@@ -17,12 +17,10 @@ use crate::payload;
 use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
+use crate::settings::FINISH_GRACE;
 use crate::share::Share;
 use crate::tally::Tally;
 use crate::units::{nanos, round_to_u64, u64_from};
-
-/// How long bots get to end after the drain before they are aborted.
-pub const FINISH_GRACE: Duration = Duration::from_secs(5);
 
 /// What every process runs in one chat step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,17 +12,17 @@ use tavern::protocol::pb::server_message::Body;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::chat::FINISH_GRACE;
 use super::{Findings, Scenario, Workload};
-use crate::bots::{self, SetupError, describe};
+use crate::bots::{self, describe};
 use crate::payload::{self, Stamp};
 use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
-use crate::share::{Share, ShareSpec, Shared};
+use crate::settings::FINISH_GRACE;
+use crate::share::{SetupError, Share, ShareSpec, Shared};
 use crate::tally::{Tally, bump};
 use crate::timeline::{instant_at, sleep_until_wall, wall_ns};
-use crate::units::{nanos, u64_from};
+use crate::units::{micros, nanos, u64_from};
 
 /// Longest one cycle's chat echo may take.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,8 +127,8 @@ impl Cycle {
         match result {
             Ok(connect_latency) => {
                 tally.churn.completed += 1;
-                tally.churn.cycle_latency.record_us(bots::micros(elapsed));
-                tally.bots.connect_latency.record_us(bots::micros(connect_latency));
+                tally.churn.cycle_latency.record_us(micros(elapsed));
+                tally.bots.connect_latency.record_us(micros(connect_latency));
                 drop(tally);
                 self.shared.live.delivered.fetch_add(1, Ordering::Relaxed);
             }

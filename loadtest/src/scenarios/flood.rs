@@ -21,11 +21,11 @@ use tokio::task::JoinHandle;
 
 use super::chat::ChatWorkload;
 use super::{Findings, Scenario, Workload};
-use crate::bots::{self, SetupError, describe, keep_alive};
+use crate::bots::{self, describe, keep_alive};
 use crate::payload;
 use crate::report::StepReport;
 use crate::runner::Runner;
-use crate::share::{ShareSpec, Shared, Signals, TaskGuard};
+use crate::share::{SetupError, ShareSpec, Shared, Signals, TaskGuard};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 

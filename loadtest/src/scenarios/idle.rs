@@ -1,18 +1,15 @@
 //! The `idle` scenario: hold C connected, joined sessions for the window and
 //! report the server's memory per session.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
 use serde::{Deserialize, Serialize};
 
-use super::chat::FINISH_GRACE;
 use super::{Findings, Scenario, Workload};
-use crate::bots::{self, Member, keep_alive};
+use crate::bots::{self, hold};
 use crate::report::StepReport;
 use crate::runner::Runner;
-use crate::share::{Share, Shared, Signals};
-use crate::tally::{Tally, bump};
+use crate::settings::FINISH_GRACE;
+use crate::share::Share;
+use crate::tally::Tally;
 use crate::timeline::sleep_until_wall;
 use crate::units::u64_from;
 
@@ -59,26 +56,6 @@ impl IdleWorkload {
         let timeline = share.start(connected).await?;
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
-    }
-}
-
-/// Keeps one session alive, reading and dropping what the server sends,
-/// until told to stop; counts it if the server ends it first.
-pub(crate) async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
-    let Member {
-        mut writer,
-        reader,
-        heartbeat,
-        ..
-    } = member;
-    let mut read_signals = signals.clone();
-    let (read_end, write_end) = tokio::join!(
-        bots::discard(reader, &mut read_signals),
-        keep_alive(&mut writer, heartbeat, &mut signals)
-    );
-    if let Some(reason) = read_end.or(write_end) {
-        shared.live.connected.fetch_sub(1, Ordering::Relaxed);
-        bump(&mut shared.tally().bots.disconnects, reason);
     }
 }
 

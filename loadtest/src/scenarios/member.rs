@@ -16,13 +16,9 @@ use crate::bots::{self, Member, describe, keep_alive, latency_us};
 use crate::detect::SeqDetector;
 use crate::payload;
 use crate::schedule::Schedule;
+use crate::settings::{SAMPLE_BATCH, SAMPLE_FLUSH_NS};
 use crate::share::{Shared, Signals, TaskGuard};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-
-/// Latency samples a receiver keeps before adding them to the shared histogram.
-const SAMPLE_BATCH: usize = 256;
-/// Longest a receiver keeps samples before adding them (keeps the live p99 fresh).
-const SAMPLE_FLUSH_NS: u64 = 100_000_000;
 
 /// What a member does in its room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

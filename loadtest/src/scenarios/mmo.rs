@@ -21,51 +21,26 @@ use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::pb::{self, ServerMessage};
 use tokio::time::Instant;
 
-use super::chat::FINISH_GRACE;
 use super::echo::{PENDING_CAPACITY, PendingMoves};
 use super::walk::{Point, Region, Rng, next_target};
 use super::{Findings, Scenario, Workload};
 use crate::admin::{self, TickWindow};
-use crate::bots::{self, SetupError, describe, keep_alive, latency_us};
+use crate::bots::{self, describe, keep_alive, latency_us};
 use crate::report::StepReport;
 use crate::runner::{Env, Runner};
 use crate::schedule::Schedule;
-use crate::share::{Share, ShareSpec, Shared, Signals, TaskGuard};
+use crate::settings::{Density, FINISH_GRACE, SAMPLE_BATCH, SAMPLE_FLUSH_NS};
+use crate::share::{SetupError, Share, ShareSpec, Shared, Signals, TaskGuard};
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::units::{f32_from, u64_from};
+use crate::units::{f32_from, micros, u64_from};
 
 /// Longest the server may take to answer EnterWorld.
 const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most Moves a bot writes before one flush (when it is behind schedule).
 const MAX_BATCH: u64 = 64;
-/// Samples a bot keeps before adding them to the shared histograms.
-const SAMPLE_BATCH: usize = 256;
-/// Longest a bot keeps samples before adding them (keeps the live p99 fresh).
-const SAMPLE_FLUSH_NS: u64 = 100_000_000;
 /// Bytes of a frame's length header.
 const FRAME_HEADER: u64 = 4;
-
-/// Where the bots spawn and walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Density {
-    /// All in a small square in the world's centre (`--cluster-size`): every
-    /// bot sees most of the others.
-    Clustered,
-    /// Uniformly over the whole world.
-    Dispersed,
-}
-
-impl Density {
-    /// Its name on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Density::Clustered => "clustered",
-            Density::Dispersed => "dispersed",
-        }
-    }
-}
 
 /// The world as the server describes it in `WorldEntered`, learned by
 /// entering it once before the step.
@@ -212,7 +187,7 @@ impl MmoWorkload {
                 {
                     let mut tally = shared.tally();
                     tally.mmo.in_world += 1;
-                    tally.mmo.enter_latency.record_us(bots::micros(walker.enter_latency));
+                    tally.mmo.enter_latency.record_us(micros(walker.enter_latency));
                 }
                 shared.add_receiver();
                 let bot = MmoBot {

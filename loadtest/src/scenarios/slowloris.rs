@@ -14,15 +14,15 @@ use serde::{Deserialize, Serialize};
 use tavern::client::Client;
 use tokio::time::Instant;
 
-use super::chat::FINISH_GRACE;
 use super::{Findings, Scenario, Workload};
 use crate::bots::{self, CONNECT_TIMEOUT, describe};
 use crate::report::StepReport;
 use crate::runner::Runner;
-use crate::share::{Share, ShareSpec, Shared, Signals};
+use crate::settings::FINISH_GRACE;
+use crate::share::{SetupError, Share, ShareSpec, Shared, Signals};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::units::{nanos, u64_from};
+use crate::units::{micros, nanos, u64_from};
 
 /// The body length the attackers' frame header announces: under the
 /// server's pre-Hello frame limit, and far more bytes than a run trickles.
@@ -134,7 +134,7 @@ impl Attacker {
             let ended = self.trickle_until_closed(client).await;
             self.open.fetch_sub(1, Ordering::AcqRel);
             self.shared.live.connected.fetch_sub(1, Ordering::Relaxed);
-            let held_us = bots::micros(opened.elapsed());
+            let held_us = micros(opened.elapsed());
             let mut tally = self.shared.tally();
             let slowloris = &mut tally.slowloris;
             slowloris.peak_open = slowloris.peak_open.max(now_open);
@@ -188,13 +188,13 @@ async fn normal_client(spec: ShareSpec, number: u64, at: u64, shared: Arc<Shared
     let room = format!("s{}.normal.{}", spec.step, number / 10);
     let member = match bots::join_member(&spec, &spec.name('n', number), spec.source(number), &room).await {
         Ok(member) => member,
-        Err(bots::SetupError(cause)) => {
+        Err(SetupError(cause)) => {
             bump(&mut shared.tally().bots.connect_errors, cause);
             return;
         }
     };
     shared.count_connected(member.connect_latency);
-    super::idle::hold(member, shared, signals).await;
+    bots::hold(member, shared, signals).await;
 }
 
 /// The `slowloris` command.
