@@ -31,6 +31,7 @@ mod schedule;
 mod settings;
 mod share;
 mod spawn;
+mod step;
 mod table;
 mod tally;
 mod timeline;

@@ -15,9 +15,10 @@ use crate::progress;
 use crate::scenarios::Workload;
 use crate::settings::AuthKey;
 use crate::share::{Gate, LiveSnapshot, Share, ShareSpec, Shared};
+use crate::step::StepOutcome;
 use crate::tally::Tally;
 use crate::timeline::{Timeline, instant_at, wall_ns};
-use crate::usage::{self, GeneratorUsage, ServerUsage};
+use crate::usage;
 use crate::workers::{Board, Job, WorkerSet};
 
 /// Open files one process may hold here, less a margin for everything else.
@@ -66,19 +67,6 @@ impl Env {
     pub fn run_length(&self) -> Duration {
         self.warmup + self.duration
     }
-}
-
-/// What one step produced.
-#[derive(Debug)]
-pub struct StepOutcome {
-    /// When it ran.
-    pub timeline: Timeline,
-    /// What every share counted, merged.
-    pub tally: Tally,
-    /// The server's use of the machine in the window, when its process is known.
-    pub server: Option<ServerUsage>,
-    /// The generator's use of the machine in the window.
-    pub generator: GeneratorUsage,
 }
 
 /// Runs steps, numbering them so that names and rooms never collide.

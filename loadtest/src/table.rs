@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::figures::MmoFigures;
 use crate::latency::LatencySummary;
-use crate::report::{MmoFigures, Report, StepReport};
+use crate::report::Report;
+use crate::step::StepReport;
 use crate::units::f64_from;
 
 /// The whole report as text.

@@ -10,17 +10,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::member::{self, Role};
-use super::{Findings, Scenario, Workload, flood};
+use super::{Findings, Reported, Scenario, flood, one_step};
 use crate::bots;
+use crate::figures::ChatFigures;
 use crate::findmax::{self, FindMaxOptions};
 use crate::payload;
-use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
 use crate::settings::FINISH_GRACE;
 use crate::share::Share;
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::Tally;
-use crate::units::{nanos, round_to_u64, u64_from};
+use crate::units::{f64_from, nanos, ns_to_ms, per_second, round_to_u64, u64_from};
 
 /// What every process runs in one chat step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ impl ChatWorkload {
     /// Members per room that stop reading: the slow fraction of the room,
     /// rounded, taken from the members that do not publish.
     pub fn slow_per_room(&self) -> u64 {
-        let wanted = round_to_u64(self.slow_fraction * crate::units::f64_from(self.members));
+        let wanted = round_to_u64(self.slow_fraction * f64_from(self.members));
         wanted.min(self.members - self.publishers)
     }
 
@@ -175,14 +176,58 @@ impl Scenario for ChatScenario {
     }
 
     async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
-        if let Some(options) = &self.find_max {
-            return findmax::search(runner, &self.workload, options).await;
+        let Some(options) = &self.find_max else {
+            self.workload.validate(runner.env.run_length())?;
+            let label = format!("rate {}/s", self.workload.rate);
+            return one_step(runner, &self.workload, label).await;
+        };
+        let (steps, summary) = findmax::search(options, self.workload.rate, async |rate, attempt| {
+            let workload = ChatWorkload {
+                rate,
+                ..self.workload.clone()
+            };
+            workload.validate(runner.env.run_length())?;
+            let outcome = runner.run_step(&workload.clone().into()).await?;
+            Ok(workload.step_report(format!("rate {rate}/s"), attempt, &outcome))
+        })
+        .await?;
+        Ok(Findings {
+            steps,
+            find_max: Some(summary),
+            flood: None,
+        })
+    }
+}
+
+/// The chat section of a step's report (the server's CPU is divided by its deliveries).
+impl Reported for ChatWorkload {
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        let chat = &outcome.tally.chat;
+        let window = outcome.timeline.window();
+        let expected = chat.expected();
+        let figures = ChatFigures {
+            rooms: self.rooms,
+            members: self.members,
+            publishers: self.publishers,
+            size: self.size,
+            offered_per_s: f64_from(self.rate),
+            achieved_per_s: per_second(chat.written_in_window, window),
+            deliveries_per_s: per_second(chat.received_window, window),
+            sent: chat.sent,
+            expected,
+            received: chat.received_window,
+            lost: expected.saturating_sub(chat.received_window),
+            gaps: chat.seq.gaps,
+            reorders: chat.seq.reorders,
+            duplicates: chat.seq.duplicates,
+            unparsed: chat.unparsed,
+            max_lag_ms: ns_to_ms(chat.max_lag_ns),
+            latency_us: chat.latency.summary(),
+        };
+        StepReport {
+            chat: Some(figures),
+            ..StepReport::new(label, attempt, outcome, Some(chat.received_window))
         }
-        self.workload.validate(runner.env.run_length())?;
-        let label = format!("rate {}/s", self.workload.rate);
-        let workload = Workload::Chat(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
     }
 }
 

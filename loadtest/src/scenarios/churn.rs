@@ -12,17 +12,18 @@ use tavern::protocol::pb::server_message::Body;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported, Scenario, one_step};
 use crate::bots::{self, describe};
+use crate::figures::ChurnFigures;
 use crate::payload::{self, Stamp};
-use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
 use crate::settings::FINISH_GRACE;
 use crate::share::{SetupError, Share, ShareSpec, Shared};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{instant_at, sleep_until_wall, wall_ns};
-use crate::units::{micros, nanos, u64_from};
+use crate::units::{f64_from, micros, nanos, per_second, u64_from};
 
 /// Longest one cycle's chat echo may take.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,8 +213,35 @@ impl Scenario for ChurnScenario {
     async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         let label = format!("{} cycles/s", self.workload.rate);
-        let workload = Workload::Churn(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
+    }
+}
+
+/// The cycles: how many, how fast, and what failed where.
+impl Reported for ChurnWorkload {
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        StepReport {
+            churn: Some(self.figures(outcome)),
+            ..StepReport::new(label, attempt, outcome, None)
+        }
+    }
+}
+
+impl ChurnWorkload {
+    /// The `churn` section of a step's report.
+    fn figures(&self, outcome: &StepOutcome) -> ChurnFigures {
+        let churn = &outcome.tally.churn;
+        ChurnFigures {
+            offered_per_s: f64_from(self.rate),
+            scheduled: churn.scheduled,
+            started: churn.started,
+            achieved_per_s: per_second(churn.started, outcome.timeline.window()),
+            completed: churn.completed,
+            failed: churn.failures.values().sum(),
+            failures: churn.failures.clone(),
+            skipped: churn.skipped,
+            unfinished: churn.unfinished,
+            cycle_latency_us: churn.cycle_latency.summary(),
+        }
     }
 }

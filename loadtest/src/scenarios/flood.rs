@@ -20,14 +20,16 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 use super::chat::ChatWorkload;
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported as _, Scenario};
 use crate::bots::{self, describe, keep_alive};
+use crate::figures::{FloodComparison, FloodFigures};
 use crate::payload;
-use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::share::{SetupError, ShareSpec, Shared, Signals, TaskGuard};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
+use crate::units::{f64_from, per_second};
 
 /// Messages the flooder writes before each flush.
 const FLOOD_BATCH: u64 = 64;
@@ -58,17 +60,6 @@ impl FloodSpec {
         );
         Ok(())
     }
-}
-
-/// The normal rooms' latency without and with the flooder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FloodComparison {
-    /// p99 latency of the normal rooms without the flooder, µs.
-    pub p99_without_us: u64,
-    /// p99 latency of the normal rooms beside the flooder, µs.
-    pub p99_with_us: u64,
-    /// What the flooder managed to send, messages per second of the window.
-    pub flood_sent_per_s: f64,
 }
 
 /// The `flood` command.
@@ -102,9 +93,11 @@ impl Scenario for FloodScenario {
         }
         let mut steps = Vec::new();
         for (label, workload) in order {
-            let workload = Workload::Chat(workload);
-            let outcome = runner.run_step(&workload).await?;
-            steps.push(StepReport::build(label.to_owned(), 1, &workload, &outcome));
+            let outcome = runner.run_step(&workload.clone().into()).await?;
+            steps.push(StepReport {
+                flood: workload.flood.map(|flood| flood_figures(flood, &outcome)),
+                ..workload.step_report(label.to_owned(), 1, &outcome)
+            });
         }
         if self.flood_first {
             // The report keeps its order: without, then with.
@@ -120,6 +113,20 @@ impl Scenario for FloodScenario {
             flood: Some(comparison),
             ..Findings::steps(steps)
         })
+    }
+}
+
+/// What the flooder `flood` of a step did.
+fn flood_figures(flood: FloodSpec, outcome: &StepOutcome) -> FloodFigures {
+    let tally = &outcome.tally.flood;
+    FloodFigures {
+        size: flood.size,
+        in_flight: flood.in_flight,
+        sent: tally.sent,
+        sent_per_s: per_second(tally.written_in_window, outcome.timeline.window()),
+        rate_limited: tally.rate_limited,
+        throttled_after_ms: tally.throttled_after_us.map(|us| f64_from(us) / 1e3),
+        cut_off_after_ms: tally.cut_off_after_us.map(|us| f64_from(us) / 1e3),
     }
 }
 

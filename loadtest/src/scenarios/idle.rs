@@ -3,15 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported, Scenario, one_step};
 use crate::bots::{self, hold};
-use crate::report::StepReport;
+use crate::figures::IdleFigures;
 use crate::runner::Runner;
 use crate::settings::FINISH_GRACE;
 use crate::share::Share;
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::Tally;
 use crate::timeline::sleep_until_wall;
-use crate::units::u64_from;
+use crate::units::{f64_from, u64_from};
 
 /// What every process runs in one idle step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,8 +74,41 @@ impl Scenario for IdleScenario {
     async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!("{} sessions", self.workload.sessions);
-        let workload = Workload::Idle(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
+    }
+}
+
+/// The held sessions, and the server's memory per session.
+impl Reported for IdleWorkload {
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        StepReport {
+            idle: Some(self.figures(outcome)),
+            ..StepReport::new(label, attempt, outcome, None)
+        }
+    }
+}
+
+impl IdleWorkload {
+    /// The `idle` section of a step's report.
+    fn figures(&self, outcome: &StepOutcome) -> IdleFigures {
+        let bots = &outcome.tally.bots;
+        let ended: u64 = bots.disconnects.values().sum();
+        let held = bots.connected.saturating_sub(ended);
+        let before = outcome.server.and_then(|server| server.rss_before_setup_kib);
+        let after = outcome.server.map(|server| server.rss_end_kib);
+        let per_session = match (before, after) {
+            (Some(before), Some(after)) if held > 0 => {
+                Some(f64_from(after.saturating_sub(before)) * 1024.0 / f64_from(held))
+            }
+            _ => None,
+        };
+        IdleFigures {
+            sessions_planned: self.sessions,
+            sessions_connected: bots.connected,
+            sessions_held: held,
+            rss_before_kib: before,
+            rss_held_kib: after,
+            rss_per_session_bytes: per_session,
+        }
     }
 }

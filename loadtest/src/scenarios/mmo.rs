@@ -23,17 +23,18 @@ use tokio::time::Instant;
 
 use super::echo::{PENDING_CAPACITY, PendingMoves};
 use super::walk::{Point, Region, Rng, next_target};
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported, Scenario, one_step};
 use crate::admin::{self, TickWindow};
 use crate::bots::{self, describe, keep_alive, latency_us};
-use crate::report::StepReport;
+use crate::figures::{MmoFigures, ServerTickFigures, WorldGeometry};
 use crate::runner::{Env, Runner};
 use crate::schedule::Schedule;
 use crate::settings::{Density, FINISH_GRACE, SAMPLE_BATCH, SAMPLE_FLUSH_NS};
 use crate::share::{SetupError, Share, ShareSpec, Shared, Signals, TaskGuard};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::units::{f32_from, micros, u64_from};
+use crate::units::{f32_from, f64_from, micros, ns_to_ms, per_second, u64_from};
 
 /// Longest the server may take to answer EnterWorld.
 const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,49 +42,6 @@ const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BATCH: u64 = 64;
 /// Bytes of a frame's length header.
 const FRAME_HEADER: u64 = 4;
-
-/// The world as the server describes it in `WorldEntered`, learned by
-/// entering it once before the step.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorldGeometry {
-    /// x runs from 0 to this.
-    pub width: f64,
-    /// y runs from 0 to this.
-    pub height: f64,
-    /// How far a player sees.
-    pub aoi_radius: f64,
-    /// World units per second.
-    pub max_speed: f64,
-    /// World ticks per second.
-    pub tick_rate_hz: u32,
-    /// World units per step of the fixed-point positions in updates.
-    pub position_quantum: f64,
-}
-
-impl WorldGeometry {
-    /// The geometry a `WorldEntered` announces.
-    ///
-    /// # Errors
-    /// It has no bounds, or bounds that are not positive numbers.
-    pub fn from_entered(entered: &pb::WorldEntered) -> anyhow::Result<WorldGeometry> {
-        let bounds = entered.bounds.context("WorldEntered has no bounds")?;
-        let geometry = WorldGeometry {
-            width: f64::from(bounds.x),
-            height: f64::from(bounds.y),
-            aoi_radius: f64::from(entered.aoi_radius),
-            max_speed: f64::from(entered.max_speed),
-            tick_rate_hz: entered.tick_rate_hz,
-            position_quantum: f64::from(entered.position_quantum),
-        };
-        anyhow::ensure!(
-            geometry.width > 0.0 && geometry.height > 0.0 && geometry.width.is_finite() && geometry.height.is_finite(),
-            "WorldEntered has bounds {} × {}",
-            geometry.width,
-            geometry.height
-        );
-        Ok(geometry)
-    }
-}
 
 /// What every process runs in one mmo step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -793,9 +751,83 @@ impl Scenario for MmoScenario {
             workload.density.as_str(),
             workload.input_hz
         );
-        let workload = Workload::Mmo(workload);
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &workload, label).await
+    }
+}
+
+/// The bots' Moves and updates, and the server's tick durations.
+impl Reported for MmoWorkload {
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        StepReport {
+            mmo: Some(self.figures(outcome)),
+            ..StepReport::new(label, attempt, outcome, None)
+        }
+    }
+}
+
+impl MmoWorkload {
+    /// The `mmo` section of a step's report.
+    fn figures(&self, outcome: &StepOutcome) -> MmoFigures {
+        let mmo = &outcome.tally.mmo;
+        let window = outcome.timeline.window();
+        let per_update = |count: u64| {
+            if mmo.updates_window > 0 {
+                f64_from(count) / f64_from(mmo.updates_window)
+            } else {
+                0.0
+            }
+        };
+        let bytes_per_s = per_second(mmo.update_bytes_window, window);
+        let server_tick = mmo.server_ticks.as_ref().map(|ticks| ServerTickFigures {
+            ticks: ticks.ticks,
+            p50_ms: ticks.quantile(0.50).map(|s| s * 1e3),
+            p99_ms: ticks.quantile(0.99).map(|s| s * 1e3),
+            mean_ms: ticks.mean().map(|s| s * 1e3),
+            overruns: ticks.overruns,
+        });
+        MmoFigures {
+            world: self.world.clone(),
+            density: self.density.as_str().to_owned(),
+            geometry: self.geometry,
+            region: self
+                .region()
+                .map(|region| [region.min.x, region.min.y, region.max.x, region.max.y]),
+            bots: self.bots,
+            in_world: mmo.in_world,
+            input_hz: self.input_hz,
+            step_asked: self.step,
+            step: self.step_used(),
+            enter_latency_us: mmo.enter_latency.summary(),
+            moves_sent: mmo.moves_sent,
+            moves_per_s: per_second(mmo.moves_in_window, window),
+            max_lag_ms: ns_to_ms(mmo.max_lag_ns),
+            moves_echoed: mmo.moves_echoed,
+            moves_unechoed: mmo.moves_unechoed,
+            echo_latency_us: mmo.echo_latency.summary(),
+            tick_age_us: mmo.tick_age.summary(),
+            updates: mmo.updates_window,
+            updates_per_s: per_second(mmo.updates_window, window),
+            bytes_per_s_per_player: if mmo.in_world > 0 {
+                bytes_per_s / f64_from(mmo.in_world)
+            } else {
+                0.0
+            },
+            mean_entered: per_update(mmo.entered),
+            mean_left: per_update(mmo.left),
+            mean_moved: per_update(mmo.moved),
+            min_time_scale_pct: mmo.min_time_scale_pct,
+            disconnects: outcome.tally.bots.disconnects.values().sum(),
+            errors: mmo.errors.clone(),
+            server_tick_missing: match &server_tick {
+                Some(_) => None,
+                None => Some(
+                    mmo.server_ticks_error
+                        .clone()
+                        .unwrap_or_else(|| "the scrape did not finish".to_owned()),
+                ),
+            },
+            server_tick,
+        }
     }
 }
 
@@ -903,22 +935,6 @@ mod tests {
         assert_eq!(schedule.send_time_ns(7, 0), 7_000_000);
         assert_eq!(schedule.send_time_ns(7, 3), 307_000_000);
         assert_eq!(schedule.count_before(7, 1_000_000_000), 10);
-    }
-
-    #[test]
-    fn geometry_comes_from_world_entered() {
-        let entered = pb::WorldEntered {
-            bounds: Some(pb::Position { x: 500.0, y: 250.0 }),
-            aoi_radius: 40.0,
-            max_speed: 8.0,
-            tick_rate_hz: 30,
-            position_quantum: 0.01,
-            ..pb::WorldEntered::default()
-        };
-        let geometry = WorldGeometry::from_entered(&entered).unwrap();
-        assert_eq!((geometry.width, geometry.height), (500.0, 250.0));
-        assert_eq!(geometry.tick_rate_hz, 30);
-        assert!(WorldGeometry::from_entered(&pb::WorldEntered::default()).is_err());
     }
 
     #[test]

@@ -19,10 +19,11 @@ mod walk;
 
 use serde::{Deserialize, Serialize};
 
+use crate::figures::FloodComparison;
 use crate::findmax::FindMaxSummary;
-use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::share::Share;
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::Tally;
 
 /// What every process runs in one step.
@@ -67,6 +68,36 @@ impl Workload {
     }
 }
 
+impl From<chat::ChatWorkload> for Workload {
+    fn from(chat: chat::ChatWorkload) -> Workload {
+        Workload::Chat(chat)
+    }
+}
+
+impl From<idle::IdleWorkload> for Workload {
+    fn from(idle: idle::IdleWorkload) -> Workload {
+        Workload::Idle(idle)
+    }
+}
+
+impl From<churn::ChurnWorkload> for Workload {
+    fn from(churn: churn::ChurnWorkload) -> Workload {
+        Workload::Churn(churn)
+    }
+}
+
+impl From<slowloris::SlowlorisWorkload> for Workload {
+    fn from(slowloris: slowloris::SlowlorisWorkload) -> Workload {
+        Workload::Slowloris(slowloris)
+    }
+}
+
+impl From<mmo::MmoWorkload> for Workload {
+    fn from(mmo: mmo::MmoWorkload) -> Workload {
+        Workload::Mmo(mmo)
+    }
+}
+
 /// A command: the steps of one run and what the report says about them.
 pub trait Scenario {
     /// The name the report uses (`chat`, `idle`, …).
@@ -87,7 +118,7 @@ pub struct Findings {
     /// The `--find-max` search's result.
     pub find_max: Option<FindMaxSummary>,
     /// The `flood` comparison.
-    pub flood: Option<flood::FloodComparison>,
+    pub flood: Option<FloodComparison>,
 }
 
 impl Findings {
@@ -98,4 +129,23 @@ impl Findings {
             ..Findings::default()
         }
     }
+}
+
+/// A scenario's workload, as the report describes its steps.
+pub trait Reported {
+    /// The report of a step of this workload, from what it measured: the
+    /// sections every step has and the workload's own.
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport;
+}
+
+/// Runs one step of `workload` and returns the findings of a run that is just that step.
+///
+/// # Errors
+/// The step could not run.
+pub async fn one_step<L>(runner: &mut Runner, workload: &L, label: String) -> anyhow::Result<Findings>
+where
+    L: Reported + Clone + Into<Workload>,
+{
+    let outcome = runner.run_step(&workload.clone().into()).await?;
+    Ok(Findings::steps(vec![workload.step_report(label, 1, &outcome)]))
 }

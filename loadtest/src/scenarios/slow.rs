@@ -3,9 +3,10 @@
 //! how the slow ones ended (disconnected with `SLOW_CONSUMER`, or not).
 
 use super::chat::ChatWorkload;
-use super::{Findings, Scenario, Workload};
-use crate::report::StepReport;
+use super::{Findings, Reported as _, Scenario};
+use crate::figures::SlowFigures;
 use crate::runner::Runner;
+use crate::step::{StepOutcome, StepReport};
 
 /// The `slow` command.
 pub struct SlowScenario {
@@ -32,8 +33,24 @@ impl Scenario for SlowScenario {
             self.workload.rate,
             self.workload.slow_per_room()
         );
-        let workload = Workload::Chat(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        let outcome = runner.run_step(&self.workload.clone().into()).await?;
+        let step = StepReport {
+            slow: Some(slow_figures(&outcome)),
+            ..self.workload.step_report(label, 1, &outcome)
+        };
+        Ok(Findings::steps(vec![step]))
+    }
+}
+
+/// What the members that stopped reading went through.
+fn slow_figures(outcome: &StepOutcome) -> SlowFigures {
+    let slow = &outcome.tally.slow;
+    SlowFigures {
+        slow_members: slow.members,
+        fast_members: outcome.tally.chat.receivers_per_room.iter().sum(),
+        slow_consumer_disconnects: slow.slow_consumer,
+        closed_silently: slow.closed_silently,
+        other_disconnects: slow.other_disconnects,
+        still_connected: slow.still_connected,
     }
 }

@@ -14,15 +14,16 @@ use serde::{Deserialize, Serialize};
 use tavern::client::Client;
 use tokio::time::Instant;
 
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported, Scenario, one_step};
 use crate::bots::{self, CONNECT_TIMEOUT, describe};
-use crate::report::StepReport;
+use crate::figures::SlowlorisFigures;
 use crate::runner::Runner;
 use crate::settings::FINISH_GRACE;
 use crate::share::{SetupError, Share, ShareSpec, Shared, Signals};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::units::{micros, nanos, u64_from};
+use crate::units::{f64_from, micros, nanos, u64_from};
 
 /// The body length the attackers' frame header announces: under the
 /// server's pre-Hello frame limit, and far more bytes than a run trickles.
@@ -214,9 +215,36 @@ impl Scenario for SlowlorisScenario {
             "{} attackers, {} clients",
             self.workload.attackers, self.workload.clients
         );
-        let workload = Workload::Slowloris(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
+    }
+}
+
+/// The attacking connections: how long the server held them and how it closed them.
+impl Reported for SlowlorisWorkload {
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        StepReport {
+            slowloris: Some(self.figures(outcome)),
+            ..StepReport::new(label, attempt, outcome, None)
+        }
+    }
+}
+
+impl SlowlorisWorkload {
+    /// The `slowloris` section of a step's report.
+    fn figures(&self, outcome: &StepOutcome) -> SlowlorisFigures {
+        let slowloris = &outcome.tally.slowloris;
+        SlowlorisFigures {
+            attackers: slowloris.attackers,
+            trickle_ms: self.trickle_ms,
+            connections: slowloris.connections,
+            closed: slowloris.closed,
+            close_reasons: slowloris.close_reasons.clone(),
+            held_us: slowloris.held.summary(),
+            open_at_end: slowloris.open_at_end,
+            oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
+            peak_open: slowloris.peak_open,
+            connect_errors: slowloris.connect_errors.clone(),
+        }
     }
 }
 
