@@ -38,6 +38,8 @@ mod timeline;
 mod units;
 mod usage;
 mod workers;
+mod workload;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -57,6 +59,7 @@ use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
 use crate::spawn::{SpawnOptions, SpawnedServer};
+use crate::workloads::AnyWorkload;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,7 +84,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Worker(_) => runtime.block_on(workers::run_worker()),
+        Command::Worker(_) => runtime.block_on(workers::run_worker::<AnyWorkload>()),
         command => runtime.block_on(run(command)),
     };
     match result {
@@ -137,7 +140,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         server_log: server.as_ref().map(|server| server.log.display().to_string()),
         pinned: common.pin,
     };
-    let mut runner = Runner::new(Env {
+    let mut runner = Runner::<AnyWorkload>::new(Env {
         target: server.as_ref().map_or(given_target, |server| server.addr),
         source_ips: common.source_ips,
         procs: common.procs,
@@ -183,7 +186,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Builds the command's scenario and runs it.
-async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> anyhow::Result<(&'static str, Findings)> {
     match command {
         Command::Chat(args) => {
             let scenario = ChatScenario {
@@ -258,7 +261,11 @@ async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<
     }
 }
 
-async fn execute(scenario: impl Scenario, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+async fn execute<S>(scenario: S, runner: &mut Runner<AnyWorkload>) -> anyhow::Result<(&'static str, Findings)>
+where
+    S: Scenario,
+    AnyWorkload: From<S::Workload>,
+{
     let findings = scenario.run(runner).await?;
     Ok((scenario.name(), findings))
 }

@@ -22,6 +22,7 @@ use crate::share::Share;
 use crate::step::{StepOutcome, StepReport};
 use crate::tally::Tally;
 use crate::units::{f64_from, nanos, ns_to_ms, per_second, round_to_u64, u64_from};
+use crate::workload::Workload;
 
 /// What every process runs in one chat step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,12 +114,14 @@ impl ChatWorkload {
     pub fn room_name(step: u32, room: u64) -> String {
         format!("s{step}.room.{room}")
     }
+}
 
+impl Workload for ChatWorkload {
     /// Connects this process's members, starts them, and runs the step.
     ///
     /// # Errors
     /// The setup timed out or the coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let workload = Arc::new(self.clone());
         let spec = share.spec.clone();
         let rooms = usize::try_from(self.rooms)?;
@@ -159,6 +162,10 @@ impl ChatWorkload {
         share.drain(&timeline).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
+
+    fn connections(&self) -> u64 {
+        self.total_members() + u64::from(self.flood.is_some())
+    }
 }
 
 /// The `chat` command: one step at the given rate, or a search for the
@@ -171,11 +178,13 @@ pub struct ChatScenario {
 }
 
 impl Scenario for ChatScenario {
+    type Workload = ChatWorkload;
+
     fn name(&self) -> &'static str {
         "chat"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         let Some(options) = &self.find_max else {
             self.workload.validate(runner.env.run_length())?;
             let label = format!("rate {}/s", self.workload.rate);
@@ -187,7 +196,7 @@ impl Scenario for ChatScenario {
                 ..self.workload.clone()
             };
             workload.validate(runner.env.run_length())?;
-            let outcome = runner.run_step(&workload.clone().into()).await?;
+            let outcome = runner.run_step(&workload).await?;
             Ok(workload.step_report(format!("rate {rate}/s"), attempt, &outcome))
         })
         .await?;

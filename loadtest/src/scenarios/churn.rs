@@ -24,6 +24,7 @@ use crate::step::{StepOutcome, StepReport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{instant_at, sleep_until_wall, wall_ns};
 use crate::units::{f64_from, micros, nanos, per_second, u64_from};
+use crate::workload::Workload;
 
 /// Longest one cycle's chat echo may take.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,13 +54,15 @@ impl ChurnWorkload {
         let last_cycle = Schedule::new(0, self.rate, 1)?.count_before(0, nanos(run_length));
         payload::validate_size(self.size, last_cycle, 0)
     }
+}
 
+impl Workload for ChurnWorkload {
     /// Starts this process's cycles on the shared schedule until the window
     /// ends, then waits (bounded) for the ones in flight.
     ///
     /// # Errors
     /// The coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let spec = share.spec.clone();
         let timeline = share.start(0).await?;
         let index = u64::from(spec.index);
@@ -96,6 +99,10 @@ impl ChurnWorkload {
         running.abort_all();
         share.shared.tally().churn.unfinished += counted_in_flight.load(Ordering::Acquire);
         Ok(share.finish(Vec::new(), FINISH_GRACE).await)
+    }
+
+    fn connections(&self) -> u64 {
+        self.max_in_flight
     }
 }
 
@@ -206,11 +213,13 @@ pub struct ChurnScenario {
 }
 
 impl Scenario for ChurnScenario {
+    type Workload = ChurnWorkload;
+
     fn name(&self) -> &'static str {
         "churn"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         let label = format!("{} cycles/s", self.workload.rate);
         one_step(runner, &self.workload, label).await

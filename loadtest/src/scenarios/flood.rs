@@ -30,6 +30,7 @@ use crate::step::{StepOutcome, StepReport};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 use crate::units::{f64_from, per_second};
+use crate::workload::Workload;
 
 /// Messages the flooder writes before each flush.
 const FLOOD_BATCH: u64 = 64;
@@ -73,11 +74,13 @@ pub struct FloodScenario {
 }
 
 impl Scenario for FloodScenario {
+    type Workload = ChatWorkload;
+
     fn name(&self) -> &'static str {
         "flood"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         let alone = ChatWorkload {
             flood: None,
             ..self.workload.clone()
@@ -93,7 +96,7 @@ impl Scenario for FloodScenario {
         }
         let mut steps = Vec::new();
         for (label, workload) in order {
-            let outcome = runner.run_step(&workload.clone().into()).await?;
+            let outcome = runner.run_step(&workload).await?;
             steps.push(StepReport {
                 flood: workload.flood.map(|flood| flood_figures(flood, &outcome)),
                 ..workload.step_report(label.to_owned(), 1, &outcome)

@@ -13,6 +13,7 @@ use crate::step::{StepOutcome, StepReport};
 use crate::tally::Tally;
 use crate::timeline::sleep_until_wall;
 use crate::units::{f64_from, u64_from};
+use crate::workload::Workload;
 
 /// What every process runs in one idle step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,12 +34,14 @@ impl IdleWorkload {
         anyhow::ensure!(self.room_size >= 1, "--room-size must be at least 1");
         Ok(())
     }
+}
 
+impl Workload for IdleWorkload {
     /// Connects this process's sessions, holds them through the window, then closes them.
     ///
     /// # Errors
     /// The setup timed out or the coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let spec = share.spec.clone();
         share.shared.tally().bots.planned = u64_from(spec.my_bots(self.sessions).count());
         let room_size = self.room_size;
@@ -58,6 +61,10 @@ impl IdleWorkload {
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
+
+    fn connections(&self) -> u64 {
+        self.sessions
+    }
 }
 
 /// The `idle` command.
@@ -67,11 +74,13 @@ pub struct IdleScenario {
 }
 
 impl Scenario for IdleScenario {
+    type Workload = IdleWorkload;
+
     fn name(&self) -> &'static str {
         "idle"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!("{} sessions", self.workload.sessions);
         one_step(runner, &self.workload, label).await

@@ -35,6 +35,7 @@ use crate::step::{StepOutcome, StepReport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 use crate::units::{f32_from, f64_from, micros, ns_to_ms, per_second, u64_from};
+use crate::workload::Workload;
 
 /// Longest the server may take to answer EnterWorld.
 const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,7 +124,9 @@ impl MmoWorkload {
     pub fn schedule(&self, start_ns: u64) -> anyhow::Result<Schedule> {
         Schedule::new(start_ns, self.bots.saturating_mul(self.input_hz), self.bots)
     }
+}
 
+impl Workload for MmoWorkload {
     /// Connects this process's bots into the world, moves them through the
     /// warm-up and the window, and waits (at most the drain timeout) until
     /// every window Move is acknowledged. Share 0 also scrapes the server's
@@ -131,7 +134,7 @@ impl MmoWorkload {
     ///
     /// # Errors
     /// The world was not probed, the setup timed out or the coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let region = self.region().context("the world was not probed")?;
         let workload = Arc::new(self.clone());
         let spec = share.spec.clone();
@@ -172,6 +175,10 @@ impl MmoWorkload {
         }
         share.drain(&timeline).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
+    }
+
+    fn connections(&self) -> u64 {
+        self.bots
     }
 }
 
@@ -732,11 +739,13 @@ pub struct MmoScenario {
 }
 
 impl Scenario for MmoScenario {
+    type Workload = MmoWorkload;
+
     fn name(&self) -> &'static str {
         "mmo"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let geometry = probe(&runner.env, &self.workload.world).await?;
         let workload = MmoWorkload {

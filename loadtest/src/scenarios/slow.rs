@@ -7,6 +7,7 @@ use super::{Findings, Reported as _, Scenario};
 use crate::figures::SlowFigures;
 use crate::runner::Runner;
 use crate::step::{StepOutcome, StepReport};
+use crate::workload::Workload;
 
 /// The `slow` command.
 pub struct SlowScenario {
@@ -15,11 +16,13 @@ pub struct SlowScenario {
 }
 
 impl Scenario for SlowScenario {
+    type Workload = ChatWorkload;
+
     fn name(&self) -> &'static str {
         "slow"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         anyhow::ensure!(
             self.workload.slow_per_room() > 0,
@@ -33,7 +36,7 @@ impl Scenario for SlowScenario {
             self.workload.rate,
             self.workload.slow_per_room()
         );
-        let outcome = runner.run_step(&self.workload.clone().into()).await?;
+        let outcome = runner.run_step(&self.workload).await?;
         let step = StepReport {
             slow: Some(slow_figures(&outcome)),
             ..self.workload.step_report(label, 1, &outcome)

@@ -24,6 +24,7 @@ use crate::step::{StepOutcome, StepReport};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 use crate::units::{f64_from, micros, nanos, u64_from};
+use crate::workload::Workload;
 
 /// The body length the attackers' frame header announces: under the
 /// server's pre-Hello frame limit, and far more bytes than a run trickles.
@@ -52,13 +53,15 @@ impl SlowlorisWorkload {
         anyhow::ensure!(self.trickle_ms >= 1, "--trickle-ms must be at least 1");
         Ok(())
     }
+}
 
+impl Workload for SlowlorisWorkload {
     /// Runs this process's attackers from the start of the warm-up to the end
     /// of the window, and its normal clients through the window.
     ///
     /// # Errors
     /// The coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<crate::tally::Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<crate::tally::Tally> {
         let spec = share.spec.clone();
         let attackers: Vec<u64> = spec.my_bots(self.attackers).collect();
         let clients: Vec<u64> = spec.my_bots(self.clients).collect();
@@ -91,6 +94,10 @@ impl SlowlorisWorkload {
         }
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
+    }
+
+    fn connections(&self) -> u64 {
+        self.attackers + self.clients
     }
 }
 
@@ -205,11 +212,13 @@ pub struct SlowlorisScenario {
 }
 
 impl Scenario for SlowlorisScenario {
+    type Workload = SlowlorisWorkload;
+
     fn name(&self) -> &'static str {
         "slowloris"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!(
             "{} attackers, {} clients",
