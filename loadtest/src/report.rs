@@ -67,8 +67,8 @@ mod tests {
 
     use super::*;
     use crate::scenarios::Reported as _;
-    use crate::scenarios::chat::ChatWorkload;
     use crate::scenarios::idle::IdleWorkload;
+    use crate::scenarios::rooms::ChatWorkload;
     use crate::step::StepOutcome;
     use crate::tally::Tally;
     use crate::timeline::Timeline;

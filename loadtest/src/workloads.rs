@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenarios::chat::ChatWorkload;
 use crate::scenarios::churn::ChurnWorkload;
 use crate::scenarios::idle::IdleWorkload;
 use crate::scenarios::mmo::MmoWorkload;
+use crate::scenarios::rooms::ChatWorkload;
 use crate::scenarios::slowloris::SlowlorisWorkload;
 use crate::share::Share;
 use crate::tally::Tally;

@@ -2,7 +2,7 @@
 //! members that stop reading; the report shows what the fast members got and
 //! how the slow ones ended (disconnected with `SLOW_CONSUMER`, or not).
 
-use super::chat::ChatWorkload;
+use super::rooms::ChatWorkload;
 use super::{Findings, Reported as _, Scenario};
 use crate::figures::SlowFigures;
 use crate::runner::Runner;
