@@ -9,14 +9,12 @@
 
 pub mod chat;
 pub mod churn;
-mod echo;
 pub mod flood;
 pub mod idle;
 pub mod mmo;
 pub mod rooms;
 pub mod slow;
 pub mod slowloris;
-mod walk;
 
 use crate::figures::FloodComparison;
 use crate::findmax::FindMaxSummary;
