@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::figures::MmoFigures;
+use crate::figures::{
+    BotFigures, ChatFigures, ChurnFigures, FloodFigures, IdleFigures, MmoFigures, SlowFigures, SlowlorisFigures,
+};
 use crate::latency::LatencySummary;
 use crate::report::Report;
 use crate::step::StepReport;
@@ -92,6 +94,7 @@ fn find_max_table(out: &mut String, report: &Report) {
     }
 }
 
+/// One step: its header line, then the rows of every section it has.
 fn step_block(out: &mut String, step: &StepReport) {
     line(out, String::new());
     let attempt = if step.attempt > 1 {
@@ -106,7 +109,33 @@ fn step_block(out: &mut String, step: &StepReport) {
             step.label, step.warmup_s, step.window_s, step.generator.processes
         ),
     );
-    let bots = &step.bots;
+    bot_rows(out, &step.bots);
+    if let Some(chat) = &step.chat {
+        chat_rows(out, chat);
+    }
+    if let Some(slow) = &step.slow {
+        slow_row(out, slow);
+    }
+    if let Some(flood) = &step.flood {
+        flood_row(out, flood);
+    }
+    if let Some(idle) = &step.idle {
+        idle_row(out, idle);
+    }
+    if let Some(churn) = &step.churn {
+        churn_rows(out, churn);
+    }
+    if let Some(slowloris) = &step.slowloris {
+        slowloris_rows(out, slowloris);
+    }
+    if let Some(mmo) = &step.mmo {
+        mmo_rows(out, mmo);
+    }
+    machine_rows(out, step);
+}
+
+/// Connections: how many, what failed, and their connect latency.
+fn bot_rows(out: &mut String, bots: &BotFigures) {
     row(
         out,
         "bots",
@@ -119,164 +148,144 @@ fn step_block(out: &mut String, step: &StepReport) {
         ),
     );
     row(out, "connect", latency(&bots.connect_latency_us));
-    if let Some(chat) = &step.chat {
-        row(
-            out,
-            "rooms",
-            format!(
-                "{} × {} members, {} publishing {} B texts",
-                chat.rooms, chat.members, chat.publishers, chat.size
-            ),
-        );
-        row(
-            out,
-            "rate",
-            format!(
-                "offered {:.0}/s, achieved {:.0}/s, deliveries {:.0}/s, publisher max lag {:.2} ms",
-                chat.offered_per_s, chat.achieved_per_s, chat.deliveries_per_s, chat.max_lag_ms
-            ),
-        );
-        row(
-            out,
-            "delivery",
-            format!(
-                "expected {}, received {}, lost {}; gaps {}, reorders {}, duplicates {}{}",
-                chat.expected,
-                chat.received,
-                chat.lost,
-                chat.gaps,
-                chat.reorders,
-                chat.duplicates,
-                if chat.unparsed > 0 {
-                    format!(", unparsed {}", chat.unparsed)
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        row(out, "latency", latency(&chat.latency_us));
-    }
-    if let Some(slow) = &step.slow {
-        row(
-            out,
-            "slow",
-            format!(
-                "{} slow, {} fast members; slow ones: SLOW_CONSUMER {}, closed without reason {}, other {}, still connected {}",
-                slow.slow_members,
-                slow.fast_members,
-                slow.slow_consumer_disconnects,
-                slow.closed_silently,
-                slow.other_disconnects,
-                slow.still_connected
-            ),
-        );
-    }
-    if let Some(flood) = &step.flood {
-        row(
-            out,
-            "flooder",
-            format!(
-                "{} B texts, sent {} ({:.0}/s in the window), {} dropped as RATE_LIMITED; first RATE_LIMITED after {}, cut off after {}",
-                flood.size,
-                flood.sent,
-                flood.sent_per_s,
-                flood.rate_limited,
-                flood
-                    .throttled_after_ms
-                    .map_or("never".to_owned(), |ms| format!("{ms:.1} ms")),
-                flood
-                    .cut_off_after_ms
-                    .map_or("never".to_owned(), |ms| format!("{ms:.1} ms"))
-            ),
-        );
-    }
-    if let Some(idle) = &step.idle {
-        let per_session = idle
-            .rss_per_session_bytes
-            .map_or("unknown (no server pid)".to_owned(), |bytes| format!("{bytes:.0} B"));
-        row(
-            out,
-            "sessions",
-            format!(
-                "planned {}, connected {}, held to the end {}; server RSS per session {per_session}",
-                idle.sessions_planned, idle.sessions_connected, idle.sessions_held
-            ),
-        );
-    }
-    if let Some(churn) = &step.churn {
-        row(
-            out,
-            "cycles",
-            format!(
-                "offered {:.0}/s, started {:.0}/s; scheduled {}, completed {}, failed {}, skipped {}, unfinished {}",
-                churn.offered_per_s,
-                churn.achieved_per_s,
-                churn.scheduled,
-                churn.completed,
-                churn.failed,
-                churn.skipped,
-                churn.unfinished
-            ),
-        );
-        row(out, "failures", counts(&churn.failures));
-        row(out, "cycle", latency(&churn.cycle_latency_us));
-    }
-    if let Some(slowloris) = &step.slowloris {
-        row(
-            out,
-            "attackers",
-            format!(
-                "{} trickling a byte every {} ms; {} connections, peak {} open; closed by the server {}, open at the end {} (oldest {:.0} ms)",
-                slowloris.attackers,
-                slowloris.trickle_ms,
-                slowloris.connections,
-                slowloris.peak_open,
-                slowloris.closed,
-                slowloris.open_at_end,
-                slowloris.oldest_at_end_ms
-            ),
-        );
-        row(out, "closed as", counts(&slowloris.close_reasons));
-        row(out, "held", latency(&slowloris.held_us));
-        if !slowloris.connect_errors.is_empty() {
-            row(out, "refused", counts(&slowloris.connect_errors));
-        }
-    }
-    if let Some(mmo) = &step.mmo {
-        mmo_rows(out, mmo);
-    }
-    match &step.server {
-        Some(server) => row(
-            out,
-            "server",
-            format!(
-                "cpu {:.2} s ({:.0} %){}; rss {} → {}, peak {}{}",
-                server.cpu_s,
-                server.cpu_pct,
-                server
-                    .cpu_us_per_delivery
-                    .map_or(String::new(), |us| format!(", {us:.3} µs per delivery")),
-                mib(server.rss_start_kib),
-                mib(server.rss_end_kib),
-                mib(server.peak_rss_kib),
-                server
-                    .rss_before_setup_kib
-                    .map_or(String::new(), |kib| format!(" (before setup {})", mib(kib)))
-            ),
-        ),
-        None => row(
-            out,
-            "server",
-            "not sampled (use --spawn-server or --server-pid)".to_owned(),
-        ),
-    }
+}
+
+/// The chat rooms: their shape, rates, delivery and latency.
+fn chat_rows(out: &mut String, chat: &ChatFigures) {
     row(
         out,
-        "generator",
-        format!("cpu {:.2} s ({:.0} %)", step.generator.cpu_s, step.generator.cpu_pct),
+        "rooms",
+        format!(
+            "{} × {} members, {} publishing {} B texts",
+            chat.rooms, chat.members, chat.publishers, chat.size
+        ),
+    );
+    row(
+        out,
+        "rate",
+        format!(
+            "offered {:.0}/s, achieved {:.0}/s, deliveries {:.0}/s, publisher max lag {:.2} ms",
+            chat.offered_per_s, chat.achieved_per_s, chat.deliveries_per_s, chat.max_lag_ms
+        ),
+    );
+    row(
+        out,
+        "delivery",
+        format!(
+            "expected {}, received {}, lost {}; gaps {}, reorders {}, duplicates {}{}",
+            chat.expected,
+            chat.received,
+            chat.lost,
+            chat.gaps,
+            chat.reorders,
+            chat.duplicates,
+            if chat.unparsed > 0 {
+                format!(", unparsed {}", chat.unparsed)
+            } else {
+                String::new()
+            }
+        ),
+    );
+    row(out, "latency", latency(&chat.latency_us));
+}
+
+/// The members that stopped reading, and how they ended.
+fn slow_row(out: &mut String, slow: &SlowFigures) {
+    row(
+        out,
+        "slow",
+        format!(
+            "{} slow, {} fast members; slow ones: SLOW_CONSUMER {}, closed without reason {}, other {}, still connected {}",
+            slow.slow_members,
+            slow.fast_members,
+            slow.slow_consumer_disconnects,
+            slow.closed_silently,
+            slow.other_disconnects,
+            slow.still_connected
+        ),
     );
 }
 
+/// The flooding client.
+fn flood_row(out: &mut String, flood: &FloodFigures) {
+    row(
+        out,
+        "flooder",
+        format!(
+            "{} B texts, sent {} ({:.0}/s in the window), {} dropped as RATE_LIMITED; first RATE_LIMITED after {}, cut off after {}",
+            flood.size,
+            flood.sent,
+            flood.sent_per_s,
+            flood.rate_limited,
+            flood
+                .throttled_after_ms
+                .map_or("never".to_owned(), |ms| format!("{ms:.1} ms")),
+            flood
+                .cut_off_after_ms
+                .map_or("never".to_owned(), |ms| format!("{ms:.1} ms"))
+        ),
+    );
+}
+
+/// The held sessions, and the server's memory per session.
+fn idle_row(out: &mut String, idle: &IdleFigures) {
+    let per_session = idle
+        .rss_per_session_bytes
+        .map_or("unknown (no server pid)".to_owned(), |bytes| format!("{bytes:.0} B"));
+    row(
+        out,
+        "sessions",
+        format!(
+            "planned {}, connected {}, held to the end {}; server RSS per session {per_session}",
+            idle.sessions_planned, idle.sessions_connected, idle.sessions_held
+        ),
+    );
+}
+
+/// The cycles, their failures and their latency.
+fn churn_rows(out: &mut String, churn: &ChurnFigures) {
+    row(
+        out,
+        "cycles",
+        format!(
+            "offered {:.0}/s, started {:.0}/s; scheduled {}, completed {}, failed {}, skipped {}, unfinished {}",
+            churn.offered_per_s,
+            churn.achieved_per_s,
+            churn.scheduled,
+            churn.completed,
+            churn.failed,
+            churn.skipped,
+            churn.unfinished
+        ),
+    );
+    row(out, "failures", counts(&churn.failures));
+    row(out, "cycle", latency(&churn.cycle_latency_us));
+}
+
+/// The attacking connections, and how the server closed them.
+fn slowloris_rows(out: &mut String, slowloris: &SlowlorisFigures) {
+    row(
+        out,
+        "attackers",
+        format!(
+            "{} trickling a byte every {} ms; {} connections, peak {} open; closed by the server {}, open at the end {} (oldest {:.0} ms)",
+            slowloris.attackers,
+            slowloris.trickle_ms,
+            slowloris.connections,
+            slowloris.peak_open,
+            slowloris.closed,
+            slowloris.open_at_end,
+            slowloris.oldest_at_end_ms
+        ),
+    );
+    row(out, "closed as", counts(&slowloris.close_reasons));
+    row(out, "held", latency(&slowloris.held_us));
+    if !slowloris.connect_errors.is_empty() {
+        row(out, "refused", counts(&slowloris.connect_errors));
+    }
+}
+
+/// The bots in a world: their Moves and updates, and the server's ticks.
 fn mmo_rows(out: &mut String, mmo: &MmoFigures) {
     let world = match (&mmo.geometry, mmo.region) {
         (Some(geometry), Some([min_x, min_y, max_x, max_y])) => format!(
@@ -348,6 +357,40 @@ fn mmo_rows(out: &mut String, mmo: &MmoFigures) {
     if !mmo.errors.is_empty() {
         row(out, "errors", counts(&mmo.errors));
     }
+}
+
+/// The server's and the generator's use of the machine.
+fn machine_rows(out: &mut String, step: &StepReport) {
+    match &step.server {
+        Some(server) => row(
+            out,
+            "server",
+            format!(
+                "cpu {:.2} s ({:.0} %){}; rss {} → {}, peak {}{}",
+                server.cpu_s,
+                server.cpu_pct,
+                server
+                    .cpu_us_per_delivery
+                    .map_or(String::new(), |us| format!(", {us:.3} µs per delivery")),
+                mib(server.rss_start_kib),
+                mib(server.rss_end_kib),
+                mib(server.peak_rss_kib),
+                server
+                    .rss_before_setup_kib
+                    .map_or(String::new(), |kib| format!(" (before setup {})", mib(kib)))
+            ),
+        ),
+        None => row(
+            out,
+            "server",
+            "not sampled (use --spawn-server or --server-pid)".to_owned(),
+        ),
+    }
+    row(
+        out,
+        "generator",
+        format!("cpu {:.2} s ({:.0} %)", step.generator.cpu_s, step.generator.cpu_pct),
+    );
 }
 
 fn latency(summary: &LatencySummary) -> String {
