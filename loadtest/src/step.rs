@@ -118,3 +118,39 @@ impl StepReport {
 fn percent(part: f64, whole: f64) -> f64 {
     if whole > 0.0 { part / whole * 100.0 } else { 0.0 }
 }
+
+/// Steps that tests build reports from.
+#[cfg(test)]
+pub mod fixtures {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A step with 1 s of warm-up and a 5 s window that counted `tally`,
+    /// beside a server (pid 42) that used 2.5 s of CPU, its RSS 1000 KiB
+    /// before the setup, 2000 KiB at the window's start and 3000 KiB at its
+    /// end (4000 KiB at its peak), and a generator that used 1 s of CPU.
+    pub fn outcome(tally: Tally) -> StepOutcome {
+        StepOutcome {
+            timeline: Timeline::new(
+                0,
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(1),
+            ),
+            tally,
+            server: Some(ServerUsage {
+                pid: 42,
+                cpu: Duration::from_millis(2500),
+                rss_before_setup_kib: Some(1000),
+                rss_start_kib: 2000,
+                rss_end_kib: 3000,
+                peak_rss_kib: 4000,
+            }),
+            generator: GeneratorUsage {
+                processes: 1,
+                cpu: Duration::from_secs(1),
+            },
+        }
+    }
+}

@@ -435,3 +435,89 @@ fn line(out: &mut String, text: String) {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{text}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::TickWindow;
+    use crate::figures::WorldGeometry;
+    use crate::report::TargetInfo;
+    use crate::scenarios::Reported as _;
+    use crate::scenarios::mmo::MmoWorkload;
+    use crate::settings::Density;
+    use crate::step::fixtures::outcome;
+    use crate::tally::Tally;
+
+    #[test]
+    fn mmo_figures_from_a_known_tally() {
+        let workload = MmoWorkload {
+            bots: 10,
+            world: "w".into(),
+            input_hz: 10,
+            density: Density::Clustered,
+            cluster_size: None,
+            step: 2.0,
+            admin: None,
+            geometry: Some(WorldGeometry {
+                width: 2000.0,
+                height: 2000.0,
+                aoi_radius: 50.0,
+                max_speed: 10.0,
+                tick_rate_hz: 20,
+                position_quantum: 0.01,
+            }),
+        };
+        let mut tally = Tally::default();
+        tally.bots.planned = 10;
+        tally.bots.connected = 10;
+        crate::tally::bump(&mut tally.bots.disconnects, "SLOW_CONSUMER");
+        let mmo = &mut tally.mmo;
+        mmo.in_world = 10;
+        mmo.moves_in_window = 500;
+        mmo.updates_window = 1000;
+        mmo.update_bytes_window = 50_000;
+        mmo.entered = 300;
+        mmo.left = 100;
+        mmo.moved = 5_000;
+        mmo.server_ticks = Some(TickWindow {
+            buckets: vec![(0.001, 50), (0.002, 100)],
+            ticks: 100,
+            sum_s: 0.1,
+            overruns: Some(0),
+        });
+        let step = workload.step_report("mmo".into(), 1, &outcome(tally));
+        let figures = step.mmo.unwrap();
+        assert_eq!(figures.region, Some([950.0, 950.0, 1050.0, 1050.0]));
+        assert_eq!((figures.step_asked, figures.step), (2.0, 1.0));
+        assert_eq!(figures.moves_per_s, 100.0);
+        assert_eq!(figures.updates_per_s, 200.0);
+        // 50 kB over 5 s over 10 players.
+        assert_eq!(figures.bytes_per_s_per_player, 1_000.0);
+        assert_eq!(
+            (figures.mean_entered, figures.mean_left, figures.mean_moved),
+            (0.3, 0.1, 5.0)
+        );
+        assert_eq!(figures.disconnects, 1);
+        let ticks = figures.server_tick.unwrap();
+        assert_eq!(ticks.p50_ms, Some(1.0));
+        assert!((ticks.p99_ms.unwrap() - 1.98).abs() < 1e-9);
+        assert_eq!(ticks.mean_ms, Some(1.0));
+        assert_eq!(figures.server_tick_missing, None);
+        assert!(step.chat.is_none());
+        let rendered = render(&Report {
+            tool: "loadtest".into(),
+            scenario: "mmo".into(),
+            started_unix_ms: 0,
+            target: TargetInfo::default(),
+            settings: serde_json::Value::Null,
+            steps: vec![workload.step_report("mmo".into(), 1, &outcome(Tally::default()))],
+            find_max: None,
+            flood: None,
+        });
+        assert!(
+            rendered.contains("tick time  not scraped: the scrape did not finish"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("step 1 (--step 2 is more than"), "{rendered}");
+    }
+}

@@ -97,7 +97,7 @@ pub(super) mod tests {
 
     /// A probed workload: 100 bots at 10 Moves/s asking for a step of 2 in
     /// a 2000 × 1000 world where they may walk 10 units/s.
-    pub(in crate::scenarios::mmo) fn workload(density: Density) -> MmoWorkload {
+    pub fn workload(density: Density) -> MmoWorkload {
         MmoWorkload {
             bots: 100,
             world: "w".into(),
