@@ -262,11 +262,10 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
     }
 }
 
-async fn execute<S>(scenario: S, runner: &mut Runner<AnyWorkload>) -> anyhow::Result<(&'static str, Findings)>
-where
-    S: Scenario,
-    AnyWorkload: From<S::Workload>,
-{
+async fn execute(
+    scenario: impl Scenario<AnyWorkload>,
+    runner: &mut Runner<AnyWorkload>,
+) -> anyhow::Result<(&'static str, Findings)> {
     let findings = scenario.run(runner).await?;
     Ok((scenario.name(), findings))
 }

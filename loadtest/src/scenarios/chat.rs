@@ -16,14 +16,12 @@ pub struct ChatScenario {
     pub find_max: Option<FindMaxOptions>,
 }
 
-impl Scenario for ChatScenario {
-    type Workload = ChatWorkload;
-
+impl<W: Workload + From<ChatWorkload>> Scenario<W> for ChatScenario {
     fn name(&self) -> &'static str {
         "chat"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         let Some(options) = &self.find_max else {
             self.workload.validate(runner.env.run_length())?;
             let label = format!("rate {}/s", self.workload.rate);

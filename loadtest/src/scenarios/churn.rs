@@ -57,6 +57,10 @@ impl ChurnWorkload {
 }
 
 impl Workload for ChurnWorkload {
+    fn connections(&self) -> u64 {
+        self.max_in_flight
+    }
+
     /// Starts this process's cycles on the shared schedule until the window
     /// ends, then waits (bounded) for the ones in flight.
     ///
@@ -100,9 +104,24 @@ impl Workload for ChurnWorkload {
         share.shared.tally().churn.unfinished += counted_in_flight.load(Ordering::Acquire);
         Ok(share.finish(Vec::new(), FINISH_GRACE).await)
     }
+}
 
-    fn connections(&self) -> u64 {
-        self.max_in_flight
+/// The cycles: how many, how fast, and what failed where.
+impl Reported for ChurnWorkload {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
+        let churn = &outcome.tally.churn;
+        report.churn = Some(ChurnFigures {
+            offered_per_s: f64_from(self.rate),
+            scheduled: churn.scheduled,
+            started: churn.started,
+            achieved_per_s: per_second(churn.started, outcome.timeline.window()),
+            completed: churn.completed,
+            failed: churn.failures.values().sum(),
+            failures: churn.failures.clone(),
+            skipped: churn.skipped,
+            unfinished: churn.unfinished,
+            cycle_latency_us: churn.cycle_latency.summary(),
+        });
     }
 }
 
@@ -212,45 +231,14 @@ pub struct ChurnScenario {
     pub workload: ChurnWorkload,
 }
 
-impl Scenario for ChurnScenario {
-    type Workload = ChurnWorkload;
-
+impl<W: Workload + From<ChurnWorkload>> Scenario<W> for ChurnScenario {
     fn name(&self) -> &'static str {
         "churn"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         let label = format!("{} cycles/s", self.workload.rate);
         one_step(runner, &self.workload, label).await
-    }
-}
-
-/// The cycles: how many, how fast, and what failed where.
-impl Reported for ChurnWorkload {
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
-        StepReport {
-            churn: Some(self.figures(outcome)),
-            ..StepReport::new(label, attempt, outcome, None)
-        }
-    }
-}
-
-impl ChurnWorkload {
-    /// The `churn` section of a step's report.
-    fn figures(&self, outcome: &StepOutcome) -> ChurnFigures {
-        let churn = &outcome.tally.churn;
-        ChurnFigures {
-            offered_per_s: f64_from(self.rate),
-            scheduled: churn.scheduled,
-            started: churn.started,
-            achieved_per_s: per_second(churn.started, outcome.timeline.window()),
-            completed: churn.completed,
-            failed: churn.failures.values().sum(),
-            failures: churn.failures.clone(),
-            skipped: churn.skipped,
-            unfinished: churn.unfinished,
-            cycle_latency_us: churn.cycle_latency.summary(),
-        }
     }
 }

@@ -20,14 +20,12 @@ pub struct FloodScenario {
     pub flood_first: bool,
 }
 
-impl Scenario for FloodScenario {
-    type Workload = ChatWorkload;
-
+impl<W: Workload + From<ChatWorkload>> Scenario<W> for FloodScenario {
     fn name(&self) -> &'static str {
         "flood"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         let alone = ChatWorkload {
             flood: None,
             ..self.workload.clone()

@@ -37,6 +37,10 @@ impl IdleWorkload {
 }
 
 impl Workload for IdleWorkload {
+    fn connections(&self) -> u64 {
+        self.sessions
+    }
+
     /// Connects this process's sessions, holds them through the window, then closes them.
     ///
     /// # Errors
@@ -61,45 +65,11 @@ impl Workload for IdleWorkload {
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
-
-    fn connections(&self) -> u64 {
-        self.sessions
-    }
-}
-
-/// The `idle` command.
-pub struct IdleScenario {
-    /// The sessions to hold.
-    pub workload: IdleWorkload,
-}
-
-impl Scenario for IdleScenario {
-    type Workload = IdleWorkload;
-
-    fn name(&self) -> &'static str {
-        "idle"
-    }
-
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
-        self.workload.validate()?;
-        let label = format!("{} sessions", self.workload.sessions);
-        one_step(runner, &self.workload, label).await
-    }
 }
 
 /// The held sessions, and the server's memory per session.
 impl Reported for IdleWorkload {
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
-        StepReport {
-            idle: Some(self.figures(outcome)),
-            ..StepReport::new(label, attempt, outcome, None)
-        }
-    }
-}
-
-impl IdleWorkload {
-    /// The `idle` section of a step's report.
-    fn figures(&self, outcome: &StepOutcome) -> IdleFigures {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
         let bots = &outcome.tally.bots;
         let ended: u64 = bots.disconnects.values().sum();
         let held = bots.connected.saturating_sub(ended);
@@ -111,13 +81,31 @@ impl IdleWorkload {
             }
             _ => None,
         };
-        IdleFigures {
+        report.idle = Some(IdleFigures {
             sessions_planned: self.sessions,
             sessions_connected: bots.connected,
             sessions_held: held,
             rss_before_kib: before,
             rss_held_kib: after,
             rss_per_session_bytes: per_session,
-        }
+        });
+    }
+}
+
+/// The `idle` command.
+pub struct IdleScenario {
+    /// The sessions to hold.
+    pub workload: IdleWorkload,
+}
+
+impl<W: Workload + From<IdleWorkload>> Scenario<W> for IdleScenario {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+        self.workload.validate()?;
+        let label = format!("{} sessions", self.workload.sessions);
+        one_step(runner, &self.workload, label).await
     }
 }

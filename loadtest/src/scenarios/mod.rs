@@ -23,19 +23,16 @@ use crate::step::{StepOutcome, StepReport};
 use crate::workload::Workload;
 
 /// A command: the steps of one run and what the report says about them.
-pub trait Scenario {
-    /// The workload its steps run.
-    type Workload: Workload;
-
+/// A scenario runs on any runner whose workload type `W` holds its workload.
+pub trait Scenario<W: Workload> {
     /// The name the report uses (`chat`, `idle`, …).
     fn name(&self) -> &'static str;
 
-    /// Runs every step through `runner`, whose workload type holds this
-    /// scenario's.
+    /// Runs every step through `runner`.
     ///
     /// # Errors
     /// Invalid settings, or a step that could not run.
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings>;
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings>;
 }
 
 /// What a scenario found: its steps, and a summary where it has one.
@@ -61,9 +58,23 @@ impl Findings {
 
 /// A scenario's workload, as the report describes its steps.
 pub trait Reported {
+    /// Adds this workload's sections to the report of one of its steps,
+    /// from what the step measured.
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport);
+
+    /// The chat messages the step delivered in its window, which the
+    /// server's CPU is divided by; none for a workload without chat.
+    fn deliveries(&self, _outcome: &StepOutcome) -> Option<u64> {
+        None
+    }
+
     /// The report of a step of this workload, from what it measured: the
     /// sections every step has and the workload's own.
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport;
+    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+        let mut report = StepReport::new(label, attempt, outcome, self.deliveries(outcome));
+        self.add_sections(outcome, &mut report);
+        report
+    }
 }
 
 /// Runs one step of `workload` and returns the findings of a run that is just that step.

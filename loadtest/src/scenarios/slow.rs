@@ -15,14 +15,12 @@ pub struct SlowScenario {
     pub workload: ChatWorkload,
 }
 
-impl Scenario for SlowScenario {
-    type Workload = ChatWorkload;
-
+impl<W: Workload + From<ChatWorkload>> Scenario<W> for SlowScenario {
     fn name(&self) -> &'static str {
         "slow"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         anyhow::ensure!(
             self.workload.slow_per_room() > 0,

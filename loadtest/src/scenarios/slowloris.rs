@@ -56,6 +56,10 @@ impl SlowlorisWorkload {
 }
 
 impl Workload for SlowlorisWorkload {
+    fn connections(&self) -> u64 {
+        self.attackers + self.clients
+    }
+
     /// Runs this process's attackers from the start of the warm-up to the end
     /// of the window, and its normal clients through the window.
     ///
@@ -95,9 +99,24 @@ impl Workload for SlowlorisWorkload {
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
+}
 
-    fn connections(&self) -> u64 {
-        self.attackers + self.clients
+/// The attacking connections: how long the server held them and how it closed them.
+impl Reported for SlowlorisWorkload {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
+        let slowloris = &outcome.tally.slowloris;
+        report.slowloris = Some(SlowlorisFigures {
+            attackers: slowloris.attackers,
+            trickle_ms: self.trickle_ms,
+            connections: slowloris.connections,
+            closed: slowloris.closed,
+            close_reasons: slowloris.close_reasons.clone(),
+            held_us: slowloris.held.summary(),
+            open_at_end: slowloris.open_at_end,
+            oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
+            peak_open: slowloris.peak_open,
+            connect_errors: slowloris.connect_errors.clone(),
+        });
     }
 }
 
@@ -211,49 +230,18 @@ pub struct SlowlorisScenario {
     pub workload: SlowlorisWorkload,
 }
 
-impl Scenario for SlowlorisScenario {
-    type Workload = SlowlorisWorkload;
-
+impl<W: Workload + From<SlowlorisWorkload>> Scenario<W> for SlowlorisScenario {
     fn name(&self) -> &'static str {
         "slowloris"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!(
             "{} attackers, {} clients",
             self.workload.attackers, self.workload.clients
         );
         one_step(runner, &self.workload, label).await
-    }
-}
-
-/// The attacking connections: how long the server held them and how it closed them.
-impl Reported for SlowlorisWorkload {
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
-        StepReport {
-            slowloris: Some(self.figures(outcome)),
-            ..StepReport::new(label, attempt, outcome, None)
-        }
-    }
-}
-
-impl SlowlorisWorkload {
-    /// The `slowloris` section of a step's report.
-    fn figures(&self, outcome: &StepOutcome) -> SlowlorisFigures {
-        let slowloris = &outcome.tally.slowloris;
-        SlowlorisFigures {
-            attackers: slowloris.attackers,
-            trickle_ms: self.trickle_ms,
-            connections: slowloris.connections,
-            closed: slowloris.closed,
-            close_reasons: slowloris.close_reasons.clone(),
-            held_us: slowloris.held.summary(),
-            open_at_end: slowloris.open_at_end,
-            oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
-            peak_open: slowloris.peak_open,
-            connect_errors: slowloris.connect_errors.clone(),
-        }
     }
 }
 

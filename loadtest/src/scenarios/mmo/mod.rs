@@ -36,6 +36,10 @@ use crate::units::{f64_from, micros, ns_to_ms, per_second, u64_from};
 use crate::workload::Workload;
 
 impl Workload for MmoWorkload {
+    fn connections(&self) -> u64 {
+        self.bots
+    }
+
     /// Connects this process's bots into the world, moves them through the
     /// warm-up and the window, and waits (at most the drain timeout) until
     /// every window Move is acknowledged. Share 0 also scrapes the server's
@@ -85,10 +89,6 @@ impl Workload for MmoWorkload {
         share.drain(&timeline).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
-
-    fn connections(&self) -> u64 {
-        self.bots
-    }
 }
 
 /// Scrapes the server's tick figures at the window's start and end, and
@@ -111,14 +111,12 @@ pub struct MmoScenario {
     pub workload: MmoWorkload,
 }
 
-impl Scenario for MmoScenario {
-    type Workload = MmoWorkload;
-
+impl<W: Workload + From<MmoWorkload>> Scenario<W> for MmoScenario {
     fn name(&self) -> &'static str {
         "mmo"
     }
 
-    async fn run<W: Workload + From<Self::Workload>>(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let geometry = probe(&runner.env, &self.workload.world).await?;
         let workload = MmoWorkload {
@@ -139,17 +137,7 @@ impl Scenario for MmoScenario {
 
 /// The bots' Moves and updates, and the server's tick durations.
 impl Reported for MmoWorkload {
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
-        StepReport {
-            mmo: Some(self.figures(outcome)),
-            ..StepReport::new(label, attempt, outcome, None)
-        }
-    }
-}
-
-impl MmoWorkload {
-    /// The `mmo` section of a step's report.
-    fn figures(&self, outcome: &StepOutcome) -> MmoFigures {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
         let mmo = &outcome.tally.mmo;
         let window = outcome.timeline.window();
         let per_update = |count: u64| {
@@ -167,7 +155,7 @@ impl MmoWorkload {
             mean_ms: ticks.mean().map(|s| s * 1e3),
             overruns: ticks.overruns,
         });
-        MmoFigures {
+        report.mmo = Some(MmoFigures {
             world: self.world.clone(),
             density: self.density.as_str().to_owned(),
             geometry: self.geometry,
@@ -209,6 +197,6 @@ impl MmoWorkload {
                 ),
             },
             server_tick,
-        }
+        });
     }
 }

@@ -23,6 +23,10 @@ use crate::units::{f64_from, ns_to_ms, per_second, u64_from};
 use crate::workload::Workload;
 
 impl Workload for ChatWorkload {
+    fn connections(&self) -> u64 {
+        self.total_members() + u64::from(self.flood.is_some())
+    }
+
     /// Connects this process's members, starts them, and runs the step.
     ///
     /// # Errors
@@ -68,19 +72,16 @@ impl Workload for ChatWorkload {
         share.drain(&timeline).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
     }
-
-    fn connections(&self) -> u64 {
-        self.total_members() + u64::from(self.flood.is_some())
-    }
 }
 
-/// The chat section of a step's report (the server's CPU is divided by its deliveries).
+/// The chat section of a step's report; the server's CPU is divided by the
+/// window's deliveries.
 impl Reported for ChatWorkload {
-    fn step_report(&self, label: String, attempt: u32, outcome: &StepOutcome) -> StepReport {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
         let chat = &outcome.tally.chat;
         let window = outcome.timeline.window();
         let expected = chat.expected();
-        let figures = ChatFigures {
+        report.chat = Some(ChatFigures {
             rooms: self.rooms,
             members: self.members,
             publishers: self.publishers,
@@ -98,10 +99,10 @@ impl Reported for ChatWorkload {
             unparsed: chat.unparsed,
             max_lag_ms: ns_to_ms(chat.max_lag_ns),
             latency_us: chat.latency.summary(),
-        };
-        StepReport {
-            chat: Some(figures),
-            ..StepReport::new(label, attempt, outcome, Some(chat.received_window))
-        }
+        });
+    }
+
+    fn deliveries(&self, outcome: &StepOutcome) -> Option<u64> {
+        Some(outcome.tally.chat.received_window)
     }
 }
