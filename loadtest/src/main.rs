@@ -5,14 +5,41 @@
 //!
 //! `cargo run --release -p loadtest -- SCENARIO [flags]`; `--help` lists them.
 //!
-//! - [`cli`]: the command line. [`scenarios`]: the scenarios, on a shared
-//!   [`runner`] that runs steps in this process or in workers ([`workers`]).
+//! The modules form layers, bottom first; a module uses only modules of its
+//! own layer or of a lower one, and a scenario never uses another scenario:
+//!
+//! ```text
+//! 1 leaves          units schedule latency timeline payload detect settings: conversions, timing, shared settings
+//! 2 machine         procstat usage admin spawn: /proc, CPU and memory, the admin endpoint, the server process
+//! 3 records         tally figures step: what a step counted, the report's sections, a step's outcome and report
+//! 4 bots            share bots: one process's share of a step, and connecting its bots
+//! 5 engine          workload progress workers runner findmax: steps of any Workload, here or in workers
+//! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
+//! 7 scenario parts  scenarios/rooms{,/*}: the chat rooms; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
+//! 8 scenarios       scenarios/{chat,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
+//! 9 app             workloads cli report table main: the commands, the report, the type naming every workload
+//! ```
+//!
+//! - [`units`], [`schedule`], [`latency`], [`timeline`], [`payload`],
+//!   [`detect`]: conversions, open-loop timing, histograms, the phases of a
+//!   step, what a text carries, the order check; [`settings`](mod@settings):
+//!   what several layers share (the finish grace, sample batching,
+//!   `--density`, `--auth-key`).
+//! - [`procstat`], [`usage`], [`admin`], [`spawn`]: /proc, the server's and the
+//!   generator's use of the machine, the server's `/metrics`, the server process.
+//! - [`tally`], [`figures`], [`step`]: counting, the figures of each section,
+//!   a step's outcome and the sections every step's report has.
 //! - [`share`], [`bots`]: one process's share of the bots, and connecting them.
-//! - [`schedule`], [`timeline`], [`payload`], [`detect`]: open-loop timing, the
-//!   phases of a step, what a text carries, the order check.
-//! - [`tally`], [`latency`], [`report`], [`figures`], [`table`]: counting, histograms, figures, output.
-//! - [`procstat`], [`usage`], [`spawn`], [`progress`]: /proc, the server process, the live line.
-//! - [`admin`]: the server's admin endpoint (`/metrics`).
+//! - [`workload`]: the trait the engine runs; [`runner`] runs steps in this
+//!   process or in workers ([`workers`]) with a live line ([`progress`]);
+//!   [`findmax`] searches the highest sustainable rate of any rate-to-report function.
+//! - [`scenarios`]: the kit every scenario uses; `scenarios::rooms`, the chat
+//!   rooms that `chat`, `slow` and `flood` load; `scenarios::mmo`'s parts (the
+//!   workload, entering the world, a bot's write and read sides, its walk and
+//!   its echo bookkeeping); then each scenario: its workload, figures and command.
+//! - [`workloads`]: every scenario's workload as the one type of the runner
+//!   and its workers; [`cli`]: the command line; [`report`], [`table`]: the
+//!   run's report, as JSON and as text.
 
 mod admin;
 mod bots;

@@ -1,7 +1,7 @@
 //! What the engine runs: a [`Workload`] is what each process's share of bots
 //! does in one step. It crosses to worker processes as a JSON line, so a
-//! runner and its workers share one workload type; the binary's names every
-//! scenario's workload, and the engine knows none of them.
+//! runner and its workers share one workload type. The binary's type names
+//! every scenario's workload; the engine knows none of them.
 
 use std::fmt::Debug;
 use std::future::Future;

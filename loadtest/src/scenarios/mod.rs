@@ -1,11 +1,11 @@
-//! The scenario layer. A scenario's workload is what each process's share
-//! of bots does during one step (an engine [`Workload`]) and what the report
-//! says about such a step ([`Reported`]); a [`Scenario`] is a command: which
-//! steps it runs through the [`Runner`] and what its report adds. The
-//! scenarios share what this module and its non-scenario parts (the chat
-//! rooms, and the helpers of each) hold, never each other. A new scenario adds
-//! a module with its workload and `Scenario`, a variant of the binary's
-//! workload, and a subcommand (`mmo` is a complete example).
+//! The scenarios, and the kit they share. A scenario's workload is what each
+//! process's share of bots does during one step (an engine [`Workload`]) and
+//! what the report says about such a step ([`Reported`]); a [`Scenario`] is
+//! a command: which steps it runs through the [`Runner`] and what its report
+//! adds. Scenarios share this kit and the chat rooms ([`rooms`]), never each
+//! other. A new scenario adds a module with its workload and `Scenario`, a
+//! variant of the binary's workload, and a subcommand (`mmo` is a complete
+//! example).
 
 pub mod chat;
 pub mod churn;
