@@ -17,7 +17,7 @@
 //! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
 //! 7 scenario parts  scenarios/rooms{,/*}: the chat rooms; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
 //! 8 scenarios       scenarios/{chat,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
-//! 9 app             workloads cli report table main: the commands, the report, the type naming every workload
+//! 9 app             workloads cli report table{,/text,/sections} main: commands, the report, every workload's type
 //! ```
 //!
 //! - [`units`], [`schedule`], [`latency`], [`timeline`], [`payload`],
