@@ -1,9 +1,12 @@
 //! Connecting bots and keeping them alive: connect from a chosen source
 //! address, say Hello, join a room, with bounded concurrency and timeouts;
-//! keep-alive pings; and short names for why a connection failed or ended.
+//! keep-alive pings; holding a session that only reads; and short names for
+//! why a connection failed or ended.
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tavern::client::{Client, ClientError, ClientReader, ClientWriter};
@@ -13,9 +16,9 @@ use tavern::protocol::pb::{self, ServerMessage};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::share::{ShareSpec, Signals};
+use crate::share::{SetupError, ShareSpec, Shared, Signals};
+use crate::tally::bump;
 use crate::timeline::Timeline;
-use crate::units::nanos;
 
 /// Longest a TCP connect may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,10 +38,6 @@ pub struct Member {
     /// From starting to connect until `Welcome`.
     pub connect_latency: Duration,
 }
-
-/// A failed setup: the stage and the cause, e.g. `hello: NAME_TAKEN`.
-#[derive(Debug)]
-pub struct SetupError(pub String);
 
 /// Connects `name` from `source`, says Hello and joins `room`.
 ///
@@ -198,6 +197,26 @@ pub async fn discard(mut reader: ClientReader, signals: &mut Signals) -> Option<
     }
 }
 
+/// Keeps one session alive, reading and dropping what the server sends,
+/// until told to stop; counts it if the server ends it first.
+pub async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
+    let Member {
+        mut writer,
+        reader,
+        heartbeat,
+        ..
+    } = member;
+    let mut read_signals = signals.clone();
+    let (read_end, write_end) = tokio::join!(
+        discard(reader, &mut read_signals),
+        keep_alive(&mut writer, heartbeat, &mut signals)
+    );
+    if let Some(reason) = read_end.or(write_end) {
+        shared.live.connected.fetch_sub(1, Ordering::Relaxed);
+        bump(&mut shared.tally().bots.disconnects, reason);
+    }
+}
+
 /// What a reading bot does with each message; `Some(reason)` ends the connection.
 pub trait OnMessage {
     /// Handles one message.
@@ -291,14 +310,10 @@ pub fn latency_us(sent_ns: u64, received_ns: u64) -> u64 {
     received_ns.saturating_sub(sent_ns) / 1_000
 }
 
-/// A duration in whole microseconds.
-pub fn micros(duration: Duration) -> u64 {
-    nanos(duration) / 1_000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::micros;
 
     fn error(code: pb::ErrorCode) -> ServerMessage {
         tavern::protocol::error_message(0, code, "test")

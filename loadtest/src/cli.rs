@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::scenarios::mmo::Density;
+use crate::settings::{AuthKey, Density};
 
 /// Tavern's bot swarm: real protocol v1 clients that load a server on this
 /// machine and report what they measured.
@@ -355,43 +355,6 @@ impl CommonArgs {
             "--source-ips needs an IPv4 loopback --addr"
         );
         Ok(*target)
-    }
-}
-
-/// A token signing key, kept as the hex it was given in (so that it can be
-/// handed to worker processes and a spawned server) and never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthKey(pub String);
-
-impl std::fmt::Debug for AuthKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuthKey(<secret>)")
-    }
-}
-
-impl AuthKey {
-    /// How long the tokens it mints are valid.
-    const TOKEN_TTL: Duration = Duration::from_secs(86_400);
-
-    /// A token for the player `name` (its player id and token id are the name too).
-    /// The key was checked when parsed; were it unusable, the token is empty and
-    /// the server answers UNAUTHENTICATED.
-    pub fn token_for(&self, name: &str) -> String {
-        let authority = tavern::auth::parse_hex_key(&self.0)
-            .and_then(|key| tavern::auth::Authority::new(key, std::collections::HashSet::new()));
-        let Ok(authority) = authority else {
-            return String::new();
-        };
-        let expiry = std::time::SystemTime::now() + Self::TOKEN_TTL;
-        let exp = expiry
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        authority.mint(&tavern::auth::Claims {
-            sub: name.to_owned(),
-            name: name.to_owned(),
-            exp,
-            jti: name.to_owned(),
-        })
     }
 }
 

@@ -1,12 +1,14 @@
-//! The figures of a step, one struct per section of the report: what the
-//! JSON file holds and the table shows. `report.rs` computes them.
+//! The figures of a step, one struct per section of the report, and the
+//! figures of a whole run: what the JSON file holds and the table shows.
+//! `step.rs` computes the sections every step has; each scenario computes its own.
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use tavern::protocol::pb;
 
 use crate::latency::LatencySummary;
-use crate::scenarios::mmo::WorldGeometry;
 
 /// A `--find-max` judgement of one step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,6 +237,49 @@ pub struct MmoFigures {
     pub server_tick_missing: Option<String>,
 }
 
+/// The world as the server describes it in `WorldEntered`, learned by
+/// entering it once before the step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorldGeometry {
+    /// x runs from 0 to this.
+    pub width: f64,
+    /// y runs from 0 to this.
+    pub height: f64,
+    /// How far a player sees.
+    pub aoi_radius: f64,
+    /// World units per second.
+    pub max_speed: f64,
+    /// World ticks per second.
+    pub tick_rate_hz: u32,
+    /// World units per step of the fixed-point positions in updates.
+    pub position_quantum: f64,
+}
+
+impl WorldGeometry {
+    /// The geometry a `WorldEntered` announces.
+    ///
+    /// # Errors
+    /// It has no bounds, or bounds that are not positive numbers.
+    pub fn from_entered(entered: &pb::WorldEntered) -> anyhow::Result<WorldGeometry> {
+        let bounds = entered.bounds.context("WorldEntered has no bounds")?;
+        let geometry = WorldGeometry {
+            width: f64::from(bounds.x),
+            height: f64::from(bounds.y),
+            aoi_radius: f64::from(entered.aoi_radius),
+            max_speed: f64::from(entered.max_speed),
+            tick_rate_hz: entered.tick_rate_hz,
+            position_quantum: f64::from(entered.position_quantum),
+        };
+        anyhow::ensure!(
+            geometry.width > 0.0 && geometry.height > 0.0 && geometry.width.is_finite() && geometry.height.is_finite(),
+            "WorldEntered has bounds {} × {}",
+            geometry.width,
+            geometry.height
+        );
+        Ok(geometry)
+    }
+}
+
 /// The server's world ticks in the window (`tavern_world_tick_seconds` and
 /// `tavern_world_tick_overruns_total`, scraped at the window's start and end).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -281,4 +326,36 @@ pub struct GeneratorFigures {
     pub cpu_s: f64,
     /// CPU seconds per second of the window, in percent (100 = one core).
     pub cpu_pct: f64,
+}
+
+/// The normal rooms' latency without and with the flooder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FloodComparison {
+    /// p99 latency of the normal rooms without the flooder, µs.
+    pub p99_without_us: u64,
+    /// p99 latency of the normal rooms beside the flooder, µs.
+    pub p99_with_us: u64,
+    /// What the flooder managed to send, messages per second of the window.
+    pub flood_sent_per_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_comes_from_world_entered() {
+        let entered = pb::WorldEntered {
+            bounds: Some(pb::Position { x: 500.0, y: 250.0 }),
+            aoi_radius: 40.0,
+            max_speed: 8.0,
+            tick_rate_hz: 30,
+            position_quantum: 0.01,
+            ..pb::WorldEntered::default()
+        };
+        let geometry = WorldGeometry::from_entered(&entered).unwrap();
+        assert_eq!((geometry.width, geometry.height), (500.0, 250.0));
+        assert_eq!(geometry.tick_rate_hz, 30);
+        assert!(WorldGeometry::from_entered(&pb::WorldEntered::default()).is_err());
+    }
 }

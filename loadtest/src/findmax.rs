@@ -1,16 +1,16 @@
-//! `chat --find-max`: step the offered rate up, doubling while the server
-//! keeps up and then bisecting, until the highest sustainable rate is known to
-//! within the resolution. A step is sustainable when nothing is lost, the
-//! room order is intact, nobody was disconnected, the achieved rate is close
-//! to the offered one and the p99 stays within the bound. A failed step is
-//! run again up to `--retries` times before it counts as failed.
+//! `--find-max`: step the offered rate up, doubling while the server keeps
+//! up and then bisecting, until the highest sustainable rate is known to
+//! within the resolution. The search runs any function from a rate to a
+//! step's report (`chat` runs its rooms at that rate). A step is sustainable
+//! when nothing is lost, the room order is intact, nobody was disconnected,
+//! the achieved rate is close to the offered one and the p99 stays within the
+//! bound. A failed step is run again up to `--retries` times before it counts
+//! as failed.
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{StepReport, Verdict};
-use crate::runner::Runner;
-use crate::scenarios::chat::ChatWorkload;
-use crate::scenarios::{Findings, Workload};
+use crate::figures::Verdict;
+use crate::step::StepReport;
 use crate::units::{f64_from, round_to_u64};
 
 /// How the search runs and judges.
@@ -43,24 +43,26 @@ pub struct FindMaxSummary {
     pub lowest_failing_per_s: Option<u64>,
 }
 
-/// Runs the search from `base.rate`.
+/// Runs the search from the rate `start`; `step` runs one attempt (1, then
+/// a retry's 2, …) at a rate and reports it. Returns every step reported,
+/// in the order run, and what the search found.
 ///
 /// # Errors
-/// Invalid settings for some rate, or a step that could not run.
-pub async fn search(runner: &mut Runner, base: &ChatWorkload, options: &FindMaxOptions) -> anyhow::Result<Findings> {
+/// A step that could not run.
+pub async fn search(
+    options: &FindMaxOptions,
+    start: u64,
+    mut step: impl AsyncFnMut(u64, u32) -> anyhow::Result<StepReport>,
+) -> anyhow::Result<(Vec<StepReport>, FindMaxSummary)> {
     let mut state = Search::new(options.resolution);
     let mut steps: Vec<StepReport> = Vec::new();
     let mut best_step = None;
-    let mut rate = base.rate;
+    let mut rate = start;
     for _ in 0..options.max_steps {
-        let workload = ChatWorkload { rate, ..base.clone() };
-        workload.validate(runner.env.run_length())?;
-        let workload = Workload::Chat(workload);
         let mut passed = false;
         for attempt in 1..=options.retries + 1 {
-            let outcome = runner.run_step(&workload).await?;
-            let mut step = StepReport::build(format!("rate {rate}/s"), attempt, &workload, &outcome);
-            let verdict = judge(&step, options);
+            let mut report = step(rate, attempt).await?;
+            let verdict = judge(&report, options);
             eprintln!(
                 "find-max: {rate}/s attempt {attempt}: {}",
                 if verdict.passed {
@@ -70,8 +72,8 @@ pub async fn search(runner: &mut Runner, base: &ChatWorkload, options: &FindMaxO
                 }
             );
             passed = verdict.passed;
-            step.verdict = Some(verdict);
-            steps.push(step);
+            report.verdict = Some(verdict);
+            steps.push(report);
             if passed {
                 best_step = Some(steps.len() - 1);
                 break;
@@ -93,11 +95,7 @@ pub async fn search(runner: &mut Runner, base: &ChatWorkload, options: &FindMaxO
             .map(|chat| chat.deliveries_per_s),
         lowest_failing_per_s: state.lowest_fail,
     };
-    Ok(Findings {
-        steps,
-        find_max: Some(summary),
-        flood: None,
-    })
+    Ok((steps, summary))
 }
 
 /// Whether a chat step was sustainable, and if not, why.

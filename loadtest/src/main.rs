@@ -5,14 +5,41 @@
 //!
 //! `cargo run --release -p loadtest -- SCENARIO [flags]`; `--help` lists them.
 //!
-//! - [`cli`]: the command line. [`scenarios`]: the scenarios, on a shared
-//!   [`runner`] that runs steps in this process or in workers ([`workers`]).
+//! The modules form layers, bottom first; a module uses only modules of its
+//! own layer or of a lower one, and a scenario never uses another scenario:
+//!
+//! ```text
+//! 1 leaves          units schedule latency timeline payload detect settings: conversions, timing, shared settings
+//! 2 machine         procstat usage admin spawn: /proc, CPU and memory, the admin endpoint, the server process
+//! 3 records         tally figures step: what a step counted, the report's sections, a step's outcome and report
+//! 4 bots            share bots: one process's share of a step, and connecting its bots
+//! 5 engine          workload progress workers runner findmax: steps of any Workload, here or in workers
+//! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
+//! 7 scenario parts  scenarios/rooms{,/*}: the chat rooms; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
+//! 8 scenarios       scenarios/{chat,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
+//! 9 app             workloads cli report table{,/text,/sections} main: commands, the report, every workload's type
+//! ```
+//!
+//! - [`units`], [`schedule`], [`latency`], [`timeline`], [`payload`],
+//!   [`detect`]: conversions, open-loop timing, histograms, the phases of a
+//!   step, what a text carries, the order check; [`settings`](mod@settings):
+//!   what several layers share (the finish grace, sample batching,
+//!   `--density`, `--auth-key`).
+//! - [`procstat`], [`usage`], [`admin`], [`spawn`]: /proc, the server's and the
+//!   generator's use of the machine, the server's `/metrics`, the server process.
+//! - [`tally`], [`figures`], [`step`]: counting, the figures of each section,
+//!   a step's outcome and the sections every step's report has.
 //! - [`share`], [`bots`]: one process's share of the bots, and connecting them.
-//! - [`schedule`], [`timeline`], [`payload`], [`detect`]: open-loop timing, the
-//!   phases of a step, what a text carries, the order check.
-//! - [`tally`], [`latency`], [`report`], [`figures`], [`table`]: counting, histograms, figures, output.
-//! - [`procstat`], [`usage`], [`spawn`], [`progress`]: /proc, the server process, the live line.
-//! - [`admin`]: the server's admin endpoint (`/metrics`).
+//! - [`workload`]: the trait the engine runs; [`runner`] runs steps in this
+//!   process or in workers ([`workers`]) with a live line ([`progress`]);
+//!   [`findmax`] searches the highest sustainable rate of any rate-to-report function.
+//! - [`scenarios`]: the kit every scenario uses; `scenarios::rooms`, the chat
+//!   rooms that `chat`, `slow` and `flood` load; `scenarios::mmo`'s parts (the
+//!   workload, entering the world, a bot's write and read sides, its walk and
+//!   its echo bookkeeping); then each scenario: its workload, figures and command.
+//! - [`workloads`]: every scenario's workload as the one type of the runner
+//!   and its workers; [`cli`]: the command line; [`report`], [`table`]: the
+//!   run's report, as JSON and as text.
 
 mod admin;
 mod bots;
@@ -28,14 +55,18 @@ mod report;
 mod runner;
 mod scenarios;
 mod schedule;
+mod settings;
 mod share;
 mod spawn;
+mod step;
 mod table;
 mod tally;
 mod timeline;
 mod units;
 mod usage;
 mod workers;
+mod workload;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -46,15 +77,17 @@ use crate::cli::{Cli, Command, FindMaxArgs, RoomArgs};
 use crate::findmax::FindMaxOptions;
 use crate::report::{Report, TargetInfo};
 use crate::runner::{Env, Runner};
-use crate::scenarios::chat::{ChatScenario, ChatWorkload};
+use crate::scenarios::chat::ChatScenario;
 use crate::scenarios::churn::{ChurnScenario, ChurnWorkload};
-use crate::scenarios::flood::{FloodScenario, FloodSpec};
+use crate::scenarios::flood::FloodScenario;
 use crate::scenarios::idle::{IdleScenario, IdleWorkload};
 use crate::scenarios::mmo::{MmoScenario, MmoWorkload};
+use crate::scenarios::rooms::{ChatWorkload, FloodSpec};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
 use crate::spawn::{SpawnOptions, SpawnedServer};
+use crate::workloads::AnyWorkload;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -79,7 +112,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Worker(_) => runtime.block_on(workers::run_worker()),
+        Command::Worker(_) => runtime.block_on(workers::run_worker::<AnyWorkload>()),
         command => runtime.block_on(run(command)),
     };
     match result {
@@ -135,7 +168,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         server_log: server.as_ref().map(|server| server.log.display().to_string()),
         pinned: common.pin,
     };
-    let mut runner = Runner::new(Env {
+    let mut runner = Runner::<AnyWorkload>::new(Env {
         target: server.as_ref().map_or(given_target, |server| server.addr),
         source_ips: common.source_ips,
         procs: common.procs,
@@ -181,7 +214,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Builds the command's scenario and runs it.
-async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> anyhow::Result<(&'static str, Findings)> {
     match command {
         Command::Chat(args) => {
             let scenario = ChatScenario {
@@ -256,7 +289,10 @@ async fn run_scenario(command: &Command, runner: &mut Runner) -> anyhow::Result<
     }
 }
 
-async fn execute(scenario: impl Scenario, runner: &mut Runner) -> anyhow::Result<(&'static str, Findings)> {
+async fn execute(
+    scenario: impl Scenario<AnyWorkload>,
+    runner: &mut Runner<AnyWorkload>,
+) -> anyhow::Result<(&'static str, Findings)> {
     let findings = scenario.run(runner).await?;
     Ok((scenario.name(), findings))
 }

@@ -1,7 +1,8 @@
-//! The shared runner: runs one step of any workload, in this process or
+//! The runner: runs one step of any workload, in this process or
 //! spread over worker processes, on one timeline; samples the server and the
 //! generator over the window; shows progress; merges what every share counted.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,16 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::AuthKey;
 use crate::procstat::{self, Proc};
 use crate::progress;
-use crate::scenarios::Workload;
+use crate::settings::AuthKey;
 use crate::share::{Gate, LiveSnapshot, Share, ShareSpec, Shared};
+use crate::step::StepOutcome;
 use crate::tally::Tally;
 use crate::timeline::{Timeline, instant_at, wall_ns};
-use crate::usage::{self, GeneratorUsage, ServerUsage};
+use crate::usage;
 use crate::workers::{Board, Job, WorkerSet};
+use crate::workload::Workload;
 
 /// Open files one process may hold here, less a margin for everything else.
 pub const MAX_CONNECTIONS_PER_PROCESS: u64 = 19_000;
@@ -68,30 +70,23 @@ impl Env {
     }
 }
 
-/// What one step produced.
-#[derive(Debug)]
-pub struct StepOutcome {
-    /// When it ran.
-    pub timeline: Timeline,
-    /// What every share counted, merged.
-    pub tally: Tally,
-    /// The server's use of the machine in the window, when its process is known.
-    pub server: Option<ServerUsage>,
-    /// The generator's use of the machine in the window.
-    pub generator: GeneratorUsage,
-}
-
-/// Runs steps, numbering them so that names and rooms never collide.
-pub struct Runner {
+/// Runs steps of the workload type `W`, numbering them so that names and
+/// rooms never collide.
+pub struct Runner<W> {
     /// The run's settings.
     pub env: Env,
     steps_run: u32,
+    workload: PhantomData<fn(W)>,
 }
 
-impl Runner {
+impl<W: Workload> Runner<W> {
     /// A runner for `env`.
-    pub fn new(env: Env) -> Runner {
-        Runner { env, steps_run: 0 }
+    pub fn new(env: Env) -> Runner<W> {
+        Runner {
+            env,
+            steps_run: 0,
+            workload: PhantomData,
+        }
     }
 
     /// Runs one step of `workload` and returns what it measured.
@@ -99,7 +94,11 @@ impl Runner {
     /// # Errors
     /// Too many connections for one process, a share that failed, or a step
     /// that did not end by its deadline.
-    pub async fn run_step(&mut self, workload: &Workload) -> anyhow::Result<StepOutcome> {
+    pub async fn run_step<L: Clone>(&mut self, workload: &L) -> anyhow::Result<StepOutcome>
+    where
+        W: From<L>,
+    {
+        let workload = W::from(workload.clone());
         if self.steps_run > 0 {
             // What the last step left behind (queues, closing connections) must not load this one.
             usage::settle(self.env.server_pid).await;
@@ -116,7 +115,31 @@ impl Runner {
             .server_pid
             .and_then(|pid| procstat::memory(Proc::Pid(pid)).ok())
             .map(|memory| memory.rss_kib);
-        let specs: Vec<ShareSpec> = (0..env.procs)
+        let mut shares = Shares::launch(self.specs(), &workload, env.threads).await?;
+        let board = shares.board();
+        let (timeline_tx, timeline_rx) = watch::channel(None);
+        let label = format!("step {}", self.steps_run);
+        let display = async {
+            if env.progress {
+                progress::show(&label, timeline_rx, || board.snapshot()).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = shares.run(env, rss_before_setup_kib, &timeline_tx) => outcome,
+            () = display => Err(anyhow::anyhow!("the progress display ended")),
+        };
+        if env.progress {
+            progress::clear();
+        }
+        outcome
+    }
+
+    /// The shares of the current step, one per process.
+    fn specs(&self) -> Vec<ShareSpec> {
+        let env = &self.env;
+        (0..env.procs)
             .map(|index| ShareSpec {
                 index,
                 count: env.procs,
@@ -128,60 +151,7 @@ impl Runner {
                 setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),
                 auth_key: env.auth_key.clone(),
             })
-            .collect();
-        let mut shares = Shares::launch(specs, workload, env.threads).await?;
-        let board = shares.board();
-        let (timeline_tx, timeline_rx) = watch::channel(None);
-        let label = format!("step {}", self.steps_run);
-        let display = async {
-            if env.progress {
-                progress::show(&label, timeline_rx, || board.snapshot()).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let step = async {
-            tokio::time::timeout(env.setup_timeout + END_GRACE, shares.ready())
-                .await
-                .context("the bots were not set up in time")??;
-            let timeline = Timeline::new(
-                wall_ns() + crate::units::nanos(START_LEAD),
-                env.warmup,
-                env.duration,
-                env.drain,
-            );
-            shares.start(timeline).await?;
-            timeline_tx.send_replace(Some(timeline));
-            let sampler = tokio::spawn(usage::sample_window(
-                env.server_pid,
-                rss_before_setup_kib,
-                shares.pids(),
-                timeline,
-            ));
-            let end = instant_at(timeline.drain_deadline_ns()) + END_GRACE;
-            let tallies = tokio::time::timeout_at(end, shares.finish())
-                .await
-                .context("the step did not end by its deadline")??;
-            let (server, generator) = sampler.await.context("the /proc sampler failed")?;
-            let mut tally = Tally::default();
-            for share in &tallies {
-                tally.merge(share);
-            }
-            Ok(StepOutcome {
-                timeline,
-                tally,
-                server,
-                generator,
-            })
-        };
-        let outcome = tokio::select! {
-            outcome = step => outcome,
-            () = display => Err(anyhow::anyhow!("the progress display ended")),
-        };
-        if env.progress {
-            progress::clear();
-        }
-        outcome
+            .collect()
     }
 }
 
@@ -211,7 +181,7 @@ impl LiveSource {
 }
 
 impl Shares {
-    async fn launch(specs: Vec<ShareSpec>, workload: &Workload, threads: usize) -> anyhow::Result<Shares> {
+    async fn launch<W: Workload>(specs: Vec<ShareSpec>, workload: &W, threads: usize) -> anyhow::Result<Shares> {
         if let [spec] = specs.as_slice() {
             let shared = Arc::new(Shared::default());
             let (share, gate) = Share::new(spec.clone(), shared.clone());
@@ -231,6 +201,49 @@ impl Shares {
             })
             .collect();
         Ok(Shares::Workers(WorkerSet::spawn(jobs, threads).await?))
+    }
+
+    /// Waits until every share is ready, starts them all on one timeline
+    /// (told to `timeline_tx` too), samples the machine over the window, and
+    /// merges what the shares counted.
+    async fn run(
+        &mut self,
+        env: &Env,
+        rss_before_setup_kib: Option<u64>,
+        timeline_tx: &watch::Sender<Option<Timeline>>,
+    ) -> anyhow::Result<StepOutcome> {
+        tokio::time::timeout(env.setup_timeout + END_GRACE, self.ready())
+            .await
+            .context("the bots were not set up in time")??;
+        let timeline = Timeline::new(
+            wall_ns() + crate::units::nanos(START_LEAD),
+            env.warmup,
+            env.duration,
+            env.drain,
+        );
+        self.start(timeline).await?;
+        timeline_tx.send_replace(Some(timeline));
+        let sampler = tokio::spawn(usage::sample_window(
+            env.server_pid,
+            rss_before_setup_kib,
+            self.pids(),
+            timeline,
+        ));
+        let end = instant_at(timeline.drain_deadline_ns()) + END_GRACE;
+        let tallies = tokio::time::timeout_at(end, self.finish())
+            .await
+            .context("the step did not end by its deadline")??;
+        let (server, generator) = sampler.await.context("the /proc sampler failed")?;
+        let mut tally = Tally::default();
+        for share in &tallies {
+            tally.merge(share);
+        }
+        Ok(StepOutcome {
+            timeline,
+            tally,
+            server,
+            generator,
+        })
     }
 
     async fn ready(&mut self) -> anyhow::Result<u64> {

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::bots::SetupError;
-use crate::cli::AuthKey;
+use crate::settings::AuthKey;
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
+use crate::units::micros;
 
 /// Which part of a step one process runs, and against what.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,6 +72,10 @@ impl ShareSpec {
     }
 }
 
+/// A failed setup: the stage and the cause, e.g. `hello: NAME_TAKEN`.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
 /// Live counters for the progress line, updated by the bots as they go.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -124,10 +128,7 @@ impl Shared {
     pub fn count_connected(&self, connect_latency: Duration) {
         let mut tally = self.tally();
         tally.bots.connected += 1;
-        tally
-            .bots
-            .connect_latency
-            .record_us(crate::bots::micros(connect_latency));
+        tally.bots.connect_latency.record_us(micros(connect_latency));
         drop(tally);
         self.live.connected.fetch_add(1, Ordering::Relaxed);
     }

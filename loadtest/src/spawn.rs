@@ -12,7 +12,7 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::cli::AuthKey;
+use crate::settings::AuthKey;
 
 /// Ports tried for the server: below the ephemeral range (32768 and up), so
 /// that no client connection takes the port first.

@@ -37,6 +37,11 @@ pub fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A duration in whole microseconds.
+pub fn micros(duration: Duration) -> u64 {
+    nanos(duration) / 1_000
+}
+
 /// Nanoseconds as milliseconds, for display.
 pub fn ns_to_ms(ns: u64) -> f64 {
     f64_from(ns) / 1e6

@@ -14,10 +14,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWr
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use crate::scenarios::Workload;
 use crate::share::{Gate, LiveSnapshot, Share, ShareSpec, Shared};
 use crate::tally::Tally;
 use crate::timeline::Timeline;
+use crate::workload::Workload;
 
 /// Longest line either side accepts (a tally with its histograms is a few hundred KiB at most).
 const MAX_LINE: u64 = 64 << 20;
@@ -26,11 +26,11 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a worker runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Job {
+pub struct Job<W> {
     /// Its share of the bots.
     pub share: ShareSpec,
     /// What the bots do.
-    pub workload: Workload,
+    pub workload: W,
 }
 
 /// Parent to worker, after the job.
@@ -55,14 +55,15 @@ enum ToParent {
 
 // ---------------------------------------------------------------- worker side
 
-/// The worker process: reads its job from stdin, runs it, reports on stdout.
+/// The worker process: reads its job (of the workload type `W`, the one its
+/// parent's runner has) from stdin, runs it, reports on stdout.
 ///
 /// # Errors
 /// The parent went away or sent something malformed.
-pub async fn run_worker() -> anyhow::Result<()> {
+pub async fn run_worker<W: Workload>() -> anyhow::Result<()> {
     let mut input = BufReader::new(tokio::io::stdin());
     let mut output = tokio::io::stdout();
-    let job: Job = read_message(&mut input).await?.context("no job on stdin")?;
+    let job: Job<W> = read_message(&mut input).await?.context("no job on stdin")?;
     let shared = Arc::new(Shared::default());
     let (share, Gate { ready, start }) = Share::new(job.share, shared.clone());
     let workload = job.workload;
@@ -135,7 +136,7 @@ impl WorkerSet {
     ///
     /// # Errors
     /// A worker could not be started or given its job.
-    pub async fn spawn(jobs: Vec<Job>, threads: usize) -> anyhow::Result<WorkerSet> {
+    pub async fn spawn<W: Workload>(jobs: Vec<Job<W>>, threads: usize) -> anyhow::Result<WorkerSet> {
         let exe = std::env::current_exe().context("finding this executable to start workers")?;
         let board = Arc::new(Board {
             slots: jobs.iter().map(|_| Mutex::default()).collect(),

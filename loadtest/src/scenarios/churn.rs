@@ -12,17 +12,19 @@ use tavern::protocol::pb::server_message::Body;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::chat::FINISH_GRACE;
-use super::{Findings, Scenario, Workload};
-use crate::bots::{self, SetupError, describe};
+use super::{Findings, Reported, Scenario, one_step};
+use crate::bots::{self, describe};
+use crate::figures::ChurnFigures;
 use crate::payload::{self, Stamp};
-use crate::report::StepReport;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
-use crate::share::{Share, ShareSpec, Shared};
+use crate::settings::FINISH_GRACE;
+use crate::share::{SetupError, Share, ShareSpec, Shared};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{instant_at, sleep_until_wall, wall_ns};
-use crate::units::{nanos, u64_from};
+use crate::units::{f64_from, micros, nanos, per_second, u64_from};
+use crate::workload::Workload;
 
 /// Longest one cycle's chat echo may take.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,13 +54,19 @@ impl ChurnWorkload {
         let last_cycle = Schedule::new(0, self.rate, 1)?.count_before(0, nanos(run_length));
         payload::validate_size(self.size, last_cycle, 0)
     }
+}
+
+impl Workload for ChurnWorkload {
+    fn connections(&self) -> u64 {
+        self.max_in_flight
+    }
 
     /// Starts this process's cycles on the shared schedule until the window
     /// ends, then waits (bounded) for the ones in flight.
     ///
     /// # Errors
     /// The coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let spec = share.spec.clone();
         let timeline = share.start(0).await?;
         let index = u64::from(spec.index);
@@ -98,6 +106,25 @@ impl ChurnWorkload {
     }
 }
 
+/// The cycles: how many, how fast, and what failed where.
+impl Reported for ChurnWorkload {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
+        let churn = &outcome.tally.churn;
+        report.churn = Some(ChurnFigures {
+            offered_per_s: f64_from(self.rate),
+            scheduled: churn.scheduled,
+            started: churn.started,
+            achieved_per_s: per_second(churn.started, outcome.timeline.window()),
+            completed: churn.completed,
+            failed: churn.failures.values().sum(),
+            failures: churn.failures.clone(),
+            skipped: churn.skipped,
+            unfinished: churn.unfinished,
+            cycle_latency_us: churn.cycle_latency.summary(),
+        });
+    }
+}
+
 /// One connect-to-disconnect cycle.
 struct Cycle {
     number: u64,
@@ -127,8 +154,8 @@ impl Cycle {
         match result {
             Ok(connect_latency) => {
                 tally.churn.completed += 1;
-                tally.churn.cycle_latency.record_us(bots::micros(elapsed));
-                tally.bots.connect_latency.record_us(bots::micros(connect_latency));
+                tally.churn.cycle_latency.record_us(micros(elapsed));
+                tally.bots.connect_latency.record_us(micros(connect_latency));
                 drop(tally);
                 self.shared.live.delivered.fetch_add(1, Ordering::Relaxed);
             }
@@ -204,16 +231,14 @@ pub struct ChurnScenario {
     pub workload: ChurnWorkload,
 }
 
-impl Scenario for ChurnScenario {
+impl<W: Workload + From<ChurnWorkload>> Scenario<W> for ChurnScenario {
     fn name(&self) -> &'static str {
         "churn"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         let label = format!("{} cycles/s", self.workload.rate);
-        let workload = Workload::Churn(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
     }
 }

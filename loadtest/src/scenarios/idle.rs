@@ -1,20 +1,19 @@
 //! The `idle` scenario: hold C connected, joined sessions for the window and
 //! report the server's memory per session.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
 use serde::{Deserialize, Serialize};
 
-use super::chat::FINISH_GRACE;
-use super::{Findings, Scenario, Workload};
-use crate::bots::{self, Member, keep_alive};
-use crate::report::StepReport;
+use super::{Findings, Reported, Scenario, one_step};
+use crate::bots::{self, hold};
+use crate::figures::IdleFigures;
 use crate::runner::Runner;
-use crate::share::{Share, Shared, Signals};
-use crate::tally::{Tally, bump};
+use crate::settings::FINISH_GRACE;
+use crate::share::Share;
+use crate::step::{StepOutcome, StepReport};
+use crate::tally::Tally;
 use crate::timeline::sleep_until_wall;
-use crate::units::u64_from;
+use crate::units::{f64_from, u64_from};
+use crate::workload::Workload;
 
 /// What every process runs in one idle step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,12 +34,18 @@ impl IdleWorkload {
         anyhow::ensure!(self.room_size >= 1, "--room-size must be at least 1");
         Ok(())
     }
+}
+
+impl Workload for IdleWorkload {
+    fn connections(&self) -> u64 {
+        self.sessions
+    }
 
     /// Connects this process's sessions, holds them through the window, then closes them.
     ///
     /// # Errors
     /// The setup timed out or the coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<Tally> {
         let spec = share.spec.clone();
         share.shared.tally().bots.planned = u64_from(spec.my_bots(self.sessions).count());
         let room_size = self.room_size;
@@ -62,23 +67,28 @@ impl IdleWorkload {
     }
 }
 
-/// Keeps one session alive, reading and dropping what the server sends,
-/// until told to stop; counts it if the server ends it first.
-pub(crate) async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
-    let Member {
-        mut writer,
-        reader,
-        heartbeat,
-        ..
-    } = member;
-    let mut read_signals = signals.clone();
-    let (read_end, write_end) = tokio::join!(
-        bots::discard(reader, &mut read_signals),
-        keep_alive(&mut writer, heartbeat, &mut signals)
-    );
-    if let Some(reason) = read_end.or(write_end) {
-        shared.live.connected.fetch_sub(1, Ordering::Relaxed);
-        bump(&mut shared.tally().bots.disconnects, reason);
+/// The held sessions, and the server's memory per session.
+impl Reported for IdleWorkload {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
+        let bots = &outcome.tally.bots;
+        let ended: u64 = bots.disconnects.values().sum();
+        let held = bots.connected.saturating_sub(ended);
+        let before = outcome.server.and_then(|server| server.rss_before_setup_kib);
+        let after = outcome.server.map(|server| server.rss_end_kib);
+        let per_session = match (before, after) {
+            (Some(before), Some(after)) if held > 0 => {
+                Some(f64_from(after.saturating_sub(before)) * 1024.0 / f64_from(held))
+            }
+            _ => None,
+        };
+        report.idle = Some(IdleFigures {
+            sessions_planned: self.sessions,
+            sessions_connected: bots.connected,
+            sessions_held: held,
+            rss_before_kib: before,
+            rss_held_kib: after,
+            rss_per_session_bytes: per_session,
+        });
     }
 }
 
@@ -88,16 +98,14 @@ pub struct IdleScenario {
     pub workload: IdleWorkload,
 }
 
-impl Scenario for IdleScenario {
+impl<W: Workload + From<IdleWorkload>> Scenario<W> for IdleScenario {
     fn name(&self) -> &'static str {
         "idle"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!("{} sessions", self.workload.sessions);
-        let workload = Workload::Idle(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
     }
 }

@@ -2,10 +2,12 @@
 //! members that stop reading; the report shows what the fast members got and
 //! how the slow ones ended (disconnected with `SLOW_CONSUMER`, or not).
 
-use super::chat::ChatWorkload;
-use super::{Findings, Scenario, Workload};
-use crate::report::StepReport;
+use super::rooms::ChatWorkload;
+use super::{Findings, Reported as _, Scenario};
+use crate::figures::SlowFigures;
 use crate::runner::Runner;
+use crate::step::{StepOutcome, StepReport};
+use crate::workload::Workload;
 
 /// The `slow` command.
 pub struct SlowScenario {
@@ -13,12 +15,12 @@ pub struct SlowScenario {
     pub workload: ChatWorkload,
 }
 
-impl Scenario for SlowScenario {
+impl<W: Workload + From<ChatWorkload>> Scenario<W> for SlowScenario {
     fn name(&self) -> &'static str {
         "slow"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate(runner.env.run_length())?;
         anyhow::ensure!(
             self.workload.slow_per_room() > 0,
@@ -32,8 +34,24 @@ impl Scenario for SlowScenario {
             self.workload.rate,
             self.workload.slow_per_room()
         );
-        let workload = Workload::Chat(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        let outcome = runner.run_step(&self.workload).await?;
+        let step = StepReport {
+            slow: Some(slow_figures(&outcome)),
+            ..self.workload.step_report(label, 1, &outcome)
+        };
+        Ok(Findings::steps(vec![step]))
+    }
+}
+
+/// What the members that stopped reading went through.
+fn slow_figures(outcome: &StepOutcome) -> SlowFigures {
+    let slow = &outcome.tally.slow;
+    SlowFigures {
+        slow_members: slow.members,
+        fast_members: outcome.tally.chat.receivers_per_room.iter().sum(),
+        slow_consumer_disconnects: slow.slow_consumer,
+        closed_silently: slow.closed_silently,
+        other_disconnects: slow.other_disconnects,
+        still_connected: slow.still_connected,
     }
 }

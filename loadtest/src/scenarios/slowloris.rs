@@ -14,15 +14,17 @@ use serde::{Deserialize, Serialize};
 use tavern::client::Client;
 use tokio::time::Instant;
 
-use super::chat::FINISH_GRACE;
-use super::{Findings, Scenario, Workload};
+use super::{Findings, Reported, Scenario, one_step};
 use crate::bots::{self, CONNECT_TIMEOUT, describe};
-use crate::report::StepReport;
+use crate::figures::SlowlorisFigures;
 use crate::runner::Runner;
-use crate::share::{Share, ShareSpec, Shared, Signals};
+use crate::settings::FINISH_GRACE;
+use crate::share::{SetupError, Share, ShareSpec, Shared, Signals};
+use crate::step::{StepOutcome, StepReport};
 use crate::tally::bump;
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::units::{nanos, u64_from};
+use crate::units::{f64_from, micros, nanos, u64_from};
+use crate::workload::Workload;
 
 /// The body length the attackers' frame header announces: under the
 /// server's pre-Hello frame limit, and far more bytes than a run trickles.
@@ -51,13 +53,19 @@ impl SlowlorisWorkload {
         anyhow::ensure!(self.trickle_ms >= 1, "--trickle-ms must be at least 1");
         Ok(())
     }
+}
+
+impl Workload for SlowlorisWorkload {
+    fn connections(&self) -> u64 {
+        self.attackers + self.clients
+    }
 
     /// Runs this process's attackers from the start of the warm-up to the end
     /// of the window, and its normal clients through the window.
     ///
     /// # Errors
     /// The coordinator went away.
-    pub async fn run_share(&self, mut share: Share) -> anyhow::Result<crate::tally::Tally> {
+    async fn run_share(&self, mut share: Share) -> anyhow::Result<crate::tally::Tally> {
         let spec = share.spec.clone();
         let attackers: Vec<u64> = spec.my_bots(self.attackers).collect();
         let clients: Vec<u64> = spec.my_bots(self.clients).collect();
@@ -90,6 +98,25 @@ impl SlowlorisWorkload {
         }
         sleep_until_wall(timeline.window_end_ns()).await;
         Ok(share.finish(tasks, FINISH_GRACE).await)
+    }
+}
+
+/// The attacking connections: how long the server held them and how it closed them.
+impl Reported for SlowlorisWorkload {
+    fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
+        let slowloris = &outcome.tally.slowloris;
+        report.slowloris = Some(SlowlorisFigures {
+            attackers: slowloris.attackers,
+            trickle_ms: self.trickle_ms,
+            connections: slowloris.connections,
+            closed: slowloris.closed,
+            close_reasons: slowloris.close_reasons.clone(),
+            held_us: slowloris.held.summary(),
+            open_at_end: slowloris.open_at_end,
+            oldest_at_end_ms: f64_from(slowloris.oldest_at_end_us) / 1e3,
+            peak_open: slowloris.peak_open,
+            connect_errors: slowloris.connect_errors.clone(),
+        });
     }
 }
 
@@ -134,7 +161,7 @@ impl Attacker {
             let ended = self.trickle_until_closed(client).await;
             self.open.fetch_sub(1, Ordering::AcqRel);
             self.shared.live.connected.fetch_sub(1, Ordering::Relaxed);
-            let held_us = bots::micros(opened.elapsed());
+            let held_us = micros(opened.elapsed());
             let mut tally = self.shared.tally();
             let slowloris = &mut tally.slowloris;
             slowloris.peak_open = slowloris.peak_open.max(now_open);
@@ -188,13 +215,13 @@ async fn normal_client(spec: ShareSpec, number: u64, at: u64, shared: Arc<Shared
     let room = format!("s{}.normal.{}", spec.step, number / 10);
     let member = match bots::join_member(&spec, &spec.name('n', number), spec.source(number), &room).await {
         Ok(member) => member,
-        Err(bots::SetupError(cause)) => {
+        Err(SetupError(cause)) => {
             bump(&mut shared.tally().bots.connect_errors, cause);
             return;
         }
     };
     shared.count_connected(member.connect_latency);
-    super::idle::hold(member, shared, signals).await;
+    bots::hold(member, shared, signals).await;
 }
 
 /// The `slowloris` command.
@@ -203,20 +230,18 @@ pub struct SlowlorisScenario {
     pub workload: SlowlorisWorkload,
 }
 
-impl Scenario for SlowlorisScenario {
+impl<W: Workload + From<SlowlorisWorkload>> Scenario<W> for SlowlorisScenario {
     fn name(&self) -> &'static str {
         "slowloris"
     }
 
-    async fn run(&self, runner: &mut Runner) -> anyhow::Result<Findings> {
+    async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
         self.workload.validate()?;
         let label = format!(
             "{} attackers, {} clients",
             self.workload.attackers, self.workload.clients
         );
-        let workload = Workload::Slowloris(self.workload.clone());
-        let outcome = runner.run_step(&workload).await?;
-        Ok(Findings::steps(vec![StepReport::build(label, 1, &workload, &outcome)]))
+        one_step(runner, &self.workload, label).await
     }
 }
 

@@ -10,30 +10,15 @@ use tavern::client::{ClientReader, ClientWriter};
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::pb::{self, ServerMessage};
 
-use super::chat::ChatWorkload;
 use super::publisher::{Assignment, Publisher};
+use super::workload::{ChatWorkload, Role};
 use crate::bots::{self, Member, describe, keep_alive, latency_us};
 use crate::detect::SeqDetector;
 use crate::payload;
 use crate::schedule::Schedule;
+use crate::settings::{SAMPLE_BATCH, SAMPLE_FLUSH_NS};
 use crate::share::{Shared, Signals, TaskGuard};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-
-/// Latency samples a receiver keeps before adding them to the shared histogram.
-const SAMPLE_BATCH: usize = 256;
-/// Longest a receiver keeps samples before adding them (keeps the live p99 fresh).
-const SAMPLE_FLUSH_NS: u64 = 100_000_000;
-
-/// What a member does in its room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Publishes on the schedule as publisher number `.0`, and receives.
-    Publisher(u64),
-    /// Receives.
-    Receiver,
-    /// Stops reading from the start of the warm-up to the end of the window.
-    Slow,
-}
 
 /// Counts a member that has just joined.
 pub fn register(shared: &Shared, member: &Member, role: Role, room: u64) {
