@@ -20,9 +20,46 @@ const SERVER: &[&[&str]] = &[
     &["server", "fuzzing"],
 ];
 
+/// `loadtest`'s layers, bottom first (see `loadtest/src/main.rs`).
+const LOADTEST: &[&[&str]] = &[
+    &[
+        "units", "schedule", "latency", "timeline", "payload", "detect", "settings",
+    ],
+    &["procstat", "usage", "admin", "spawn"],
+    &["tally", "figures", "step"],
+    &["share", "bots"],
+    &["workload", "progress", "workers", "runner", "findmax"],
+    &["scenarios"],
+    &[
+        "scenarios/rooms",
+        "scenarios/mmo/walk",
+        "scenarios/mmo/echo",
+        "scenarios/mmo/workload",
+        "scenarios/mmo/enter",
+        "scenarios/mmo/mover",
+        "scenarios/mmo/watcher",
+        "scenarios/mmo/bot",
+    ],
+    &[
+        "scenarios/chat",
+        "scenarios/slow",
+        "scenarios/flood",
+        "scenarios/idle",
+        "scenarios/churn",
+        "scenarios/slowloris",
+        "scenarios/mmo",
+    ],
+    &["workloads", "cli", "report", "table"],
+];
+
 #[test]
 fn the_server_imports_only_downward_and_has_no_cycle() {
     check("src", SERVER);
+}
+
+#[test]
+fn loadtest_imports_only_downward_and_has_no_cycle() {
+    check("loadtest/src", LOADTEST);
 }
 
 /// One `use` (or inline path) of a module: who, where, and what it names.
@@ -138,7 +175,8 @@ fn imports(root: &Path, file: &Path, me: &str, modules: &BTreeSet<String>) -> Ve
     let mut depth = 0usize;
     for (n, raw) in source.lines().enumerate() {
         let line = code_of(raw);
-        if line.trim_start().starts_with("mod ") && line.trim_end().ends_with('{') {
+        let opens_module = line.trim_start().starts_with("mod ") || line.contains(" mod ");
+        if opens_module && line.trim_end().ends_with('{') {
             inline_depths.push(depth);
         }
         for path in paths_in(&line) {
@@ -152,7 +190,7 @@ fn imports(root: &Path, file: &Path, me: &str, modules: &BTreeSet<String>) -> Ve
                 && !me.starts_with(&format!("{target}/"))
             {
                 found.push(Import {
-                    file: file.strip_prefix(root.parent().unwrap()).unwrap_or(file).to_owned(),
+                    file: file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(file).to_owned(),
                     line: n + 1,
                     target,
                 });
