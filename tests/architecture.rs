@@ -85,7 +85,7 @@ fn check(dir: &str, layers: &[&[&str]]) {
             problems.push(format!("{}: module {from} has no layer in the table", file.display()));
             continue;
         };
-        for import in imports(&root, file, &from, &modules) {
+        for import in imports(file, &from, &modules) {
             let Some(to_layer) = layer_of(&import.target) else {
                 problems.push(format!(
                     "{}:{}: {} has no layer",
@@ -168,7 +168,7 @@ fn module_of(root: &Path, file: &Path) -> Option<String> {
 
 /// Every module `file` (module `me`) names through `crate::`, `super::` or
 /// `self::` paths, resolved to the modules in `modules`.
-fn imports(root: &Path, file: &Path, me: &str, modules: &BTreeSet<String>) -> Vec<Import> {
+fn imports(file: &Path, me: &str, modules: &BTreeSet<String>) -> Vec<Import> {
     let source = std::fs::read_to_string(file).unwrap();
     let mut found = Vec::new();
     let mut inline_depths: Vec<usize> = Vec::new();
