@@ -14,15 +14,56 @@
 //! [`Config::world_inbox`]: crate::Config::world_inbox
 
 use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, ready};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tracing::warn;
 
 pub use tokio::sync::mpsc::error::TrySendError;
 
-/// The receiving side, a stream the actor adds to its context.
-pub type Mailbox<C> = ReceiverStream<C>;
+/// The receiving side, a stream the actor adds to its context. A watched
+/// mailbox also records how full its inbox was into a [`PeakFill`].
+pub struct Mailbox<C> {
+    receiver: mpsc::Receiver<C>,
+    fill: Option<Arc<PeakFill>>,
+}
+
+impl<C> Stream for Mailbox<C> {
+    type Item = C;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<C>> {
+        let item = ready!(self.receiver.poll_recv(cx));
+        if item.is_some()
+            && let Some(fill) = &self.fill
+        {
+            fill.record(self.receiver.len() + 1, self.receiver.max_capacity());
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// The fullest any watched inbox was, in thousandths of its bound, since the
+/// last [`PeakFill::take`]: how far the actors are behind their senders.
+#[derive(Debug, Default)]
+pub struct PeakFill(AtomicU32);
+
+impl PeakFill {
+    /// Records that an inbox held `len` of at most `capacity` messages.
+    pub fn record(&self, len: usize, capacity: usize) {
+        let permille = len.saturating_mul(1000) / capacity.max(1);
+        self.0
+            .fetch_max(u32::try_from(permille).unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    /// The peak since the last call, in percent of the bound; starts a new peak.
+    pub fn take(&self) -> f64 {
+        f64::from(self.0.swap(0, Ordering::Relaxed)) / 10.0
+    }
+}
 
 /// The sending side of an actor's bounded inbox; cheap to clone.
 pub struct Inbox<C> {
@@ -37,7 +78,21 @@ pub struct Gone;
 /// A new inbox holding at most `capacity` messages (at least 1).
 pub fn inbox<C>(capacity: usize) -> (Inbox<C>, Mailbox<C>) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
-    (Inbox { sender }, ReceiverStream::new(receiver))
+    (Inbox { sender }, Mailbox { receiver, fill: None })
+}
+
+/// As [`inbox`], and the mailbox records how full it is into `fill`.
+pub fn watched_inbox<C>(capacity: usize, fill: Arc<PeakFill>) -> (Inbox<C>, Mailbox<C>) {
+    let (inbox, mut mailbox) = inbox(capacity);
+    mailbox.watch(fill);
+    (inbox, mailbox)
+}
+
+impl<C> Mailbox<C> {
+    /// From now on, records how full the inbox is into `fill`.
+    pub fn watch(&mut self, fill: Arc<PeakFill>) {
+        self.fill = Some(fill);
+    }
 }
 
 impl<C: Send + 'static> Inbox<C> {
@@ -180,5 +235,18 @@ mod tests {
         assert_eq!(asker.await.unwrap(), Ok(40));
         drop(mailbox);
         assert_eq!(inbox.send((5, None)).await, Err(Gone));
+    }
+
+    #[tokio::test]
+    async fn a_watched_mailbox_records_its_fullest() {
+        let fill = Arc::new(PeakFill::default());
+        let (inbox, mut mailbox) = watched_inbox::<u32>(4, fill.clone());
+        for n in 0..3 {
+            inbox.try_send(n).unwrap();
+        }
+        mailbox.next().await.unwrap();
+        mailbox.next().await.unwrap();
+        assert_eq!(fill.take(), 75.0, "3 of 4 when the first was taken");
+        assert_eq!(fill.take(), 0.0);
     }
 }

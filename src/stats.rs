@@ -7,12 +7,14 @@
 //! [`Config::metrics`](crate::Config::metrics) on. Every metric is listed,
 //! with its type, labels and meaning, in README.md.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::ids::{DisconnectReason, OverloadLevel};
+use crate::inbox::PeakFill;
 use crate::protocol::ErrorCode;
 use crate::protocol::pb::ClientMessage;
 
@@ -152,6 +154,14 @@ pub struct Stats {
     overload_level: IntGauge,
     /// Times the overload level went up.
     pub overload_escalations: IntCounter,
+    /// Times the overload monitor judged the server's load.
+    pub overload_checks: IntCounter,
+    /// The largest lateness of a server thread's event loop since the monitor last looked, µs.
+    loop_lag_us: AtomicU64,
+    loop_lag: Gauge,
+    /// How full the fullest actor inbox was since the monitor last looked.
+    pub inbox_fill: Arc<PeakFill>,
+    inbox_fill_percent: Gauge,
     /// Lifecycle events dropped because the observer's queue was full.
     pub hook_events_dropped: IntCounter,
     /// Worlds alive now.
@@ -250,6 +260,20 @@ impl Stats {
                 "Load shedding now: 0 normal, 1 refusing connections and joins, 2 also holding presence back.",
             ),
             overload_escalations: reg.counter("overload_escalations_total", "Times the overload level went up."),
+            overload_checks: reg.counter(
+                "overload_checks_total",
+                "Times the overload monitor judged the server's load.",
+            ),
+            loop_lag_us: AtomicU64::new(0),
+            loop_lag: reg.float_gauge(
+                "loop_lag_seconds",
+                "Largest lateness of a server thread's event loop at the last overload check.",
+            ),
+            inbox_fill: Arc::default(),
+            inbox_fill_percent: reg.float_gauge(
+                "inbox_fill_percent",
+                "Fullest actor inbox (directory, room, world) at the last overload check, percent of its bound.",
+            ),
             hook_events_dropped: reg.counter(
                 "hook_events_dropped_total",
                 "Lifecycle events dropped because the observer queue was full.",
@@ -389,6 +413,23 @@ impl Stats {
         OverloadLevel::from_u8(self.overload.load(Ordering::Relaxed))
     }
 
+    /// Records that an event loop ran `late` behind its timer.
+    pub fn loop_lag(&self, late: Duration) {
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.loop_lag_us.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The saturation figures since the last call, restarted: the largest
+    /// event loop lag, and the fullest inbox in percent of its bound. The
+    /// gauges show them.
+    pub(crate) fn take_saturation(&self) -> (Duration, f64) {
+        let lag = Duration::from_micros(self.loop_lag_us.swap(0, Ordering::Relaxed));
+        let fill = self.inbox_fill.take();
+        self.loop_lag.set(lag.as_secs_f64());
+        self.inbox_fill_percent.set(fill);
+        (lag, fill)
+    }
+
     pub(crate) fn set_overload(&self, level: OverloadLevel) {
         let level = level.to_u8();
         if self.overload.swap(level, Ordering::Relaxed) < level {
@@ -422,6 +463,10 @@ impl Registrar<'_> {
 
     fn gauge(&self, name: &str, help: &str) -> IntGauge {
         self.register(IntGauge::with_opts(opts(name, help)).expect("valid metric"))
+    }
+
+    fn float_gauge(&self, name: &str, help: &str) -> Gauge {
+        self.register(Gauge::with_opts(opts(name, help)).expect("valid metric"))
     }
 
     fn counter_vec(&self, name: &str, help: &str, label: &str) -> IntCounterVec {

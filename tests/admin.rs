@@ -4,39 +4,13 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, mpsc};
-
-use support::{TestServer, WAIT, expect_error, next_non_presence, read_to_close, spawn_server, spawn_server_with};
-use tavern::client::{Client, ClientWriter};
+use support::observe::{next_event, observed_server, scrape, stats, wait_for};
+use support::{WAIT, expect_error, next_non_presence, spawn_server};
+use tavern::LifecycleEvent;
+use tavern::client::Client;
 use tavern::ids::DisconnectReason;
-use tavern::ids::OverloadLevel;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::{ErrorCode, PlayerName, RoomName};
-use tavern::{LifecycleEvent, Observer};
-
-/// Every sample of a Prometheus text page, by name with labels (`name{a="b"}`).
-fn samples(page: &str) -> HashMap<String, f64> {
-    page.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (key, value) = line.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn scrape(server: &TestServer) -> HashMap<String, f64> {
-    let (status, page) = server.admin_get("/metrics").await;
-    assert_eq!(status, 200);
-    samples(&page)
-}
-
-async fn stats(server: &TestServer) -> serde_json::Value {
-    let (status, body) = server.admin_get("/stats").await;
-    assert_eq!(status, 200);
-    serde_json::from_str(&body).unwrap()
-}
 
 #[tokio::test]
 async fn metrics_move_by_exactly_what_a_chat_exchange_did() {
@@ -117,25 +91,6 @@ async fn stats_summarise_the_server() {
 }
 
 /// A server telling the test of its lifecycle events.
-fn observed_server(args: &[&str]) -> (TestServer, mpsc::Receiver<LifecycleEvent>) {
-    let (tx, events) = mpsc::channel();
-    let recorder = Arc::new(Recorder(Mutex::new(tx)));
-    let server = spawn_server_with(args, move |server| server.with_observer(recorder));
-    (server, events)
-}
-
-/// Skips events until one `wanted` comes, within [`WAIT`].
-fn wait_for(events: &mpsc::Receiver<LifecycleEvent>, wanted: impl Fn(&LifecycleEvent) -> bool) -> LifecycleEvent {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let event = events.recv_timeout(left).expect("the awaited lifecycle event in time");
-        if wanted(&event) {
-            return event;
-        }
-    }
-}
-
 #[tokio::test]
 async fn readiness_turns_false_before_the_listener_closes() {
     let (mut server, events) = observed_server(&["--unready-delay-ms", "5000"]);
@@ -161,128 +116,6 @@ async fn readiness_turns_false_before_the_listener_closes() {
     };
     drop((late, events));
     server.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn overload_sheds_new_joins_and_connections_then_recovers() {
-    const MEMBERS: usize = 100;
-    const BURST: usize = 20;
-    // Any fan-out to 100 members takes more than a microsecond: chatting there overloads.
-    // The rate limit is raised out of the way: an optimised build chats faster than the default.
-    let (server, events) = observed_server(&[
-        "--overload-fanout-us",
-        "1",
-        "--overload-queue-depth",
-        "0",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
-    let mut outsider = server.connect("outsider").await;
-    let (writers, readers) = chat_readers(&server, MEMBERS, "busy").await;
-    let publisher = server.member("publisher", "busy").await;
-    let (mut say, mut echoes) = publisher.into_split();
-    let mut sent = 0;
-    let mut burst = async |sent: &mut usize| {
-        for _ in 0..BURST {
-            say.chat("busy", &format!("c{sent}")).await.unwrap();
-            *sent += 1;
-        }
-        let mut echoed = 0;
-        while echoed < BURST {
-            if let Some(Body::Chat(_)) = echoes.next_event(WAIT).await.unwrap().body {
-                echoed += 1;
-            }
-        }
-    };
-
-    // Chat in bursts until the monitor (sampling once a second) sheds load.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut shedding = None;
-    while shedding.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "never overloaded");
-        burst(&mut sent).await;
-        shedding = std::iter::from_fn(|| events.try_recv().ok())
-            .find(|e| matches!(e, LifecycleEvent::OverloadChanged { level } if *level != OverloadLevel::Normal));
-    }
-    // Shedding: joins and new connections are refused; members keep everything.
-    let refused = outsider.join("elsewhere").await.unwrap_err();
-    assert_eq!(refused.code(), Some(ErrorCode::Overloaded));
-    let (_, mut late) = Client::connect(server.addr).await.unwrap().into_split();
-    let messages = read_to_close(&mut late).await;
-    assert_eq!(expect_error(&messages[0]).code(), ErrorCode::Overloaded);
-    burst(&mut sent).await;
-    let scraped = scrape(&server).await;
-    assert!(scraped["tavern_overload_level"] >= 1.0);
-    assert_eq!(scraped["tavern_connections_rejected_total{reason=\"overloaded\"}"], 1.0);
-    assert!(scraped["tavern_overload_escalations_total"] >= 1.0);
-    assert_eq!(
-        stats(&server).await["overload"],
-        scraped_level_name(scraped["tavern_overload_level"])
-    );
-
-    // No more chat: the level falls back and joins work again.
-    let events = tokio::task::spawn_blocking(move || {
-        wait_for(&events, |e| {
-            *e == LifecycleEvent::OverloadChanged {
-                level: OverloadLevel::Normal,
-            }
-        });
-        events
-    })
-    .await
-    .unwrap();
-    outsider.join("elsewhere").await.unwrap();
-
-    server.shutdown().await.unwrap();
-    let expected: Vec<String> = (0..sent).map(|i| format!("c{i}")).collect();
-    for reader in readers {
-        assert_eq!(reader.await.unwrap(), expected, "a member lost or reordered chats");
-    }
-    drop((writers, events));
-}
-
-/// `count` members of `room`, each reading until its connection closes and
-/// keeping the chats it saw; their writers keep the connections open.
-async fn chat_readers(
-    server: &TestServer,
-    count: usize,
-    room: &str,
-) -> (Vec<ClientWriter>, Vec<tokio::task::JoinHandle<Vec<String>>>) {
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for i in 0..count {
-        let (writer, mut reader) = server.member(&format!("m{i}"), room).await.into_split();
-        writers.push(writer);
-        readers.push(tokio::spawn(async move {
-            let mut chats = Vec::new();
-            while let Ok(message) = reader.next_event(WAIT).await {
-                if let Some(Body::Chat(chat)) = message.body {
-                    chats.push(chat.text);
-                }
-            }
-            chats
-        }));
-    }
-    (writers, readers)
-}
-
-fn scraped_level_name(level: f64) -> &'static str {
-    if level >= 2.0 { "presence_paused" } else { "shedding" }
-}
-
-/// Passes every event to the test.
-struct Recorder(Mutex<mpsc::Sender<LifecycleEvent>>);
-
-impl Observer for Recorder {
-    fn on_event(&self, event: &LifecycleEvent) {
-        let _ = self.0.lock().unwrap().send(event.clone());
-    }
-}
-
-fn next_event(events: &mpsc::Receiver<LifecycleEvent>) -> LifecycleEvent {
-    events.recv_timeout(WAIT).expect("a lifecycle event in time")
 }
 
 #[tokio::test]

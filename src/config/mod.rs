@@ -217,17 +217,34 @@ pub struct Config {
     #[arg(long, env = "TAVERN_HOOK_QUEUE", default_value_t = 4096)]
     pub hook_queue: usize,
 
-    /// Overload: shed load when the p99 of outbound queue depth over the last second exceeds
-    /// this many frames (0: never).
-    #[arg(long, env = "TAVERN_OVERLOAD_QUEUE_DEPTH", default_value_t = 1024)]
-    pub overload_queue_depth: u32,
+    /// No longer read: one client's queue depth is no sign of a saturated server (a slow
+    /// client is closed as SLOW_CONSUMER at its own bound). Accepted, with a warning, so
+    /// that older configurations still start.
+    #[arg(long, env = "TAVERN_OVERLOAD_QUEUE_DEPTH", hide = true)]
+    pub overload_queue_depth: Option<u32>,
 
-    /// Overload: shed load when the p99 of fan-out duration over the last second exceeds this
-    /// many microseconds (0: never).
+    /// Overload: shed load when a session or room thread's event loop ran this many
+    /// milliseconds late (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_LOOP_LAG_MS", default_value_t = 100)]
+    pub overload_loop_lag_ms: u32,
+
+    /// Overload: shed load when an actor inbox (the directory's, a room's, a world's) was this
+    /// full, percent of its bound (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_INBOX_PCT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub overload_inbox_pct: u32,
+
+    /// Overload: shed load when this share of world ticks, percent, overran their budget
+    /// (0: never).
+    #[arg(long, env = "TAVERN_OVERLOAD_TICK_OVERRUN_PCT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub overload_tick_overrun_pct: u32,
+
+    /// Overload: shed load when the p99 of fan-out duration exceeds this many microseconds
+    /// (0: never).
     #[arg(long, env = "TAVERN_OVERLOAD_FANOUT_US", default_value_t = 10_000)]
     pub overload_fanout_us: u32,
 
-    /// Overload: shed load when the process's resident memory exceeds this many MiB (0: never).
+    /// Overload: shed load while the process's resident memory exceeds this many MiB and is
+    /// still growing; memory held but flat for ten seconds stops counting (0: never).
     #[arg(long, env = "TAVERN_OVERLOAD_RSS_MB", default_value_t = 0)]
     pub overload_rss_mb: u32,
 

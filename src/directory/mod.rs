@@ -153,9 +153,10 @@ impl Directory {
         capacity: usize,
         rooms_context: impl FnOnce(OnEmpty) -> RoomContext,
     ) -> DirectoryHandle {
-        let (inbox, mailbox) = inbox(capacity);
+        let (inbox, mut mailbox) = inbox(capacity);
         let handle = DirectoryHandle { inbox };
         let rooms_context = rooms_context(handle.on_empty());
+        mailbox.watch(rooms_context.stats.inbox_fill.clone());
         let home = arbiters[0].clone();
         Directory::start_in_arbiter(&home, move |ctx| {
             ctx.add_stream(mailbox);

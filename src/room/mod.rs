@@ -29,7 +29,7 @@ pub use behaviour::{BehaviourFactory, Chat, RoomBehaviour, chat_rooms};
 
 use crate::broadcast::{Broadcaster, Recipient, Refusal};
 use crate::ids::{DisconnectReason, OverloadLevel, RoomId, SessionId};
-use crate::inbox::{Inbox, Mailbox, Reply, inbox};
+use crate::inbox::{Inbox, Mailbox, Reply, watched_inbox};
 use crate::lifecycle::{Hooks, LifecycleEvent};
 use crate::outbox::{Outbox, Queued, SendError};
 use crate::protocol::pb::server_message::Body;
@@ -185,7 +185,8 @@ impl Actor for Room {
 impl Room {
     /// Starts room `name` (the `id`-th of that name) on `arbiter`.
     pub fn start(name: RoomName, id: RoomId, context: RoomContext, arbiter: &actix::ArbiterHandle) -> RoomHandle {
-        let (inbox, mailbox): (_, Mailbox<RoomCommand>) = inbox(context.inbox);
+        let (inbox, mailbox): (_, Mailbox<RoomCommand>) =
+            watched_inbox(context.inbox, context.stats.inbox_fill.clone());
         Room::start_in_arbiter(arbiter, move |ctx| {
             ctx.add_stream(mailbox);
             let behaviour = (context.behaviours)(&name);

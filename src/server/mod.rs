@@ -174,6 +174,9 @@ impl Server {
             behaviours,
             observer,
         } = self;
+        if config.overload_queue_depth.is_some() {
+            warn!("overload_queue_depth is no longer read: overload is judged by the server's own saturation");
+        }
         let hooks = match observer {
             Some(observer) => {
                 Hooks::with_observer(observer, config.hook_queue, stats.clone()).map_err(ServerError::Thread)?

@@ -15,6 +15,7 @@ use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::directory::{Directory, Names};
 use crate::lifecycle::Hooks;
+use crate::overload;
 use crate::room::{BehaviourFactory, RoomContext};
 use crate::session::SessionContext;
 use crate::stats::Stats;
@@ -55,6 +56,9 @@ impl Core {
         } = extras;
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
         let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
+        for thread in session_threads.iter().chain(&room_threads) {
+            thread.spawn(overload::probe_loop_lag(stats.clone()));
+        }
         let broadcaster = Arc::new(Broadcaster::new(
             config.broadcast_threads,
             config.broadcast_parallel_threshold,

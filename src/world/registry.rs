@@ -10,7 +10,7 @@ use super::{Arrival, Enter, Entered, SpaceSettings, World, WorldCommand, WorldCo
 use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::ids::WorldId;
-use crate::inbox::{PostOnDrop, inbox};
+use crate::inbox::{PostOnDrop, watched_inbox};
 use crate::protocol::{ErrorCode, WorldName};
 use crate::stats::Stats;
 
@@ -148,7 +148,8 @@ impl Worlds {
         }
         state.next_id += 1;
         let id = WorldId::new(state.next_id);
-        let (tx, mailbox) = inbox(self.inner.context.inbox);
+        let context = &self.inner.context;
+        let (tx, mailbox) = watched_inbox(context.inbox, context.stats.inbox_fill.clone());
         let world = WorldHandle { id, inbox: tx };
         let arbiter = Arbiter::new();
         let (context, registry, named) = (self.inner.context.clone(), self.clone(), name.clone());

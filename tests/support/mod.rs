@@ -12,6 +12,8 @@ use tavern::protocol::pb::{self, ServerMessage};
 use tavern::stats::Stats;
 use tavern::{Config, Server, ServerThread};
 
+pub mod observe;
+
 /// How long any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
