@@ -13,7 +13,7 @@
 //! [`Config::outbound_queue_bytes`]: crate::Config::outbound_queue_bytes
 //! [`Config::write_batch_bytes`]: crate::Config::write_batch_bytes
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
@@ -70,11 +70,15 @@ struct Shared {
     ending: OnceLock<(Queued, Option<Bytes>, DisconnectReason)>,
     /// The writer, when it waits for frames or for the socket.
     writer: AtomicWaker,
-    /// The one latest-state frame (a WorldUpdate) waiting for the writer; see
-    /// [`Outbox::try_send_latest`].
-    latest: Mutex<Option<Bytes>>,
+    /// The one latest-state frame (a WorldUpdate) waiting for the writer, and
+    /// how many queued frames were pushed before it; see [`Outbox::try_send_latest`].
+    latest: Mutex<Option<(Bytes, u64)>>,
     /// Whether `latest` holds a frame.
     latest_pending: AtomicBool,
+    /// Frames ever pushed into the queue (counted as each push begins).
+    pushed: AtomicU64,
+    /// Frames ever popped from the queue (by the writer alone).
+    popped: AtomicU64,
 }
 
 /// The receiving side, owned by the session's writer.
@@ -97,6 +101,8 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         writer: AtomicWaker::new(),
         latest: Mutex::new(None),
         latest_pending: AtomicBool::new(false),
+        pushed: AtomicU64::new(0),
+        popped: AtomicU64::new(0),
     });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
@@ -119,6 +125,7 @@ impl Outbox {
             shared.queued_frames.fetch_sub(1, Ordering::AcqRel);
             return Err(SendError::Full);
         }
+        shared.pushed.fetch_add(1, Ordering::AcqRel);
         shared.frames.push(frame);
         shared.writer.wake();
         Ok(())
@@ -129,6 +136,8 @@ impl Outbox {
     /// such frame waits at a time: while one is pending this refuses with
     /// [`SendError::Full`], and the producer skips this one and sends a
     /// newer state later, so a slow client never builds a backlog of them.
+    /// It is written after every frame queued before it and before those
+    /// queued after it, so it never overtakes a reply (a `WorldEntered`).
     ///
     /// # Errors
     /// [`SendError::Full`] while the last one is unsent, [`SendError::Closed`]
@@ -142,7 +151,7 @@ impl Outbox {
         if latest.is_some() {
             return Err(SendError::Full);
         }
-        *latest = Some(frame);
+        *latest = Some((frame, shared.pushed.load(Ordering::Acquire)));
         shared.latest_pending.store(true, Ordering::Release);
         drop(latest);
         shared.writer.wake();
@@ -199,21 +208,45 @@ impl Shared {
         true
     }
 
-    fn take_latest(&self) -> Option<Bytes> {
+    /// The latest-state frame, if it is due: every frame queued before it was popped.
+    fn take_latest_due(&self) -> Option<Bytes> {
         if !self.latest_pending.load(Ordering::Acquire) {
             return None;
         }
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = latest
+            .as_ref()
+            .is_some_and(|(_, after)| *after <= self.popped.load(Ordering::Acquire));
+        if !due {
+            return None;
+        }
         self.latest_pending.store(false, Ordering::Release);
-        latest.take()
+        latest.take().map(|(frame, _)| frame)
     }
 
+    /// Whether the writer has a frame to write now.
     fn has_frames(&self) -> bool {
-        !self.frames.is_empty() || self.latest_pending.load(Ordering::Acquire)
+        if !self.frames.is_empty() {
+            return true;
+        }
+        // With the queue empty, a pending latest frame is due unless a push before it is still under way.
+        self.latest_pending.load(Ordering::Acquire)
+            && self
+                .latest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|(_, after)| *after <= self.popped.load(Ordering::Acquire))
+    }
+
+    /// The next frame in order: the latest-state frame when it is due, else the queue's next.
+    fn next_frame(&self) -> Option<Bytes> {
+        self.take_latest_due().or_else(|| self.pop())
     }
 
     fn pop(&self) -> Option<Bytes> {
         let frame = self.frames.pop()?;
+        self.popped.fetch_add(1, Ordering::AcqRel);
         self.queued_frames.fetch_sub(1, Ordering::AcqRel);
         self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
         Some(frame)

@@ -135,7 +135,7 @@ impl OutboxReceiver {
         };
         socket.write_all_buf(buf).await?;
         if queued == Queued::Flush {
-            while let Some(frame) = self.shared.pop() {
+            while let Some(frame) = self.shared.next_frame() {
                 socket.write_all(&frame).await?;
             }
         }
@@ -147,12 +147,13 @@ impl OutboxReceiver {
 
     /// The next batch: a lone ready frame as it is, or ready frames copied
     /// into one buffer until it holds `batch_bytes` or the queue is empty.
+    /// The latest-state frame takes its place in order (see [`Outbox::try_send_latest`]).
     fn gather(&self, batch_bytes: usize, stats: &Stats) -> Bytes {
         stats.queue_depth(self.shared.queued_frames.load(Ordering::Relaxed));
-        let Some(first) = self.shared.take_latest().or_else(|| self.shared.pop()) else {
+        let Some(first) = self.shared.next_frame() else {
             return Bytes::new();
         };
-        let batch = if self.shared.frames.is_empty() || first.len() >= batch_bytes {
+        let batch = if !self.shared.has_frames() || first.len() >= batch_bytes {
             stats.messages_out.inc();
             first
         } else {
@@ -161,7 +162,7 @@ impl OutboxReceiver {
             buf.extend_from_slice(&first);
             let mut frames = 1;
             while buf.len() < batch_bytes {
-                match self.shared.pop() {
+                match self.shared.next_frame() {
                     Some(frame) => {
                         buf.extend_from_slice(&frame);
                         frames += 1;
@@ -247,7 +248,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_latest_frame_waits_at_a_time_beside_the_queue() {
+    async fn one_latest_frame_waits_at_a_time_beside_the_queue_in_order() {
         let (tx, rx) = outbox(1, 100);
         tx.try_send(frame(1, 2)).unwrap();
         tx.try_send_latest(frame(7, 3)).unwrap();
@@ -268,11 +269,19 @@ mod tests {
         ));
         let mut got = [0; 5];
         client.read_exact(&mut got).await.unwrap();
-        assert_eq!(got, [7, 7, 7, 1, 1], "the latest state first, then the queue");
+        assert_eq!(got, [1, 1, 7, 7, 7], "the latest state after what was queued before it");
         assert!(!tx.latest_pending());
         tx.try_send_latest(frame(9, 1)).unwrap();
+        tx.try_send(frame(3, 2)).unwrap();
         tx.close(Queued::Flush, None, DisconnectReason::ClientClosed);
         assert!(matches!(writer.await.unwrap(), WriterEnd::Closed));
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(
+            rest,
+            [9, 3, 3],
+            "before what was queued after it, and flushed at a graceful close"
+        );
     }
 
     #[tokio::test]
