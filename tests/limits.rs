@@ -7,7 +7,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 
 use support::{WAIT, expect_error, next_in_order, read_to_close, spawn_server};
-use tavern::client::Client;
+use tavern::client::{Client, ClientError};
 use tavern::ids::DisconnectReason;
 use tavern::protocol::ErrorCode;
 use tavern::protocol::pb::client_message::Body as Request;
@@ -170,4 +170,43 @@ async fn a_socket_that_takes_nothing_is_closed_by_the_write_deadline() {
     assert_eq!(server.stats.disconnects(DisconnectReason::WriteTimeout), 1);
     assert_eq!(server.stats.slow_consumer_disconnects.get(), 0);
     drop(stuck);
+}
+
+#[tokio::test]
+async fn a_flooder_cut_off_reads_its_error_then_a_clean_end_not_a_reset() {
+    const PINGS: u64 = 100_000;
+    // A reset is a race against the client's reading: five flooders give it five chances.
+    const FLOODERS: u64 = 5;
+    let server = spawn_server(&[
+        "--rate-limit-per-s",
+        "100",
+        "--rate-limit-burst",
+        "100",
+        "--rate-limit-disconnect-after",
+        "50",
+    ]);
+    let mut pings = Vec::new();
+    for request_id in 1..=PINGS {
+        let ping = tavern::protocol::pb::ClientMessage {
+            request_id,
+            body: Some(Request::Ping(Ping { client_time_us: 0 })),
+        };
+        pings.extend_from_slice(&tavern::protocol::encode_frame(&ping));
+    }
+    for n in 0..FLOODERS {
+        let (mut writer, mut reader) = server.connect(&format!("flooder{n}")).await.into_split();
+        // One write of every Ping: most are still unread when the server cuts the session off.
+        writer.send_raw(&pings).await.unwrap();
+        let mut last = None;
+        loop {
+            match reader.next_event(WAIT).await {
+                Ok(message) => last = Some(message),
+                Err(ClientError::Closed) => break,
+                Err(e) => panic!("flooder {n}: expected the stream to end cleanly after the error, got {e}"),
+            }
+        }
+        let last = last.expect("the server answered");
+        assert_eq!(expect_error(&last).code(), ErrorCode::RateLimited, "{last:?}");
+    }
+    assert_eq!(server.stats.disconnects(DisconnectReason::RateLimited), FLOODERS);
 }

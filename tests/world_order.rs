@@ -44,7 +44,10 @@ async fn a_world_update_never_overtakes_world_entered_or_world_left() {
     // The traveller stands alone in w1 (one update, then none), and is in a busy room.
     let mut traveller = small_buffered(&server, "traveller").await;
     traveller.enter_world("w1", Some((100.0, 100.0))).await.unwrap();
-    while !matches!(traveller.next_event(WAIT).await.unwrap().body, Some(Body::WorldUpdate(_))) {}
+    while !matches!(
+        traveller.next_event(WAIT).await.unwrap().body,
+        Some(Body::WorldUpdate(_))
+    ) {}
     traveller.join("busy").await.unwrap();
     let mut talker = server.member("talker", "busy").await;
     // A backlog the traveller does not read: its socket fills and its queue holds the rest.

@@ -21,10 +21,12 @@ use crossbeam_queue::SegQueue;
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
+pub use linger::SharedReader;
 pub use writer::WriterEnd;
 
 use crate::ids::DisconnectReason;
 
+mod linger;
 mod writer;
 
 /// Why a frame was not queued.

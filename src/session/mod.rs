@@ -44,7 +44,7 @@ use self::limits::RateLimit;
 use self::world::InWorld;
 use crate::ids::{DisconnectReason, SessionId};
 use crate::lifecycle::LifecycleEvent;
-use crate::outbox::{Outbox, Queued, WriterEnd, outbox};
+use crate::outbox::{Outbox, Queued, SharedReader, WriterEnd, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request, RoomName};
 use crate::room::{Member, RoomHandle};
@@ -84,7 +84,7 @@ impl Session {
     /// connection's place under the server's connection limits).
     pub(crate) fn start<R, W, S>(read: R, write: W, peer: SocketAddr, server: Arc<SessionContext>, slot: S)
     where
-        R: AsyncRead + Unpin + 'static,
+        R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
         S: Send + 'static,
     {
@@ -100,9 +100,12 @@ impl Session {
             config.close_timeout(),
             stats.clone(),
         );
+        let read = SharedReader::new(read);
+        let (lingering, close_timeout) = (read.share(), config.close_timeout());
         server.tracker.spawn(async move {
-            if let WriterEnd::Failed(e) = writer.await {
-                debug!(session = %id, error = %e, "connection ended while writing");
+            match writer.await {
+                WriterEnd::Closed => lingering.linger(close_timeout).await,
+                WriterEnd::Failed(e) => debug!(session = %id, error = %e, "connection ended while writing"),
             }
             stats.connections_open.dec();
             drop(slot);
