@@ -206,3 +206,72 @@ async fn identical_gap_free_sequences(server_args: &[&str]) {
         }
     }
 }
+
+/// A client that joins `rooms` new rooms in one write and reads nothing,
+/// while its queue overflows in a room it is already in: the room closes its
+/// connection (SLOW_CONSUMER) while one of its joins is on its way.
+async fn join_while_cut_off(server: &support::TestServer, name: &str, rooms: usize) -> tavern::client::ClientWriter {
+    use tavern::protocol::pb::{JoinRoom, client_message::Body as Request};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
+    let mut client = tavern::client::Client::over(read, write);
+    client.hello(name).await.unwrap();
+    client.join("flooded").await.unwrap();
+    let (mut writer, _reader) = client.into_split();
+    for i in 0..rooms {
+        writer
+            .feed(Request::JoinRoom(JoinRoom {
+                room: format!("{name}-{i}"),
+            }))
+            .await
+            .unwrap();
+    }
+    writer.flush().await.unwrap();
+    writer
+}
+
+#[tokio::test]
+async fn rooms_whose_joiner_was_cut_off_meanwhile_are_all_disposed() {
+    const SLEEPERS: usize = 5;
+    let server = spawn_server(&[
+        "--outbound-queue-frames",
+        "16",
+        "--socket-send-buffer",
+        "4096",
+        "--max-rooms-per-session",
+        "200",
+        "--rate-limit-per-s",
+        "1000000",
+        "--rate-limit-burst",
+        "1000000",
+    ]);
+    let mut talker = server.member("talker", "flooded").await;
+    let mut sleepers = Vec::new();
+    for n in 0..SLEEPERS {
+        sleepers.push(join_while_cut_off(&server, &format!("sleeper{n}"), 150).await);
+    }
+    // Chat until every sleeper was cut off as a slow consumer.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut sent = 0;
+    while server.stats.slow_consumer_disconnects.get() < u64::try_from(SLEEPERS).unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sleepers were never cut off"
+        );
+        talker.chat("flooded", &format!("chat {sent}")).await.unwrap();
+        sent += 1;
+    }
+    drop(sleepers);
+    drop(talker);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.stats.rooms_open.get() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} rooms still open after every client left",
+            server.stats.rooms_open.get(),
+            server.stats.rooms_created.get()
+        );
+        tokio::task::yield_now().await;
+    }
+}

@@ -4,10 +4,11 @@
 //! ([`Config::world_inbox`]). Player names are kept unique beside it, in
 //! [`Names`].
 //!
-//! A room that reported itself empty refuses joins; [`DirectoryHandle::join`]
-//! then asks the directory again, and by then the directory has processed the
-//! report (it was queued first) and creates a fresh room. So a name never
-//! maps to two live rooms, and no count of members is kept twice.
+//! A room that emptied refuses joins as closing; [`DirectoryHandle::join`]
+//! then asks the directory again, naming the closing room, and the directory
+//! forgets that room (whether or not its emptiness report has arrived) and
+//! creates a fresh one. So a name never maps to two live rooms, no count of
+//! members is kept twice, and no retry depends on when a report arrives.
 //!
 //! [`Config::world_inbox`]: crate::Config::world_inbox
 
@@ -26,7 +27,7 @@ use crate::inbox::{Gone, Inbox, PostOnDrop, Reply, inbox};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::Outbox;
 use crate::protocol::RoomName;
-use crate::room::{Join, Leave, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle};
+use crate::room::{Admission, Join, Leave, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle};
 
 /// How often a join is tried when the room it found was just closing.
 const JOIN_ATTEMPTS: u32 = 3;
@@ -39,6 +40,10 @@ pub enum DirectoryCommand {
     Room {
         /// The room wanted.
         room: RoomName,
+        /// A room of that name found closing: if the directory still maps the
+        /// name to it, it forgets it now (its emptiness report may be queued
+        /// behind this request) and makes a fresh room.
+        closing: Option<RoomId>,
         /// The room's handle.
         reply: Reply<RoomHandle>,
     },
@@ -62,6 +67,9 @@ pub enum JoinError {
     /// Every room found was closing; the client may try again.
     #[error("room {0} could not be joined; try again")]
     Busy(RoomName),
+    /// The room refused the member: its connection is closing.
+    #[error("the connection is closing")]
+    Refused,
 }
 
 /// The directory's address; cheap to clone.
@@ -84,8 +92,12 @@ impl DirectoryHandle {
         outbox: &Outbox,
         request_id: u64,
     ) -> Result<RoomHandle, JoinError> {
+        let mut closing = None;
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.room(room.clone()).await.map_err(|_| JoinError::Stopping)?;
+            let handle = self
+                .room(room.clone(), closing)
+                .await
+                .map_err(|_| JoinError::Stopping)?;
             // Leaves again if this call is dropped before the room answers (its session stopped).
             let leave = RoomCommand::Leave(Leave {
                 request_id: 0,
@@ -104,16 +116,21 @@ impl DirectoryHandle {
                 })
                 .await;
             undo.disarm();
-            if accepted == Ok(true) {
-                return Ok(handle);
+            match accepted {
+                Ok(Admission::Joined) => return Ok(handle),
+                Ok(Admission::Refused) => return Err(JoinError::Refused),
+                Ok(Admission::Closing) | Err(_) => closing = Some(handle.id()),
             }
         }
         Err(JoinError::Busy(room.clone()))
     }
 
-    /// A handle to `room`, created if nobody is in it.
-    async fn room(&self, room: RoomName) -> Result<RoomHandle, Gone> {
-        self.inbox.ask(|reply| DirectoryCommand::Room { room, reply }).await
+    /// A handle to `room`, created if nobody is in it (or if the room it
+    /// maps to is the one found `closing`).
+    async fn room(&self, room: RoomName, closing: Option<RoomId>) -> Result<RoomHandle, Gone> {
+        self.inbox
+            .ask(|reply| DirectoryCommand::Room { room, closing, reply })
+            .await
     }
 
     /// Resolves once every room handled everything queued before this call.
@@ -190,6 +207,13 @@ impl Directory {
         handle
     }
 
+    /// Forgets room `id` named `room`, if the name still maps to it.
+    fn forget(&mut self, room: &RoomName, id: RoomId) {
+        if self.rooms.get(room).is_some_and(|handle| handle.id() == id) {
+            self.rooms.remove(room);
+        }
+    }
+
     /// Answers `done` once every room answered a Drain of its own.
     fn drain(&self, done: Reply<()>) {
         let rooms: Vec<RoomHandle> = self.rooms.values().cloned().collect();
@@ -206,12 +230,13 @@ impl Directory {
 impl StreamHandler<DirectoryCommand> for Directory {
     fn handle(&mut self, command: DirectoryCommand, _ctx: &mut Context<Self>) {
         match command {
-            DirectoryCommand::Room { room, reply } => reply.send(self.room(room)),
-            DirectoryCommand::RoomEmpty { room, id } => {
-                if self.rooms.get(&room).is_some_and(|handle| handle.id() == id) {
-                    self.rooms.remove(&room);
+            DirectoryCommand::Room { room, closing, reply } => {
+                if let Some(id) = closing {
+                    self.forget(&room, id);
                 }
+                reply.send(self.room(room));
             }
+            DirectoryCommand::RoomEmpty { room, id } => self.forget(&room, id),
             DirectoryCommand::Drain(done) => self.drain(done),
         }
     }

@@ -54,8 +54,8 @@ impl Member {
     }
 }
 
-/// Sent on a session's behalf to join; answered on `accepted` (false: the
-/// room is closing, ask the directory again). The `RoomJoined` reply goes to `outbox`.
+/// Sent on a session's behalf to join; answered on `accepted`. The
+/// `RoomJoined` reply goes to `outbox`.
 #[derive(Debug)]
 pub struct Join {
     /// Echoed by `RoomJoined`.
@@ -65,7 +65,7 @@ pub struct Join {
     /// Where the joiner's frames go.
     pub outbox: Outbox,
     /// Whether the room took the member.
-    pub accepted: Reply<bool>,
+    pub accepted: Reply<Admission>,
 }
 
 /// Sent by a Session leaving the room, on request (`request_id` set, answered
@@ -87,6 +87,17 @@ pub struct ChatSent {
     pub session: SessionId,
     /// The text.
     pub text: ChatText,
+}
+
+/// A room's answer to [`Join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// In; `RoomJoined` was queued.
+    Joined,
+    /// The room is closing (it emptied): the directory has a fresh one.
+    Closing,
+    /// Not taken: the joiner's connection is closing, or it is a member already.
+    Refused,
 }
 
 /// What a room's inbox carries.
@@ -207,7 +218,13 @@ impl Room {
 
     fn join(&mut self, join: Join) {
         if self.closing || join.outbox.is_closed() || self.index.contains_key(&join.member.id) {
-            join.accepted.send(false);
+            join.accepted.send(if self.closing {
+                Admission::Closing
+            } else {
+                Admission::Refused
+            });
+            // A room that refuses its very first joiner has nobody: it closes like any emptied room.
+            self.close_if_empty();
             return;
         }
         self.seq += 1;
@@ -222,7 +239,7 @@ impl Room {
             member: join.member.clone(),
             outbox: join.outbox,
         });
-        join.accepted.send(true);
+        join.accepted.send(Admission::Joined);
         let reply = Body::RoomJoined(pb::RoomJoined {
             room: self.name.to_string(),
             members: self.members.iter().map(|m| m.member.to_pb()).collect(),
@@ -356,10 +373,7 @@ impl Room {
         self.behaviour.on_leave(&self.name, &entry.member);
         if self.members.is_empty() {
             self.unannounced.clear();
-            if !self.closing {
-                self.closing = true;
-                (self.context.on_empty)(self.name.clone(), self.id);
-            }
+            self.close_if_empty();
             return Vec::new();
         }
         if self.context.stats.overload() == OverloadLevel::PresencePaused {
@@ -367,6 +381,14 @@ impl Room {
             return Vec::new();
         }
         self.member_left(&entry.member)
+    }
+
+    /// With nobody in it, the room refuses further joins and reports itself empty, once.
+    fn close_if_empty(&mut self) {
+        if self.members.is_empty() && !self.closing {
+            self.closing = true;
+            (self.context.on_empty)(self.name.clone(), self.id);
+        }
     }
 
     fn member_left(&mut self, member: &Member) -> Vec<Refused> {
