@@ -275,3 +275,54 @@ async fn rooms_whose_joiner_was_cut_off_meanwhile_are_all_disposed() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test]
+async fn every_leave_is_answered_or_the_slow_client_is_cut_off() {
+    const ROOMS: usize = 150;
+    let server = spawn_server(&[
+        "--outbound-queue-frames",
+        "32",
+        "--socket-send-buffer",
+        "4096",
+        "--max-rooms-per-session",
+        "200",
+    ]);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
+    let mut client = tavern::client::Client::over(read, write);
+    client.hello("leaver").await.unwrap();
+    for i in 0..ROOMS {
+        client.join(&format!("room{i}")).await.unwrap();
+    }
+    let (mut writer, mut reader) = client.into_split();
+    // Big echoes fill the socket's buffers and part of the queue; nothing is read.
+    let text = "x".repeat(1000);
+    for _ in 0..20 {
+        writer.chat("room0", &text).await.unwrap();
+    }
+    for i in 0..ROOMS {
+        let leave = tavern::protocol::pb::LeaveRoom {
+            room: format!("room{i}"),
+        };
+        writer
+            .feed(tavern::protocol::pb::client_message::Body::LeaveRoom(leave))
+            .await
+            .unwrap();
+    }
+    writer.flush().await.unwrap();
+    // Either every LeaveRoom is answered, or the client is told it is too slow.
+    let mut left = 0;
+    let mut cut_off = false;
+    while left < ROOMS && !cut_off {
+        match reader.next_event(WAIT).await {
+            Ok(message) => match message.body {
+                Some(Body::RoomLeft(_)) => left += 1,
+                Some(Body::Error(e)) => cut_off = e.code == i32::from(ErrorCode::SlowConsumer),
+                _ => {}
+            },
+            Err(e) => panic!("{left} of {ROOMS} LeaveRooms answered, then {e}"),
+        }
+    }
+    assert!(cut_off, "a slow client answered every time: the queue never filled");
+}

@@ -262,7 +262,10 @@ impl Room {
                 room: self.name.to_string(),
                 reason: "left".into(),
             });
-            let _ = entry.outbox.try_send(encode(leave.request_id, left));
+            // A reply that finds the queue full marks the member a slow consumer, as any frame does.
+            if let Err(SendError::Full) = entry.outbox.try_send(encode(leave.request_id, left)) {
+                self.slow_consumer(&entry);
+            }
         }
         let refused = self.announce_left(&entry, "left");
         self.remove_refused(refused);
