@@ -209,3 +209,18 @@ async fn the_server_pings_a_silent_session_and_an_answer_keeps_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn hellos_past_the_limit_close_the_connection() {
+    let server = spawn_server(&["--max-hello-attempts", "3"]);
+    let _ann = server.connect("ann").await;
+    let mut prober = Client::connect(server.addr).await.unwrap();
+    for _ in 0..3 {
+        let err = prober.hello("ann").await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::NameTaken), "{err}");
+    }
+    let err = prober.hello("bob").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::TooManyHellos), "{err}");
+    let (_, mut reader) = prober.into_split();
+    assert!(read_to_close(&mut reader).await.is_empty(), "closed after the error");
+}

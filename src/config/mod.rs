@@ -171,6 +171,11 @@ pub struct Config {
     #[arg(long, env = "TAVERN_ACCEPT_RATE_PER_IP", default_value_t = 0)]
     pub accept_rate_per_ip: u32,
 
+    /// Hellos a connection may send before one is welcomed; the next closes it with
+    /// TOO_MANY_HELLOS (so a connection cannot probe names at line rate).
+    #[arg(long, env = "TAVERN_MAX_HELLO_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_hello_attempts: u32,
+
     /// Messages a session may send per second, after Hello; more are dropped and answered
     /// RATE_LIMITED (0: no limit).
     #[arg(long, env = "TAVERN_RATE_LIMIT_PER_S", default_value_t = 10_000)]

@@ -36,6 +36,7 @@ impl ErrorCode {
                 | ErrorCode::TooManyConnections
                 | ErrorCode::HandshakeTimeout
                 | ErrorCode::IdleTimeout
+                | ErrorCode::TooManyHellos
         )
     }
 }

@@ -29,6 +29,25 @@ pub(crate) fn tune(stream: &TcpStream, peer: SocketAddr, config: &Config) {
 }
 
 impl Session {
+    /// Counts a Hello before Welcome; past [`Config::max_hello_attempts`] the
+    /// connection is closed with TOO_MANY_HELLOS and this returns false.
+    pub(super) fn may_say_hello(&mut self, ctx: &mut Context<Self>, request_id: u64) -> bool {
+        self.hellos = self.hellos.saturating_add(1);
+        let max = self.server.config.max_hello_attempts;
+        if self.hellos <= max {
+            return true;
+        }
+        let message = format!("more than {max} Hellos on one connection (see Config::max_hello_attempts)");
+        self.fail(
+            ctx,
+            request_id,
+            ErrorCode::TooManyHellos,
+            message,
+            DisconnectReason::ProtocolError,
+        );
+        false
+    }
+
     pub(super) fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
         if self.member.is_some() {
             return self.reply_error(

@@ -74,6 +74,8 @@ pub struct Session {
     read_failed: Option<DisconnectReason>,
     /// The inbound rate limit, from Welcome on.
     rate: RateLimit,
+    /// Hellos received before Welcome.
+    hellos: u32,
     last_heard: Instant,
     server: Arc<SessionContext>,
 }
@@ -125,6 +127,7 @@ impl Session {
                 reader: Some(reader),
                 read_failed: None,
                 rate: RateLimit::new(&server.config),
+                hellos: 0,
                 last_heard: Instant::now(),
                 server,
             }
@@ -255,15 +258,20 @@ impl StreamHandler<Frame> for Session {
         self.last_heard = Instant::now();
         let Some(message) = self.decode(frame, ctx) else { return };
         let is_hello = matches!(message.body, Some(pb::client_message::Body::Hello(_)));
-        if self.member.is_none() && !is_hello {
-            let (id, reason) = (message.request_id, DisconnectReason::ProtocolError);
-            return self.fail(
-                ctx,
-                id,
-                ErrorCode::HelloRequired,
-                "the first message must be Hello",
-                reason,
-            );
+        if self.member.is_none() {
+            if !is_hello {
+                let (id, reason) = (message.request_id, DisconnectReason::ProtocolError);
+                return self.fail(
+                    ctx,
+                    id,
+                    ErrorCode::HelloRequired,
+                    "the first message must be Hello",
+                    reason,
+                );
+            }
+            if !self.may_say_hello(ctx, message.request_id) {
+                return;
+            }
         }
         if self.member.is_some() && !self.within_rate(ctx, message.request_id) {
             return;
