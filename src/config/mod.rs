@@ -142,6 +142,11 @@ pub struct Config {
     #[arg(long, env = "TAVERN_MAX_WORLDS", default_value_t = 16)]
     pub max_worlds: usize,
 
+    /// Threads the worlds run on, made at start; worlds are spread over them (each tick's
+    /// per-player work runs on the broadcast pool).
+    #[arg(long, env = "TAVERN_WORLD_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    pub world_threads: usize,
+
     /// Ticks a player's update may stay unsent (the client not reading) before the player is
     /// closed with SLOW_CONSUMER.
     #[arg(long, env = "TAVERN_WORLD_STALE_TICKS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]

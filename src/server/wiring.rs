@@ -30,6 +30,8 @@ pub(crate) struct Core {
     pub(crate) session_threads: Vec<Arbiter>,
     /// Where the directory and the rooms live (none: beside the sessions).
     room_threads: Vec<Arbiter>,
+    /// Where the game worlds live.
+    world_threads: Vec<Arbiter>,
 }
 
 /// What the embedding application adds to a configuration.
@@ -56,14 +58,16 @@ impl Core {
         } = extras;
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
         let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
-        for thread in session_threads.iter().chain(&room_threads) {
+        let world_threads: Vec<Arbiter> = (0..config.world_threads).map(|_| Arbiter::new()).collect();
+        for thread in session_threads.iter().chain(&room_threads).chain(&world_threads) {
             thread.spawn(overload::probe_loop_lag(stats.clone()));
         }
         let broadcaster = Arc::new(Broadcaster::new(
             config.broadcast_threads,
             config.broadcast_parallel_threshold,
         )?);
-        let worlds = Worlds::new(&config, broadcaster.clone(), stats.clone());
+        let world_homes = world_threads.iter().map(Arbiter::handle).collect();
+        let worlds = Worlds::new(&config, world_homes, broadcaster.clone(), stats.clone());
         // With no room threads, the directory and the rooms share the session threads.
         let room_homes = if room_threads.is_empty() {
             &session_threads
@@ -99,6 +103,7 @@ impl Core {
             context,
             session_threads,
             room_threads,
+            world_threads,
         })
     }
 
@@ -107,9 +112,14 @@ impl Core {
         self.session_threads.iter().map(Arbiter::handle).collect()
     }
 
-    /// Stops the session and room threads (the end of shutdown).
+    /// Stops the session, room and world threads (the end of shutdown).
     pub(crate) fn stop_threads(&self) {
-        for arbiter in self.session_threads.iter().chain(&self.room_threads) {
+        for arbiter in self
+            .session_threads
+            .iter()
+            .chain(&self.room_threads)
+            .chain(&self.world_threads)
+        {
             arbiter.stop();
         }
     }

@@ -224,16 +224,7 @@ impl Actor for Session {
         if self.server.stop_reading.is_cancelled() {
             self.say_goodbye();
         }
-        self.close(
-            Queued::Flush,
-            None,
-            self.read_failed.unwrap_or(DisconnectReason::ClientClosed),
-        );
-        if let Some(member) = &self.member {
-            self.server.names.release(&member.name, self.id);
-        }
-        self.leave_world_now();
-        self.leave_all_rooms();
+        self.release();
         Running::Stop
     }
 
@@ -250,6 +241,31 @@ impl Actor for Session {
             peer: self.peer,
             reason,
         });
+    }
+}
+
+impl Session {
+    /// Gives back what the session holds: its connection (closed after what
+    /// is queued), its name, its world and its rooms. Runs when the actor
+    /// stops, and again (finding nothing left) when it is dropped, so even a
+    /// session dropped without stopping leaves nothing behind.
+    fn release(&mut self) {
+        self.close(
+            Queued::Flush,
+            None,
+            self.read_failed.unwrap_or(DisconnectReason::ClientClosed),
+        );
+        if let Some(member) = &self.member {
+            self.server.names.release(&member.name, self.id);
+        }
+        self.leave_world_now();
+        self.leave_all_rooms();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

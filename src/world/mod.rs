@@ -2,7 +2,8 @@
 //! interest management and a fixed tick. (Rooms are found through the room
 //! directory, [`crate::directory`]; worlds through [`Worlds`] here.)
 //!
-//! Each world is a [`World`] actor on a thread of its own, created by the
+//! Each world is a [`World`] actor on one of the world threads made at
+//! start ([`Config::world_threads`]), created by the
 //! first player to enter it (at most [`Config::max_worlds`] at once) and gone
 //! when the last one leaves. Sessions reach it through a bounded inbox for
 //! entering and leaving; their Moves go through an [`InputSlot`] that holds
@@ -12,6 +13,7 @@
 //! outbox as its latest-state frame (see [`Outbox::try_send_latest`]).
 //!
 //! [`Config::max_worlds`]: crate::Config::max_worlds
+//! [`Config::world_threads`]: crate::Config::world_threads
 
 mod actor;
 mod load;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use actix::Arbiter;
+use actix::ArbiterHandle;
 
 use super::{Arrival, Enter, Entered, SpaceSettings, World, WorldCommand, WorldContext, WorldHandle};
 use crate::broadcast::Broadcaster;
@@ -54,12 +54,14 @@ pub struct Worlds {
 struct Registry {
     context: WorldContext,
     max_worlds: usize,
+    /// The threads worlds run on, made at start.
+    homes: Vec<ArbiterHandle>,
     state: Mutex<RegistryState>,
 }
 
 #[derive(Default)]
 struct RegistryState {
-    worlds: HashMap<WorldName, (WorldHandle, Arbiter)>,
+    worlds: HashMap<WorldName, WorldHandle>,
     next_id: u64,
     stopped: bool,
 }
@@ -73,8 +75,9 @@ impl std::fmt::Debug for Worlds {
 }
 
 impl Worlds {
-    /// A registry of worlds made with `config`'s settings.
-    pub fn new(config: &Config, broadcaster: Arc<Broadcaster>, stats: Arc<Stats>) -> Worlds {
+    /// A registry of worlds made with `config`'s settings, run on `homes`
+    /// (at least one thread), spread round robin.
+    pub fn new(config: &Config, homes: Vec<ArbiterHandle>, broadcaster: Arc<Broadcaster>, stats: Arc<Stats>) -> Worlds {
         let context = WorldContext {
             settings: SpaceSettings {
                 tick_hz: config.world_tick_hz,
@@ -95,6 +98,7 @@ impl Worlds {
             inner: Arc::new(Registry {
                 context,
                 max_worlds: config.max_worlds,
+                homes,
                 state: Mutex::new(RegistryState::default()),
             }),
         }
@@ -134,15 +138,22 @@ impl Worlds {
         Err(EnterError::Busy(name.clone()))
     }
 
-    /// The world named `name`, started on a thread of its own if it does not exist.
+    /// The world named `name`, started on one of the world threads if it does not exist.
     fn get_or_start(&self, name: &WorldName) -> Result<WorldHandle, EnterError> {
         let mut state = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.stopped {
             return Err(EnterError::Stopping);
         }
-        if let Some((world, _)) = state.worlds.get(name) {
+        if let Some(world) = state.worlds.get(name) {
             return Ok(world.clone());
         }
+        let Some(home) = self
+            .inner
+            .homes
+            .get(usize::try_from(state.next_id).unwrap_or(0) % self.inner.homes.len().max(1))
+        else {
+            return Err(EnterError::Stopping);
+        };
         if state.worlds.len() >= self.inner.max_worlds {
             return Err(EnterError::TooMany(self.inner.max_worlds));
         }
@@ -151,31 +162,30 @@ impl Worlds {
         let context = &self.inner.context;
         let (tx, mailbox) = watched_inbox(context.inbox, context.stats.inbox_fill.clone());
         let world = WorldHandle { id, inbox: tx };
-        let arbiter = Arbiter::new();
         let (context, registry, named) = (self.inner.context.clone(), self.clone(), name.clone());
-        arbiter.spawn_fn(move || World::launch(named, id, context, registry, mailbox));
-        state.worlds.insert(name.clone(), (world.clone(), arbiter));
+        if !home.spawn_fn(move || World::launch(named, id, context, registry, mailbox)) {
+            return Err(EnterError::Stopping);
+        }
+        state.worlds.insert(name.clone(), world.clone());
         self.inner.context.stats.worlds_open.inc();
         Ok(world)
     }
 
-    /// Forgets world `id` named `name` (it is closing); its thread ends.
+    /// Forgets world `id` named `name` (it is closing and stops).
     pub(crate) fn forget(&self, name: &WorldName, id: WorldId) {
         let mut state = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.worlds.get(name).is_some_and(|(world, _)| world.id == id)
-            && let Some((_, arbiter)) = state.worlds.remove(name)
-        {
-            arbiter.stop();
+        if state.worlds.get(name).is_some_and(|world| world.id == id) {
+            state.worlds.remove(name);
             self.inner.context.stats.worlds_open.dec();
         }
     }
 
-    /// Stops every world (server shutdown); no world starts after this.
+    /// Forgets every world (server shutdown): their inboxes end once the
+    /// sessions' handles go, and they stop; no world starts after this.
     pub fn stop(&self) {
         let mut state = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.stopped = true;
-        for (_, (_, arbiter)) in state.worlds.drain() {
-            arbiter.stop();
+        for _ in state.worlds.drain() {
             self.inner.context.stats.worlds_open.dec();
         }
     }
