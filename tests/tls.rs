@@ -214,3 +214,19 @@ fn missing_or_broken_certificate_files_are_named() {
     let lone = tavern::Config::parse_from(["tavern", "--tls-cert", &pki.path("server.pem")]);
     assert!(lone.is_err(), "a certificate without a key");
 }
+
+#[tokio::test]
+async fn a_full_tls_port_says_so_over_tls() {
+    provider();
+    let pki = Pki::new("full");
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let server = spawn_server(&["--tls-cert", &cert, "--tls-key", &key, "--max-connections", "1"]);
+    let mut ann = tls_client(&pki, server.addr, false).await.unwrap();
+    ann.hello("ann").await.unwrap();
+    // The second connection finishes its handshake and reads why it is refused.
+    let late = tls_client(&pki, server.addr, false).await.unwrap();
+    let (_, mut reader) = late.into_split();
+    let messages = read_to_close(&mut reader).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(expect_error(&messages[0]).code(), ErrorCode::ServerFull);
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -24,6 +25,11 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts between two prunings of the accept-rate limiter's idle addresses.
 const PRUNE_EVERY: u32 = 1024;
+
+/// Refusals on a TLS port whose handshake may run at once (each is finished
+/// so that the client can read why); past this, a refused TLS connection is
+/// closed without a frame.
+const MAX_TLS_REFUSALS: usize = 64;
 
 /// A connection's place under the connection limits, given back when dropped
 /// (when its socket closes).
@@ -95,27 +101,26 @@ impl PerIp {
     }
 }
 
-/// What every accepted connection is checked against.
+/// What every accepted connection is checked against, and how a refused
+/// one is told.
 struct Gate {
     context: Arc<SessionContext>,
     connections: Arc<Semaphore>,
     per_ip: PerIp,
+    refusals: Refusals,
 }
 
 impl Gate {
     /// The connection's slot, or `None` once it was refused (with a frame
     /// saying why, best effort).
-    fn admit(&mut self, stream: &TcpStream, peer: SocketAddr) -> Option<ConnectionSlot> {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, ConnectionSlot)> {
         let context = &self.context;
         let stats = &context.stats;
         if stats.overload() >= OverloadLevel::Shedding {
             stats.connections_shed.inc();
-            refuse(
-                stream,
-                context,
-                ErrorCode::Overloaded,
-                "the server is overloaded; try again later",
-            );
+            let message = "the server is overloaded; try again later";
+            self.refusals
+                .refuse(stream, context, ErrorCode::Overloaded, message.into());
             return None;
         }
         let per_ip = match self.per_ip.admit(peer.ip()) {
@@ -124,7 +129,8 @@ impl Gate {
                 stats.connections_per_ip.inc();
                 debug!(%peer, limit, "connection refused: too many from this address");
                 let message = format!("too many connections from this address (see Config::{limit})");
-                refuse(stream, context, ErrorCode::TooManyConnections, &message);
+                self.refusals
+                    .refuse(stream, context, ErrorCode::TooManyConnections, message);
                 return None;
             }
         };
@@ -132,18 +138,16 @@ impl Gate {
             stats.connections_refused.inc();
             let max_connections = context.config.max_connections;
             warn!(max_connections, "connection refused: server full");
-            refuse(
-                stream,
-                context,
-                ErrorCode::ServerFull,
-                "server full (see Config::max_connections)",
-            );
+            let message = "server full (see Config::max_connections)";
+            self.refusals
+                .refuse(stream, context, ErrorCode::ServerFull, message.into());
             return None;
         };
-        Some(ConnectionSlot {
+        let slot = ConnectionSlot {
             _permit: permit,
             _per_ip: per_ip,
-        })
+        };
+        Some((stream, slot))
     }
 }
 
@@ -157,11 +161,15 @@ pub(super) async fn accept(
     let mut gate = Gate {
         connections: Arc::new(Semaphore::new(context.config.max_connections)),
         per_ip: PerIp::new(&context.config),
+        refusals: Refusals {
+            tls: tls.clone(),
+            handshakes: Arc::new(Semaphore::new(MAX_TLS_REFUSALS)),
+        },
         context,
     };
     for next in (0..arbiters.len()).cycle() {
         let (stream, peer) = accept_one(&listener).await;
-        let Some(slot) = gate.admit(&stream, peer) else {
+        let Some((stream, slot)) = gate.admit(stream, peer) else {
             continue;
         };
         let context = gate.context.clone();
@@ -232,9 +240,46 @@ async fn open(
     }
 }
 
-/// Answers a connection with error `code` (best effort); dropping it closes it.
-fn refuse(stream: &TcpStream, context: &SessionContext, code: ErrorCode, message: &str) {
-    context.stats.error_sent(code);
-    let error = protocol::error_message(0, code, message);
-    let _ = stream.try_write(&encode_frame(&error));
+/// How refused connections are told why: a frame in plain TCP, or on a TLS
+/// port a frame over TLS after the handshake (so that the client can tell
+/// "full, retry later" from "broken"). At most [`MAX_TLS_REFUSALS`] such
+/// handshakes run at once; past that a refused TLS connection is closed
+/// without a frame.
+struct Refusals {
+    tls: Option<TlsAcceptor>,
+    handshakes: Arc<Semaphore>,
+}
+
+impl Refusals {
+    /// Tells the client `code` (best effort) and closes the connection.
+    fn refuse(&self, stream: TcpStream, context: &SessionContext, code: ErrorCode, message: String) {
+        context.stats.error_sent(code);
+        let frame = encode_frame(&protocol::error_message(0, code, message));
+        let Some(tls) = &self.tls else {
+            let _ = stream.try_write(&frame);
+            return;
+        };
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            debug!("refused TLS connection closed without a frame: too many refusals under way");
+            return;
+        };
+        let (tls, deadline) = (tls.clone(), context.config.tls_handshake_timeout());
+        let close = context.config.close_timeout();
+        tokio::spawn(async move {
+            let told = async {
+                let mut stream = tokio::time::timeout(deadline, tls.accept(stream)).await.ok()?.ok()?;
+                tokio::time::timeout(close, async {
+                    stream.write_all(&frame).await?;
+                    stream.shutdown().await
+                })
+                .await
+                .ok()?
+                .ok()
+            };
+            if told.await.is_none() {
+                debug!("a refused TLS connection could not be told why");
+            }
+            drop(permit);
+        });
+    }
 }
