@@ -237,6 +237,8 @@ async fn rooms_whose_joiner_was_cut_off_meanwhile_are_all_disposed() {
     let server = spawn_server(&[
         "--outbound-queue-frames",
         "16",
+        "--max-room-members",
+        "100",
         "--socket-send-buffer",
         "4096",
         "--max-rooms-per-session",
@@ -282,6 +284,8 @@ async fn every_leave_is_answered_or_the_slow_client_is_cut_off() {
     let server = spawn_server(&[
         "--outbound-queue-frames",
         "32",
+        "--max-room-members",
+        "100",
         "--socket-send-buffer",
         "4096",
         "--max-rooms-per-session",
@@ -325,4 +329,33 @@ async fn every_leave_is_answered_or_the_slow_client_is_cut_off() {
         }
     }
     assert!(cut_off, "a slow client answered every time: the queue never filled");
+}
+
+#[tokio::test]
+async fn a_room_fills_to_its_limit_with_every_member_list_delivered_then_refuses() {
+    const LIMIT: usize = 100;
+    // Names of 32 four-byte characters: the member list of a full room takes
+    // 14.5 KB, in frames of at most 4 KiB, within a 16 KiB queue.
+    let server = spawn_server(&[
+        "--max-frame-len",
+        "4096",
+        "--outbound-queue-bytes",
+        "16384",
+        "--max-room-members",
+        "100",
+    ]);
+    let mut members = Vec::new();
+    for i in 0..LIMIT {
+        let name = format!("{i:03}{}", "\u{1F37A}".repeat(29));
+        let mut member = server.connect(&name).await;
+        let joined = member.join("hall").await.unwrap();
+        assert_eq!(joined.members.len(), i + 1, "the whole list, gathered from its frames");
+        assert_eq!(usize::try_from(joined.member_count).unwrap(), i + 1);
+        members.push(member);
+    }
+    let mut late = server.connect("late").await;
+    let err = late.join("hall").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::RoomFull), "{err}");
+    late.ping().await.unwrap();
+    assert_eq!(server.stats.slow_consumer_disconnects.get(), 0);
 }

@@ -24,6 +24,14 @@ const MAX_WORLD_CELLS: f32 = 4_194_304.0;
 /// Bytes a chat frame may carry beyond its text: envelope, room, sender name, numbers.
 const CHAT_FRAME_OVERHEAD: usize = 256;
 
+/// The most one member takes in a member list (`RoomJoined`, `RoomMembers`):
+/// a session id and a name of 32 characters of up to 4 bytes, with their tags.
+pub const MAX_MEMBER_BYTES: usize = 145;
+
+/// What a member list frame holds besides its members: the frame header, the
+/// envelope, the room name (at most 64 bytes), `seq` and `member_count`.
+pub const MEMBER_FRAME_OVERHEAD: usize = 128;
+
 /// Server settings. `tavern --help` lists them with their defaults.
 #[derive(Parser, Debug, Clone, PartialEq)]
 #[command(
@@ -175,6 +183,12 @@ pub struct Config {
     /// are answered TOO_MANY_CONNECTIONS and closed (0: no limit).
     #[arg(long, env = "TAVERN_ACCEPT_RATE_PER_IP", default_value_t = 0)]
     pub accept_rate_per_ip: u32,
+
+    /// Members one room holds; a join beyond is answered ROOM_FULL. Every room this size must
+    /// be joinable by a session with an empty queue: its member list must fit
+    /// `outbound_queue_bytes` (checked at start).
+    #[arg(long, env = "TAVERN_MAX_ROOM_MEMBERS", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))]
+    pub max_room_members: usize,
 
     /// Hellos a connection may send before one is welcomed; the next closes it with
     /// TOO_MANY_HELLOS (so a connection cannot probe names at line rate).
@@ -368,6 +382,11 @@ impl Config {
     /// See [`Config::write_timeout_ms`].
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// Members in one member list frame, so that it fits `max_frame_len`.
+    pub fn members_per_frame(&self) -> usize {
+        (self.max_frame_len.saturating_sub(MEMBER_FRAME_OVERHEAD) / MAX_MEMBER_BYTES).max(1)
     }
 
     /// See [`Config::close_timeout_ms`].

@@ -3,7 +3,10 @@
 
 use clap::Parser as _;
 
-use super::{AdminAddr, AuthMode, CHAT_FRAME_OVERHEAD, Config, MAX_WORLD_CELLS, MAX_WORLD_SIDE};
+use super::{
+    AdminAddr, AuthMode, CHAT_FRAME_OVERHEAD, Config, MAX_MEMBER_BYTES, MAX_WORLD_CELLS, MAX_WORLD_SIDE,
+    MEMBER_FRAME_OVERHEAD,
+};
 use crate::auth::{self, KeyError};
 
 /// A setting that cannot work, or could not be parsed.
@@ -165,12 +168,36 @@ impl Config {
             );
             return Err(InvalidSetting::new("max_frame_len", problem));
         }
+        if self.max_frame_len < MEMBER_FRAME_OVERHEAD + MAX_MEMBER_BYTES {
+            let problem = format!(
+                "max_frame_len ({}) must hold a member list frame of one member ({} bytes)",
+                self.max_frame_len,
+                MEMBER_FRAME_OVERHEAD + MAX_MEMBER_BYTES
+            );
+            return Err(InvalidSetting::new("max_frame_len", problem));
+        }
+        self.validate_member_list()?;
         if self.outbound_queue_bytes < self.max_text_len + CHAT_FRAME_OVERHEAD {
             let problem = format!(
                 "outbound_queue_bytes ({}) must hold at least one chat of max_text_len ({}) plus {CHAT_FRAME_OVERHEAD} bytes",
                 self.outbound_queue_bytes, self.max_text_len
             );
             return Err(InvalidSetting::new("outbound_queue_bytes", problem));
+        }
+        Ok(())
+    }
+
+    /// Checks that the member list of the biggest room allowed fits an empty outbound queue.
+    fn validate_member_list(&self) -> Result<(), InvalidSetting> {
+        let frames = self.max_room_members.div_ceil(self.members_per_frame());
+        let bytes = self.max_room_members * MAX_MEMBER_BYTES + frames * MEMBER_FRAME_OVERHEAD;
+        if bytes > self.outbound_queue_bytes || frames > self.outbound_queue_frames {
+            let problem = format!(
+                "max_room_members ({}) makes member lists of up to {bytes} bytes in {frames} frames, more than \
+                 outbound_queue_bytes ({}) or outbound_queue_frames ({}) hold",
+                self.max_room_members, self.outbound_queue_bytes, self.outbound_queue_frames
+            );
+            return Err(InvalidSetting::new("max_room_members", problem));
         }
         Ok(())
     }

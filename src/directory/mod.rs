@@ -70,6 +70,9 @@ pub enum JoinError {
     /// The room refused the member: its connection is closing.
     #[error("the connection is closing")]
     Refused,
+    /// The room holds as many members as allowed.
+    #[error("room {0} is full (see Config::max_room_members)")]
+    Full(RoomName),
 }
 
 /// The directory's address; cheap to clone.
@@ -119,6 +122,7 @@ impl DirectoryHandle {
             match accepted {
                 Ok(Admission::Joined) => return Ok(handle),
                 Ok(Admission::Refused) => return Err(JoinError::Refused),
+                Ok(Admission::Full) => return Err(JoinError::Full(room.clone())),
                 Ok(Admission::Closing) | Err(_) => closing = Some(handle.id()),
             }
         }

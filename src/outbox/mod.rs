@@ -133,6 +133,13 @@ impl Outbox {
         Ok(())
     }
 
+    /// Whether `frames` more frames of `bytes` in all would fit the queue now.
+    pub fn has_room_for(&self, frames: usize, bytes: usize) -> bool {
+        let shared = &*self.shared;
+        shared.queued_frames.load(Ordering::Acquire) + frames <= shared.max_frames
+            && shared.queued_bytes.load(Ordering::Acquire) + bytes <= shared.max_bytes
+    }
+
     /// Hands the writer `frame` as the session's latest state (a
     /// WorldUpdate), beside the queue and outside its bounds. At most one
     /// such frame waits at a time: while one is pending this refuses with

@@ -98,6 +98,10 @@ pub enum Admission {
     Closing,
     /// Not taken: the joiner's connection is closing, or it is a member already.
     Refused,
+    /// The room holds as many members as allowed ([`Config::max_room_members`]).
+    ///
+    /// [`Config::max_room_members`]: crate::Config::max_room_members
+    Full,
 }
 
 /// What a room's inbox carries.
@@ -151,6 +155,10 @@ pub struct RoomContext {
     pub hooks: Hooks,
     /// [`Config::room_inbox`](crate::Config::room_inbox).
     pub inbox: usize,
+    /// [`Config::max_room_members`](crate::Config::max_room_members).
+    pub max_members: usize,
+    /// Members per member list frame ([`Config::members_per_frame`](crate::Config::members_per_frame)).
+    pub members_per_frame: usize,
 }
 
 /// The room actor. See the module documentation.
@@ -217,13 +225,18 @@ impl Room {
     }
 
     fn join(&mut self, join: Join) {
-        if self.closing || join.outbox.is_closed() || self.index.contains_key(&join.member.id) {
-            join.accepted.send(if self.closing {
-                Admission::Closing
-            } else {
-                Admission::Refused
-            });
+        if let Some(refusal) = self.refusal(&join) {
+            join.accepted.send(refusal);
             // A room that refuses its very first joiner has nobody: it closes like any emptied room.
+            self.close_if_empty();
+            return;
+        }
+        let list = self.member_list(&join.member, join.request_id, self.seq + 1);
+        let bytes = list.iter().map(Bytes::len).sum();
+        if !join.outbox.has_room_for(list.len(), bytes) {
+            // Refused before anyone hears of the joiner: its queue cannot take the member list.
+            self.slow_consumer(&join.member, &join.outbox);
+            join.accepted.send(Admission::Refused);
             self.close_if_empty();
             return;
         }
@@ -233,26 +246,66 @@ impl Room {
             member: Some(join.member.to_pb()),
             seq: self.seq,
         });
-        let refused = self.broadcast(&encode(0, joined), None);
+        let mut refused = self.broadcast(&encode(0, joined), None);
         self.index.insert(join.member.id, self.members.len());
         self.members.push(MemberEntry {
             member: join.member.clone(),
             outbox: join.outbox,
         });
         join.accepted.send(Admission::Joined);
-        let reply = Body::RoomJoined(pb::RoomJoined {
-            room: self.name.to_string(),
-            members: self.members.iter().map(|m| m.member.to_pb()).collect(),
-            seq: self.seq,
-        });
-        let mut refused = refused;
         if let Some(joiner) = self.members.last()
-            && let Err(e) = joiner.outbox.try_send(encode(join.request_id, reply))
+            && let Some(Err(e)) = list
+                .into_iter()
+                .map(|frame| joiner.outbox.try_send(frame))
+                .find(Result::is_err)
         {
             refused.push((join.member.id, e));
         }
         self.behaviour.on_join(&self.name, &join.member);
         self.remove_refused(refused);
+    }
+
+    /// Why `join` is refused, if it is.
+    fn refusal(&self, join: &Join) -> Option<Admission> {
+        if self.closing {
+            Some(Admission::Closing)
+        } else if join.outbox.is_closed() || self.index.contains_key(&join.member.id) {
+            Some(Admission::Refused)
+        } else if self.members.len() >= self.context.max_members {
+            Some(Admission::Full)
+        } else {
+            None
+        }
+    }
+
+    /// The member list a joiner gets (everyone, `joiner` last) as of `seq`:
+    /// `RoomJoined` with the first members and `RoomMembers` with the rest,
+    /// each frame holding at most [`RoomContext::members_per_frame`].
+    fn member_list(&self, joiner: &Member, request_id: u64, seq: u64) -> Vec<Bytes> {
+        let everyone: Vec<pb::Member> = self
+            .members
+            .iter()
+            .map(|m| m.member.to_pb())
+            .chain(std::iter::once(joiner.to_pb()))
+            .collect();
+        let count = u32::try_from(everyone.len()).unwrap_or(u32::MAX);
+        let room = self.name.to_string();
+        let mut frames = Vec::new();
+        for (i, members) in everyone.chunks(self.context.members_per_frame.max(1)).enumerate() {
+            let (room, members) = (room.clone(), members.to_vec());
+            let body = if i == 0 {
+                Body::RoomJoined(pb::RoomJoined {
+                    room,
+                    members,
+                    seq,
+                    member_count: count,
+                })
+            } else {
+                Body::RoomMembers(pb::RoomMembers { room, members, seq })
+            };
+            frames.push(encode(request_id, body));
+        }
+        frames
     }
 
     fn leave(&mut self, leave: Leave) {
@@ -264,7 +317,7 @@ impl Room {
             });
             // A reply that finds the queue full marks the member a slow consumer, as any frame does.
             if let Err(SendError::Full) = entry.outbox.try_send(encode(leave.request_id, left)) {
-                self.slow_consumer(&entry);
+                self.slow_consumer(&entry.member, &entry.outbox);
             }
         }
         let refused = self.announce_left(&entry, "left");
@@ -280,6 +333,8 @@ impl Room {
             return;
         };
         self.seq += 1;
+        // Counted before anyone can see it, so that the count never lags what members saw.
+        self.context.stats.chat_messages.inc();
         let mut message = protocol::server_message(
             0,
             Body::Chat(pb::ChatMessage {
@@ -296,7 +351,6 @@ impl Room {
         if let Err(e) = self.members[i].outbox.try_send(encode_frame(&message)) {
             refused.push((from.id, e));
         }
-        self.context.stats.chat_messages.inc();
         let delivered = self.members.len().saturating_sub(refused.len());
         self.context
             .stats
@@ -332,7 +386,7 @@ impl Room {
                 let Some(entry) = self.take(session) else { continue };
                 let reason = match error {
                     SendError::Full => {
-                        self.slow_consumer(&entry);
+                        self.slow_consumer(&entry.member, &entry.outbox);
                         "slow consumer"
                     }
                     SendError::Closed => "disconnected",
@@ -345,8 +399,8 @@ impl Room {
         }
     }
 
-    fn slow_consumer(&self, entry: &MemberEntry) {
-        warn!(room = %self.name, session = %entry.member.id, name = %entry.member.name, "slow consumer: outbound queue full, disconnecting");
+    fn slow_consumer(&self, member: &Member, outbox: &Outbox) {
+        warn!(room = %self.name, session = %member.id, name = %member.name, "slow consumer: outbound queue full, disconnecting");
         self.context.stats.error_sent(ErrorCode::SlowConsumer);
         let error = protocol::error_message(
             0,
@@ -354,7 +408,7 @@ impl Room {
             "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
         );
         let reason = DisconnectReason::SlowConsumer;
-        if entry.outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
+        if outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
             self.context.stats.disconnected(reason);
         }
     }

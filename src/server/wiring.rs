@@ -75,6 +75,7 @@ impl Core {
             &room_threads
         };
         let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
+        let (max_members, members_per_frame) = (config.max_room_members, config.members_per_frame());
         let directory = Directory::start(
             room_homes.iter().map(Arbiter::handle).collect(),
             config.world_inbox,
@@ -85,6 +86,8 @@ impl Core {
                 stats: room_stats,
                 hooks: room_hooks,
                 inbox: room_inbox,
+                max_members,
+                members_per_frame,
             },
         );
         let context = Arc::new(SessionContext {

@@ -34,6 +34,7 @@ impl Session {
                         act.fail(ctx, request_id, ErrorCode::ServerShuttingDown, e.to_string(), reason);
                     }
                     Err(e @ JoinError::Busy(_)) => act.reply_error(ctx, request_id, ErrorCode::Internal, e.to_string()),
+                    Err(e @ JoinError::Full(_)) => act.reply_error(ctx, request_id, ErrorCode::RoomFull, e.to_string()),
                     // Refused only when this session's connection is closing: nobody is left to answer.
                     Err(JoinError::Refused) => {}
                 }),

@@ -10,7 +10,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -19,6 +19,10 @@ use crate::protocol::pb::client_message::Body as Request;
 use crate::protocol::pb::server_message::Body as Reply;
 use crate::protocol::pb::{self, ClientMessage, ServerMessage};
 use crate::protocol::{CodecError, ErrorCode, FrameCodec, FrameLimit, PROTOCOL_VERSION};
+
+use self::reader::unexpected;
+
+mod reader;
 
 /// Largest frame the client accepts from a server.
 pub const MAX_SERVER_FRAME: usize = 64 << 20;
@@ -210,18 +214,28 @@ impl Client {
         }
     }
 
-    /// Joins `room`.
+    /// Joins `room`; the reply holds every member, gathered from the
+    /// `RoomMembers` frames that follow `RoomJoined` in a big room.
     ///
     /// # Errors
-    /// [`ClientError::Server`] with INVALID_ROOM, ALREADY_IN_ROOM, …
+    /// [`ClientError::Server`] with INVALID_ROOM, ALREADY_IN_ROOM, ROOM_FULL, …
     pub async fn join(&mut self, room: &str) -> Result<pb::RoomJoined, ClientError> {
-        match self
-            .request(Request::JoinRoom(pb::JoinRoom { room: room.into() }))
-            .await?
-        {
-            Reply::RoomJoined(joined) => Ok(joined),
-            other => Err(unexpected(other)),
+        let id = self
+            .writer
+            .send(Request::JoinRoom(pb::JoinRoom { room: room.into() }))
+            .await?;
+        let mut joined = match self.reply_to(id).await? {
+            Reply::RoomJoined(joined) => joined,
+            other => return Err(unexpected(other)),
+        };
+        let count = usize::try_from(joined.member_count).unwrap_or(usize::MAX);
+        while joined.members.len() < count {
+            match self.reply_to(id).await? {
+                Reply::RoomMembers(more) => joined.members.extend(more.members),
+                other => return Err(unexpected(other)),
+            }
         }
+        Ok(joined)
     }
 
     /// Leaves `room`.
@@ -315,6 +329,11 @@ impl Client {
     /// Sends `body` and waits for the frame answering it.
     async fn request(&mut self, body: Request) -> Result<Reply, ClientError> {
         let id = self.writer.send(body).await?;
+        self.reply_to(id).await
+    }
+
+    /// The next reply to request `id`, within the request timeout.
+    async fn reply_to(&mut self, id: u64) -> Result<Reply, ClientError> {
         let timeout = self.request_timeout;
         tokio::time::timeout(timeout, self.reader.reply_to(id))
             .await
@@ -402,89 +421,4 @@ impl ClientWriter {
         socket.flush().await?;
         Ok(())
     }
-}
-
-impl ClientReader {
-    /// See [`Client::next_message`].
-    ///
-    /// # Errors
-    /// [`ClientError::Closed`] at the end of the stream.
-    pub async fn next_message(&mut self) -> Result<ServerMessage, ClientError> {
-        if let Some(message) = self.stash.pop_front() {
-            return Ok(message);
-        }
-        self.read().await
-    }
-
-    /// See [`Client::next_event`].
-    ///
-    /// # Errors
-    /// [`ClientError::Timeout`] when nothing came.
-    pub async fn next_event(&mut self, timeout: Duration) -> Result<ServerMessage, ClientError> {
-        tokio::time::timeout(timeout, self.next_message())
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))?
-    }
-
-    /// The next frame, passing over the server's Heartbeats (keeping the
-    /// connection alive is the application's part: it sends Ping).
-    async fn read(&mut self) -> Result<ServerMessage, ClientError> {
-        loop {
-            match self.frames.next().await {
-                Some(frame) => {
-                    let message = frame??;
-                    if !matches!(message.body, Some(Reply::Heartbeat(_))) {
-                        return Ok(message);
-                    }
-                }
-                None => return Err(ClientError::Closed),
-            }
-        }
-    }
-
-    /// Reads until the frame echoing `request_id`, keeping other frames for later.
-    async fn reply_to(&mut self, request_id: u64) -> Result<Reply, ClientError> {
-        if let Some(i) = self.stash.iter().position(|m| m.request_id == request_id) {
-            return self.stash.remove(i).map_or(Err(ClientError::Closed), into_reply);
-        }
-        loop {
-            let message = self.read().await?;
-            if message.request_id == request_id {
-                return into_reply(message);
-            }
-            // A fatal error for the connection, answering nothing in particular.
-            if let Some(Reply::Error(e)) = &message.body
-                && message.request_id == 0
-            {
-                return Err(server_error(e, 0));
-            }
-            if self.stash.len() >= MAX_STASHED {
-                return Err(ClientError::TooManyEvents);
-            }
-            self.stash.push_back(message);
-        }
-    }
-}
-
-fn into_reply(message: ServerMessage) -> Result<Reply, ClientError> {
-    match message.body {
-        Some(Reply::Error(e)) => Err(server_error(&e, message.request_id)),
-        Some(body) => Ok(body),
-        None => Err(ClientError::Unexpected(Box::new(message))),
-    }
-}
-
-fn server_error(error: &pb::Error, request_id: u64) -> ClientError {
-    ClientError::Server {
-        code: error.code(),
-        message: error.message.clone(),
-        request_id,
-    }
-}
-
-fn unexpected(body: Reply) -> ClientError {
-    ClientError::Unexpected(Box::new(ServerMessage {
-        request_id: 0,
-        body: Some(body),
-    }))
 }
