@@ -150,6 +150,11 @@ pub struct Config {
     #[arg(long, env = "TAVERN_MAX_WORLDS", default_value_t = 16)]
     pub max_worlds: usize,
 
+    /// Entities one WorldUpdate may announce as entered; the rest enter on later ticks, so
+    /// that entering a crowd costs a bounded update.
+    #[arg(long, env = "TAVERN_WORLD_MAX_ENTERED_PER_UPDATE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))]
+    pub world_max_entered_per_update: usize,
+
     /// Threads the worlds run on, made at start; worlds are spread over them (each tick's
     /// per-player work runs on the broadcast pool).
     #[arg(long, env = "TAVERN_WORLD_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]

@@ -228,7 +228,7 @@ impl World {
         let (tick, far_every) = (self.tick, self.load.far_every());
         let server_time_us = protocol::now_us();
         let stale_limit = self.context.stale_ticks;
-        let (sent, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
+        let (sent, skipped, deferred) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
         let space = &self.space;
         let players = &mut self.players;
         let dropped: Vec<(SessionId, bool)> = self.context.broadcaster.install(|| {
@@ -247,7 +247,9 @@ impl World {
                         return (player.stale > stale_limit).then_some((id, true));
                     }
                     player.stale = 0;
-                    let mut update = player.view.diff(i, space, tick, far_every)?;
+                    let update = player.view.diff(i, space, tick, far_every);
+                    deferred.fetch_add(u64::from(player.view.deferred()), Ordering::Relaxed);
+                    let mut update = update?;
                     update.time_scale_pct = time_scale;
                     update.server_time_us = server_time_us;
                     let message = protocol::server_message(0, Body::WorldUpdate(update));
@@ -267,6 +269,7 @@ impl World {
         let stats = &self.context.stats;
         stats.world_updates.inc_by(sent.into_inner());
         stats.world_updates_skipped.inc_by(skipped.into_inner());
+        stats.world_entries_deferred.inc_by(deferred.into_inner());
         for (session, stale) in dropped {
             if let Some(outbox) = self.remove(session)
                 && stale

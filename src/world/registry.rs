@@ -87,6 +87,7 @@ impl Worlds {
                 aoi_hysteresis: config.world_aoi_hysteresis,
                 cell_size: config.world_cell_size,
                 max_speed: config.world_max_speed,
+                max_entered_per_update: config.world_max_entered_per_update,
             },
             max_players: config.world_max_players,
             stale_ticks: config.world_stale_ticks,

@@ -45,6 +45,9 @@ pub struct SpaceSettings {
     pub cell_size: f32,
     /// Fastest movement, units per second of world time.
     pub max_speed: f32,
+    /// Entities one update may announce as entered; more wait for later
+    /// updates, so that one update (entering a crowd) stays bounded.
+    pub max_entered_per_update: usize,
 }
 
 impl SpaceSettings {

@@ -12,6 +12,7 @@ fn settings() -> SpaceSettings {
         aoi_hysteresis: 5.0,
         cell_size: 55.0,
         max_speed: 10.0,
+        max_entered_per_update: usize::MAX,
     }
 }
 

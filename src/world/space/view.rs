@@ -28,9 +28,19 @@ struct Seen {
 #[derive(Debug, Default)]
 pub struct View {
     seen: HashMap<SessionId, Seen>,
+    /// Entities the last diff left out of `entered` for the cap; they enter later.
+    deferred: u32,
 }
 
 impl View {
+    /// Entities the last [`View::diff`] found in range but left for a later
+    /// update, [`SpaceSettings::max_entered_per_update`] being reached.
+    ///
+    /// [`SpaceSettings::max_entered_per_update`]: super::SpaceSettings::max_entered_per_update
+    pub fn deferred(&self) -> u32 {
+        self.deferred
+    }
+
     /// Entities in the view.
     pub fn len(&self) -> usize {
         self.seen.len()
@@ -45,6 +55,7 @@ impl View {
     /// update; `None` when nothing did. The view then holds what the update
     /// tells, so the caller must send it (or drop the player).
     pub fn diff(&mut self, me: usize, space: &Space, tick: u64, far_every: u64) -> Option<pb::WorldUpdate> {
+        self.deferred = 0;
         let settings = &space.settings;
         let center = space.entities[me].position;
         let enter = settings.aoi_radius;
@@ -78,6 +89,9 @@ impl View {
                     }
                 }
                 Some(_) => {}
+                None if d2 <= enter2 && update.entered.len() >= settings.max_entered_per_update => {
+                    self.deferred = self.deferred.saturating_add(1);
+                }
                 None if d2 <= enter2 => {
                     let sent = quantised(entity);
                     update.entered.push(pb::EntityEntered {

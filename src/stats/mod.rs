@@ -11,12 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 use crate::ids::{DisconnectReason, OverloadLevel};
 use crate::inbox::PeakFill;
 use crate::protocol::ErrorCode;
-use crate::protocol::pb::ClientMessage;
+
+pub use self::kind::MessageKind;
+use self::registrar::Registrar;
+
+mod kind;
+mod registrar;
 
 /// World tick duration buckets, seconds: 0.25 ms to 0.5 s (the budget at 20 Hz is 50 ms).
 const TICK_BUCKETS: [f64; 14] = [
@@ -35,73 +40,6 @@ const MEMBER_BUCKETS: [f64; 15] = [
 const DEPTH_BUCKETS: [f64; 13] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
-
-/// A kind of client message, as counted by `tavern_messages_in_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Hello.
-    Hello,
-    /// Ping.
-    Ping,
-    /// JoinRoom.
-    Join,
-    /// LeaveRoom.
-    Leave,
-    /// ChatSend.
-    Chat,
-    /// EnterWorld.
-    EnterWorld,
-    /// Move.
-    Move,
-    /// LeaveWorld.
-    LeaveWorld,
-    /// A frame that is not a valid message this server handles.
-    Invalid,
-}
-
-impl MessageKind {
-    const ALL: [MessageKind; 9] = [
-        MessageKind::Hello,
-        MessageKind::Ping,
-        MessageKind::Join,
-        MessageKind::Leave,
-        MessageKind::Chat,
-        MessageKind::EnterWorld,
-        MessageKind::Move,
-        MessageKind::LeaveWorld,
-        MessageKind::Invalid,
-    ];
-
-    /// The kind of `message`, as counted.
-    pub fn of(message: &ClientMessage) -> MessageKind {
-        use crate::protocol::pb::client_message::Body;
-        match &message.body {
-            Some(Body::Hello(_)) => MessageKind::Hello,
-            Some(Body::Ping(_)) => MessageKind::Ping,
-            Some(Body::JoinRoom(_)) => MessageKind::Join,
-            Some(Body::LeaveRoom(_)) => MessageKind::Leave,
-            Some(Body::SendChat(_)) => MessageKind::Chat,
-            Some(Body::EnterWorld(_)) => MessageKind::EnterWorld,
-            Some(Body::Move(_)) => MessageKind::Move,
-            Some(Body::LeaveWorld(_)) => MessageKind::LeaveWorld,
-            None => MessageKind::Invalid,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            MessageKind::Hello => "hello",
-            MessageKind::Ping => "ping",
-            MessageKind::Join => "join",
-            MessageKind::Leave => "leave",
-            MessageKind::Chat => "chat",
-            MessageKind::EnterWorld => "enter_world",
-            MessageKind::Move => "move",
-            MessageKind::LeaveWorld => "leave_world",
-            MessageKind::Invalid => "invalid",
-        }
-    }
-}
 
 /// What the server has done since it started, and how it is doing now.
 #[derive(Debug)]
@@ -177,6 +115,8 @@ pub struct Stats {
     pub world_updates_skipped: IntCounter,
     /// Moves ignored because their client_tick was not above the last one.
     pub world_moves_stale: IntCounter,
+    /// Entities left out of a WorldUpdate's `entered` for the cap, to enter on a later tick.
+    pub world_entries_deferred: IntCounter,
     /// The highest degradation level of any world now (0 normal, 1 and 2 far tier slowed).
     pub world_degrade_level: IntGauge,
     /// World time per wall time of the slowest world, percent (100 unless time is dilated).
@@ -297,6 +237,10 @@ impl Stats {
             world_moves_stale: reg.counter(
                 "world_moves_stale_total",
                 "Moves ignored because their client_tick was not above the last one taken.",
+            ),
+            world_entries_deferred: reg.counter(
+                "world_entries_deferred_total",
+                "Entities left for a later WorldUpdate because one update announces at most world_max_entered_per_update.",
             ),
             world_degrade_level: reg.gauge(
                 "world_degrade_level",
@@ -436,51 +380,5 @@ impl Stats {
             self.overload_escalations.inc();
         }
         self.overload_level.set(i64::from(level));
-    }
-}
-
-/// The prefix of every metric but the process's own (`process_*`).
-const NAMESPACE: &str = "tavern";
-
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help).namespace(NAMESPACE)
-}
-
-/// Creates metrics and registers them, panicking only on a programming error
-/// (a duplicate or malformed name), which the tests catch.
-struct Registrar<'a>(&'a Registry);
-
-#[allow(clippy::expect_used)]
-impl Registrar<'_> {
-    fn register<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
-        self.0.register(Box::new(metric.clone())).expect("unique metric name");
-        metric
-    }
-
-    fn counter(&self, name: &str, help: &str) -> IntCounter {
-        self.register(IntCounter::with_opts(opts(name, help)).expect("valid metric"))
-    }
-
-    fn gauge(&self, name: &str, help: &str) -> IntGauge {
-        self.register(IntGauge::with_opts(opts(name, help)).expect("valid metric"))
-    }
-
-    fn float_gauge(&self, name: &str, help: &str) -> Gauge {
-        self.register(Gauge::with_opts(opts(name, help)).expect("valid metric"))
-    }
-
-    fn counter_vec(&self, name: &str, help: &str, label: &str) -> IntCounterVec {
-        self.register(IntCounterVec::new(opts(name, help), &[label]).expect("valid metric"))
-    }
-
-    fn gauge_vec(&self, name: &str, help: &str, label: &str) -> IntGaugeVec {
-        self.register(IntGaugeVec::new(opts(name, help), &[label]).expect("valid metric"))
-    }
-
-    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-        let opts = HistogramOpts::new(name, help)
-            .namespace(NAMESPACE)
-            .buckets(buckets.to_vec());
-        self.register(Histogram::with_opts(opts).expect("valid metric"))
     }
 }

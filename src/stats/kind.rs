@@ -1,0 +1,70 @@
+//! The kinds of client message `tavern_messages_in_total` counts.
+
+use crate::protocol::pb::ClientMessage;
+
+/// A kind of client message, as counted by `tavern_messages_in_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Hello.
+    Hello,
+    /// Ping.
+    Ping,
+    /// JoinRoom.
+    Join,
+    /// LeaveRoom.
+    Leave,
+    /// ChatSend.
+    Chat,
+    /// EnterWorld.
+    EnterWorld,
+    /// Move.
+    Move,
+    /// LeaveWorld.
+    LeaveWorld,
+    /// A frame that is not a valid message this server handles.
+    Invalid,
+}
+
+impl MessageKind {
+    pub(super) const ALL: [MessageKind; 9] = [
+        MessageKind::Hello,
+        MessageKind::Ping,
+        MessageKind::Join,
+        MessageKind::Leave,
+        MessageKind::Chat,
+        MessageKind::EnterWorld,
+        MessageKind::Move,
+        MessageKind::LeaveWorld,
+        MessageKind::Invalid,
+    ];
+
+    /// The kind of `message`, as counted.
+    pub fn of(message: &ClientMessage) -> MessageKind {
+        use crate::protocol::pb::client_message::Body;
+        match &message.body {
+            Some(Body::Hello(_)) => MessageKind::Hello,
+            Some(Body::Ping(_)) => MessageKind::Ping,
+            Some(Body::JoinRoom(_)) => MessageKind::Join,
+            Some(Body::LeaveRoom(_)) => MessageKind::Leave,
+            Some(Body::SendChat(_)) => MessageKind::Chat,
+            Some(Body::EnterWorld(_)) => MessageKind::EnterWorld,
+            Some(Body::Move(_)) => MessageKind::Move,
+            Some(Body::LeaveWorld(_)) => MessageKind::LeaveWorld,
+            None => MessageKind::Invalid,
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            MessageKind::Hello => "hello",
+            MessageKind::Ping => "ping",
+            MessageKind::Join => "join",
+            MessageKind::Leave => "leave",
+            MessageKind::Chat => "chat",
+            MessageKind::EnterWorld => "enter_world",
+            MessageKind::Move => "move",
+            MessageKind::LeaveWorld => "leave_world",
+            MessageKind::Invalid => "invalid",
+        }
+    }
+}
