@@ -4,7 +4,8 @@
 //! error that says why. So the read half is shared between the session and
 //! the writer: after the final frame and the shutdown of the write side, the
 //! writer takes the read half and discards what comes, until the client
-//! closes or [`Config::close_timeout_ms`] passes; then the socket closes.
+//! closes, sends nothing for [`LINGER_IDLE`], or [`Config::close_timeout_ms`]
+//! passes; then the socket closes.
 //!
 //! [`Config::close_timeout_ms`]: crate::Config::close_timeout_ms
 
@@ -18,6 +19,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Bytes read per call while discarding.
 const DISCARD_CHUNK: usize = 4096;
+
+/// How long the writer waits for more input while lingering: a client that
+/// sends nothing for this long has nothing in flight, and the socket closes.
+pub const LINGER_IDLE: Duration = Duration::from_millis(500);
 
 /// A connection's read half, readable by the session until the writer takes it to linger.
 pub struct SharedReader<R>(Arc<Mutex<Option<R>>>);
@@ -41,12 +46,13 @@ impl<R> SharedReader<R> {
 
 impl<R: AsyncRead + Unpin> SharedReader<R> {
     /// Takes the read half (the session's reads now end) and discards what
-    /// the client sends until it closes, the read fails, or `limit` passes.
+    /// the client sends until it closes, the read fails, nothing comes for
+    /// [`LINGER_IDLE`], or `limit` passes.
     pub async fn linger(self, limit: Duration) {
         let Some(mut read) = self.take_read_half() else { return };
         let mut discard = vec![0; DISCARD_CHUNK];
         let _ = tokio::time::timeout(limit, async {
-            while let Ok(n) = read.read(&mut discard).await {
+            while let Ok(Ok(n)) = tokio::time::timeout(LINGER_IDLE, read.read(&mut discard)).await {
                 if n == 0 {
                     break;
                 }

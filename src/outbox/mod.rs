@@ -15,10 +15,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use futures_util::task::AtomicWaker;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use linger::SharedReader;
@@ -38,6 +40,44 @@ pub enum SendError {
     /// The connection is closing or closed.
     #[error("connection closed")]
     Closed,
+}
+
+/// How long a closing connection may take to flush its last frames, and
+/// then again to linger: [`Config::close_timeout_ms`], or once the server is
+/// shutting down, what is left of [`Config::shutdown_grace_ms`].
+///
+/// [`Config::close_timeout_ms`]: crate::Config::close_timeout_ms
+/// [`Config::shutdown_grace_ms`]: crate::Config::shutdown_grace_ms
+#[derive(Debug, Clone)]
+pub struct CloseBudget {
+    timeout: Duration,
+    shutdown: Arc<OnceLock<Instant>>,
+}
+
+impl CloseBudget {
+    /// `timeout`, until `shutdown` holds the end of the grace period.
+    pub fn new(timeout: Duration, shutdown: Arc<OnceLock<Instant>>) -> Self {
+        CloseBudget { timeout, shutdown }
+    }
+
+    /// Always `timeout`.
+    pub fn fixed(timeout: Duration) -> Self {
+        CloseBudget::new(timeout, Arc::default())
+    }
+
+    /// The time a close starting now may take.
+    pub fn limit(&self) -> Duration {
+        match self.shutdown.get() {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => self.timeout,
+        }
+    }
+
+    /// The time lingering after the final frame may take: `timeout`, and
+    /// at shutdown no more than what is left of the grace period.
+    pub fn linger_limit(&self) -> Duration {
+        self.limit().min(self.timeout)
+    }
 }
 
 /// What happens to the frames still queued when a connection is closed.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 #[cfg(doc)]
 use super::Outbox;
-use super::{OutboxReceiver, Queued};
+use super::{CloseBudget, OutboxReceiver, Queued};
 use crate::ids::DisconnectReason;
 use crate::stats::Stats;
 
@@ -53,7 +53,7 @@ enum Ready {
 
 impl OutboxReceiver {
     /// Writes queued frames to `socket` until the outbox is closed, then ends
-    /// the connection as the close asked, within `close_timeout`.
+    /// the connection as the close asked, within the `close` budget.
     /// A socket that takes no bytes for `write_timeout` while a batch waits
     /// ends the connection. Frames and bytes written, and the queue depth
     /// each batch found, go to `stats`.
@@ -62,7 +62,7 @@ impl OutboxReceiver {
         mut socket: W,
         batch_bytes: usize,
         write_timeout: Duration,
-        close_timeout: Duration,
+        close: CloseBudget,
         stats: Arc<Stats>,
     ) -> WriterEnd {
         let mut buf = Bytes::new();
@@ -88,7 +88,7 @@ impl OutboxReceiver {
             }
         }
         // Any partly written batch is finished first, so the stream stays framed.
-        let ending = tokio::time::timeout(close_timeout, self.finish(&mut socket, &mut buf)).await;
+        let ending = tokio::time::timeout(close.limit(), self.finish(&mut socket, &mut buf)).await;
         self.stop(&stats, DisconnectReason::WriteError);
         match ending {
             Ok(Ok(())) => WriterEnd::Closed,
@@ -206,7 +206,7 @@ mod tests {
             server,
             8,
             Duration::from_secs(5),
-            Duration::from_secs(5),
+            CloseBudget::fixed(Duration::from_secs(5)),
             Arc::default(),
         ));
         for b in 1..=5 {
@@ -236,7 +236,7 @@ mod tests {
                 server,
                 8,
                 Duration::from_secs(5),
-                Duration::from_secs(5),
+                CloseBudget::fixed(Duration::from_secs(5)),
                 Arc::default()
             )
             .await,
@@ -264,7 +264,7 @@ mod tests {
             server,
             1024,
             Duration::from_secs(5),
-            Duration::from_secs(5),
+            CloseBudget::fixed(Duration::from_secs(5)),
             Arc::default(),
         ));
         let mut got = [0; 5];
@@ -295,7 +295,7 @@ mod tests {
                 server,
                 1024,
                 Duration::from_secs(5),
-                Duration::from_millis(50),
+                CloseBudget::fixed(Duration::from_millis(50)),
                 Arc::default(),
             )
             .await;

@@ -43,6 +43,7 @@ use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
 use crate::room::{BehaviourFactory, chat_rooms};
+use crate::session::SessionContext;
 use crate::stats::Stats;
 use crate::tls::{self, TlsError};
 
@@ -226,18 +227,14 @@ async fn shut_down(core: &Core) {
     let context = &core.context;
     let grace = context.config.shutdown_grace();
     let deadline = Instant::now() + grace;
+    let _ = context.shutdown_deadline.set(deadline);
     info!(
         grace_ms = grace.as_millis(),
         sessions = context.stats.sessions_active.get(),
         "shutting down"
     );
     context.stop_reading.cancel();
-    if tokio::time::timeout_at(deadline, context.directory.drain())
-        .await
-        .is_err()
-    {
-        warn!("rooms did not drain within the shutdown grace period");
-    }
+    drain_rooms(context, deadline).await;
     context.worlds.stop();
     context.closing.cancel();
     context.tracker.close();
@@ -248,6 +245,27 @@ async fn shut_down(core: &Core) {
         );
     }
     core.stop_threads();
+}
+
+/// Drains the rooms once no session reads and no command waits for space
+/// (see [`LateSends`](crate::session::LateSends)); a command that waited
+/// meanwhile starts another round.
+async fn drain_rooms(context: &SessionContext, deadline: Instant) {
+    let late = &context.late_sends;
+    loop {
+        let waited = late.waited();
+        let drained = async {
+            late.settled().await;
+            context.directory.drain().await
+        };
+        if tokio::time::timeout_at(deadline, drained).await.is_err() {
+            warn!("rooms did not drain within the shutdown grace period");
+            return;
+        }
+        if late.waited() == waited && late.is_settled() {
+            return;
+        }
+    }
 }
 
 /// The overload monitor and the admin endpoint, on a thread of their own.

@@ -17,7 +17,7 @@ use crate::directory::{Directory, Names};
 use crate::lifecycle::Hooks;
 use crate::overload;
 use crate::room::{BehaviourFactory, RoomContext};
-use crate::session::SessionContext;
+use crate::session::{LateSends, SessionContext};
 use crate::stats::Stats;
 use crate::world::Worlds;
 
@@ -101,6 +101,8 @@ impl Core {
             stop_reading: CancellationToken::new(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            shutdown_deadline: Arc::default(),
+            late_sends: LateSends::default(),
         });
         Ok(Core {
             context,

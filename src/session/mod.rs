@@ -37,14 +37,14 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
-pub use context::SessionContext;
+pub use context::{LateSends, SessionContext};
 pub(crate) use handshake::tune;
 
 use self::limits::RateLimit;
 use self::world::InWorld;
 use crate::ids::{DisconnectReason, SessionId};
 use crate::lifecycle::LifecycleEvent;
-use crate::outbox::{Outbox, Queued, SharedReader, WriterEnd, outbox};
+use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request, RoomName};
 use crate::room::{Member, RoomHandle};
@@ -92,6 +92,7 @@ impl Session {
     {
         let config = &server.config;
         let (outbox, queue) = outbox(config.outbound_queue_frames, config.outbound_queue_bytes);
+        let close = CloseBudget::new(config.close_timeout(), server.shutdown_deadline.clone());
         let id = SessionId::next();
         let stats = server.stats.clone();
         stats.connections_open.inc();
@@ -99,14 +100,14 @@ impl Session {
             write,
             config.write_batch_bytes,
             config.write_timeout(),
-            config.close_timeout(),
+            close.clone(),
             stats.clone(),
         );
         let read = SharedReader::new(read);
-        let (lingering, close_timeout) = (read.share(), config.close_timeout());
+        let lingering = read.share();
         server.tracker.spawn(async move {
             match writer.await {
-                WriterEnd::Closed => lingering.linger(close_timeout).await,
+                WriterEnd::Closed => lingering.linger(close.linger_limit()).await,
                 WriterEnd::Failed(e) => debug!(session = %id, error = %e, "connection ended while writing"),
             }
             stats.connections_open.dec();
@@ -188,6 +189,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.server.late_sends.reading_starts();
         self.server.stats.sessions_handshake.inc();
         self.server.hooks.emit(LifecycleEvent::ConnectionOpened {
             session: self.id,
@@ -200,6 +202,7 @@ impl Actor for Session {
         ctx.spawn(stop_reading.into_actor(self).map(|(), act, ctx| {
             if let Some(reader) = act.reader.take() {
                 ctx.cancel_future(reader);
+                act.server.late_sends.reading_stops();
             }
         }));
         // Second phase, once the rooms delivered what they had: say goodbye after all that.
@@ -250,6 +253,9 @@ impl Session {
     /// stops, and again (finding nothing left) when it is dropped, so even a
     /// session dropped without stopping leaves nothing behind.
     fn release(&mut self) {
+        if self.reader.take().is_some() {
+            self.server.late_sends.reading_stops();
+        }
         self.close(
             Queued::Flush,
             None,

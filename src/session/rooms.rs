@@ -82,21 +82,20 @@ impl Session {
     }
 
     /// Queues `command` for the room; while the room's inbox is full, this
-    /// session reads nothing more.
+    /// session reads nothing more (and shutdown waits for the command).
     fn send_to_room(&mut self, ctx: &mut Context<Self>, room: &RoomHandle, command: RoomCommand) {
         match room.inbox().try_send(command) {
             Ok(()) => {}
             Err(TrySendError::Full(command)) => {
+                self.server.late_sends.wait_begins();
                 let inbox = room.inbox().clone();
-                ctx.wait(
-                    async move { inbox.send(command).await }
-                        .into_actor(self)
-                        .map(|sent, act, ctx| {
-                            if sent.is_err() {
-                                act.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
-                            }
-                        }),
-                );
+                let sent = async move { inbox.send(command).await }.into_actor(self);
+                ctx.wait(sent.map(|sent, act, ctx| {
+                    act.server.late_sends.wait_ends();
+                    if sent.is_err() {
+                        act.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
+                    }
+                }));
             }
             Err(TrySendError::Closed(_)) => {
                 self.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
