@@ -8,6 +8,7 @@
 //! must be the token's name. `tavern token` mints tokens from the same key.
 
 use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -70,18 +71,19 @@ pub enum KeyError {
     TooShort(usize),
 }
 
-/// Signs and checks tokens with one key; holds the deny-list.
+/// Signs and checks tokens with one key; holds the deny-list, which can be
+/// replaced while the server runs ([`Authority::replace_denied`]).
 #[derive(Clone)]
 pub struct Authority {
     key: Vec<u8>,
-    denied: HashSet<String>,
+    denied: Arc<RwLock<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
             .field("key", &"<secret>")
-            .field("denied", &self.denied.len())
+            .field("denied", &self.denied().len())
             .finish()
     }
 }
@@ -96,7 +98,19 @@ impl Authority {
         if key.len() < MIN_KEY_LEN {
             return Err(KeyError::TooShort(key.len()));
         }
-        Ok(Authority { key, denied })
+        Ok(Authority {
+            key,
+            denied: Arc::new(RwLock::new(denied)),
+        })
+    }
+
+    /// Replaces the deny-list (a reload), for every holder of this authority.
+    pub fn replace_denied(&self, denied: HashSet<String>) {
+        *self.denied.write().unwrap_or_else(PoisonError::into_inner) = denied;
+    }
+
+    fn denied(&self) -> RwLockReadGuard<'_, HashSet<String>> {
+        self.denied.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -134,7 +148,8 @@ impl Authority {
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
-        if self.denied.contains(&claims.jti) || self.denied.contains(&claims.sub) {
+        let denied = self.denied();
+        if denied.contains(&claims.jti) || denied.contains(&claims.sub) {
             return Err(TokenError::Revoked);
         }
         if claims.name != name {

@@ -124,3 +124,59 @@ fn the_token_command_mints_what_the_server_accepts() {
         .unwrap();
     assert!(!output.status.success(), "no key, no token");
 }
+
+#[tokio::test]
+async fn a_session_is_closed_when_its_token_expires() {
+    let server = spawn_server(&["--auth", "token", "--auth-key", KEY]);
+    let mut ann = Client::connect(server.addr).await.unwrap();
+    // Expires within two seconds (token times are whole seconds).
+    ann.hello_with_token("ann", &token(KEY, "ann", "short", 2))
+        .await
+        .unwrap();
+    let (_writer, mut reader) = ann.into_split();
+    let message = reader.next_event(Duration::from_secs(10)).await.unwrap();
+    let Some(tavern::protocol::pb::server_message::Body::Error(error)) = message.body else {
+        panic!("expected an error, got {message:?}")
+    };
+    assert_eq!(error.code(), ErrorCode::TokenExpired);
+    assert!(read_to_close(&mut reader).await.is_empty(), "closed after the error");
+}
+
+#[tokio::test]
+async fn the_deny_list_is_read_again_on_sighup() {
+    let dir = std::env::temp_dir().join(format!("tavern-deny-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let deny = dir.join("deny.txt");
+    std::fs::write(&deny, "# nobody yet\n").unwrap();
+    let server = spawn_server(&[
+        "--auth",
+        "token",
+        "--auth-key",
+        KEY,
+        "--auth-deny-list",
+        deny.to_str().unwrap(),
+    ]);
+    let revoked = token(KEY, "eve", "leaked", 60);
+    let mut eve = Client::connect(server.addr).await.unwrap();
+    eve.hello_with_token("eve", &revoked).await.unwrap();
+    drop(eve);
+    std::fs::write(&deny, "leaked\n").unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The reload is asynchronous: try again until the token is refused.
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let mut again = Client::connect(server.addr).await.unwrap();
+        match again.hello_with_token("eve", &revoked).await {
+            Err(e) if e.code() == Some(ErrorCode::Unauthenticated) => break,
+            Ok(_) | Err(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the revoked token still gets in"
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

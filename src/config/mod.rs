@@ -303,7 +303,13 @@ pub struct Config {
     #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
     pub auth_key: Option<Secret>,
 
-    /// A file of revoked token ids or player ids, one a line, checked on every Hello.
+    /// With `--auth token`: close each session when its token expires (TOKEN_EXPIRED), so that
+    /// a revoked player cannot stay on past its token. `false` lets sessions outlive tokens.
+    #[arg(long, env = "TAVERN_AUTH_CLOSE_AT_EXPIRY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auth_close_at_expiry: bool,
+
+    /// A file of revoked token ids or player ids, one a line, checked on every Hello and
+    /// read again on SIGHUP.
     #[arg(long, env = "TAVERN_AUTH_DENY_LIST")]
     pub auth_deny_list: Option<std::path::PathBuf>,
 

@@ -37,6 +37,7 @@ impl ErrorCode {
                 | ErrorCode::HandshakeTimeout
                 | ErrorCode::IdleTimeout
                 | ErrorCode::TooManyHellos
+                | ErrorCode::TokenExpired
         )
     }
 }

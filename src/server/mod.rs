@@ -191,9 +191,13 @@ impl Server {
             hooks,
         };
         let core = Core::build(config, stats, extras)?;
+        let reloads = reload_deny_list_on_sighup(&core.context);
         serve(&core, listener, tls, shutdown).await;
         shut_down(&core).await;
         watch.stop();
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         core.context.hooks.emit(LifecycleEvent::ServerStopped);
         Ok(())
     }
@@ -296,6 +300,31 @@ impl Watch {
         self.stop_admin.cancel();
         self.thread.stop();
     }
+}
+
+/// With a deny-list, reads it again on every SIGHUP, without a restart; a
+/// file that cannot be read keeps the list in force.
+fn reload_deny_list_on_sighup(context: &SessionContext) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (authority, path) = (context.authority.clone()?, context.config.auth_deny_list.clone()?);
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP: the deny-list will not be reloaded");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match auth::read_deny_list(&path) {
+                Ok(denied) => {
+                    info!(path = %path.display(), entries = denied.len(), "deny-list reloaded");
+                    authority.replace_denied(denied);
+                }
+                Err(e) => warn!(path = %path.display(), error = %e, "deny-list not reloaded; the old one stays"),
+            }
+        }
+    }))
 }
 
 /// The token checker `config` asks for, if any.

@@ -2,8 +2,9 @@
 //! name (after its token, with `--auth token`) and is answered by Welcome.
 
 use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::Context;
+use actix::{AsyncContext, Context};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -48,6 +49,27 @@ impl Session {
         false
     }
 
+    /// Closes the session with TOKEN_EXPIRED when its token expires at `exp`
+    /// (Unix seconds), unless [`Config::auth_close_at_expiry`] is off.
+    fn close_at_expiry(&mut self, ctx: &mut Context<Self>, exp: u64) {
+        if !self.server.config.auth_close_at_expiry {
+            return;
+        }
+        let left = (UNIX_EPOCH + Duration::from_secs(exp))
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        ctx.run_later(left, |act, ctx| {
+            let message = "the session's token expired; reconnect with a fresh one";
+            act.fail(
+                ctx,
+                0,
+                ErrorCode::TokenExpired,
+                message,
+                DisconnectReason::Unauthenticated,
+            );
+        });
+    }
+
     pub(super) fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
         if self.member.is_some() {
             return self.reply_error(
@@ -57,13 +79,16 @@ impl Session {
                 "Hello was already answered",
             );
         }
-        if let Some(authority) = &self.server.authority
-            && let Err(e) = authority.verify(token, name.as_str(), std::time::SystemTime::now())
-        {
-            debug!(session = %self.id, peer = %self.peer, error = %e, "token refused");
-            let message = format!("{e}");
-            let reason = DisconnectReason::Unauthenticated;
-            return self.fail(ctx, request_id, ErrorCode::Unauthenticated, message, reason);
+        if let Some(authority) = &self.server.authority {
+            match authority.verify(token, name.as_str(), SystemTime::now()) {
+                Ok(claims) => self.close_at_expiry(ctx, claims.exp),
+                Err(e) => {
+                    debug!(session = %self.id, peer = %self.peer, error = %e, "token refused");
+                    let message = format!("{e}");
+                    let reason = DisconnectReason::Unauthenticated;
+                    return self.fail(ctx, request_id, ErrorCode::Unauthenticated, message, reason);
+                }
+            }
         }
         if !self.server.names.claim(&name, self.id) {
             return self.reply_error(
