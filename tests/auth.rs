@@ -29,6 +29,21 @@ fn token(key: &str, name: &str, jti: &str, ttl: i64) -> String {
     })
 }
 
+/// A token server whose deny-list is a new file (named after `tag`) holding `contents`.
+fn deny_list_server(tag: &str, contents: &str) -> (TestServer, std::path::PathBuf) {
+    let deny = std::env::temp_dir().join(format!("tavern-{tag}-{}.txt", std::process::id()));
+    std::fs::write(&deny, contents).unwrap();
+    let server = spawn_server(&[
+        "--auth",
+        "token",
+        "--auth-key",
+        KEY,
+        "--auth-deny-list",
+        deny.to_str().unwrap(),
+    ]);
+    (server, deny)
+}
+
 /// Hello with `token` as `name`: the error code the server closes with.
 async fn refused(server: &TestServer, name: &str, token: &str) -> ErrorCode {
     let mut client = Client::connect(server.addr).await.unwrap();
@@ -40,18 +55,7 @@ async fn refused(server: &TestServer, name: &str, token: &str) -> ErrorCode {
 
 #[tokio::test]
 async fn only_valid_tokens_get_in_and_the_rest_are_closed() {
-    let dir = std::env::temp_dir().join(format!("tavern-deny-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let deny = dir.join("deny.txt");
-    std::fs::write(&deny, "# revoked\nstolen\nplayer-mallory\n").unwrap();
-    let server = spawn_server(&[
-        "--auth",
-        "token",
-        "--auth-key",
-        KEY,
-        "--auth-deny-list",
-        deny.to_str().unwrap(),
-    ]);
+    let (server, deny) = deny_list_server("deny", "# revoked\nstolen\nplayer-mallory\n");
 
     let mut ann = Client::connect(server.addr).await.unwrap();
     let welcome = ann.hello_with_token("ann", &token(KEY, "ann", "t1", 60)).await.unwrap();
@@ -76,7 +80,7 @@ async fn only_valid_tokens_get_in_and_the_rest_are_closed() {
     assert_eq!(server.stats.disconnects(DisconnectReason::Unauthenticated), 7);
     // The welcomed session was never disturbed.
     ann.join("hall").await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&deny).unwrap();
 }
 
 #[tokio::test]
@@ -127,9 +131,11 @@ fn the_token_command_mints_what_the_server_accepts() {
 
 #[tokio::test]
 async fn a_session_is_closed_when_its_token_expires() {
-    let server = spawn_server(&["--auth", "token", "--auth-key", KEY]);
+    // Expiry is checked at each heartbeat interval.
+    let server = spawn_server(&["--auth", "token", "--auth-key", KEY, "--heartbeat-interval-ms", "1000"]);
     let mut ann = Client::connect(server.addr).await.unwrap();
-    // Expires within two seconds (token times are whole seconds).
+    // Expires within two seconds (token times are whole seconds), before the idle timeout of
+    // three silent intervals; at a tick, the expiry check comes first.
     ann.hello_with_token("ann", &token(KEY, "ann", "short", 2))
         .await
         .unwrap();
@@ -144,18 +150,7 @@ async fn a_session_is_closed_when_its_token_expires() {
 
 #[tokio::test]
 async fn the_deny_list_is_read_again_on_sighup() {
-    let dir = std::env::temp_dir().join(format!("tavern-deny-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let deny = dir.join("deny.txt");
-    std::fs::write(&deny, "# nobody yet\n").unwrap();
-    let server = spawn_server(&[
-        "--auth",
-        "token",
-        "--auth-key",
-        KEY,
-        "--auth-deny-list",
-        deny.to_str().unwrap(),
-    ]);
+    let (server, deny) = deny_list_server("deny-reload", "# nobody yet\n");
     let revoked = token(KEY, "eve", "leaked", 60);
     let mut eve = Client::connect(server.addr).await.unwrap();
     eve.hello_with_token("eve", &revoked).await.unwrap();
@@ -178,5 +173,5 @@ async fn the_deny_list_is_read_again_on_sighup() {
             ),
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&deny);
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use support::observe::{observed_server, scrape, stats, wait_for};
-use support::{TestServer, WAIT, expect_error, read_to_close};
+use support::{NO_RATE_LIMIT, TestServer, WAIT, expect_error, read_to_close};
 use tavern::LifecycleEvent;
 use tavern::client::{Client, ClientWriter};
 use tavern::ids::OverloadLevel;
@@ -19,14 +19,7 @@ async fn overload_sheds_new_joins_and_connections_then_recovers() {
     // A room inbox of two commands: one join at a time fills it to half (the
     // threshold, not above it); a burst of chats fills it, which is saturation.
     // The rate limit is raised out of the way: an optimised build chats faster than the default.
-    let (server, events) = observed_server(&[
-        "--room-inbox",
-        "2",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
+    let (server, events) = observed_server(&[&["--room-inbox", "2"][..], NO_RATE_LIMIT].concat());
     let mut outsider = server.connect("outsider").await;
     let (writers, readers) = chat_readers(&server, MEMBERS, "busy").await;
     let publisher = server.member("publisher", "busy").await;
@@ -136,25 +129,15 @@ async fn a_client_with_a_deep_queue_does_not_overload_the_server() {
     // Default overload settings. Small writes and send buffers, so that the
     // sleeper's writer finds a deep queue at every write once it reads again.
     // The rate limit is raised out of the way of the talker.
-    let (server, events) = observed_server(&[
-        "--socket-send-buffer",
-        "4096",
-        "--write-batch-bytes",
-        "512",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
-    let sleeper = {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
-        let mut client = Client::over(read, write);
-        client.hello("sleeper").await.unwrap();
-        client.join("busy").await.unwrap();
-        client
-    };
+    let (server, events) = observed_server(
+        &[
+            &["--socket-send-buffer", "4096", "--write-batch-bytes", "512"][..],
+            NO_RATE_LIMIT,
+        ]
+        .concat(),
+    );
+    let mut sleeper = server.connect_small_buffered("sleeper").await;
+    sleeper.join("busy").await.unwrap();
     let mut talker = server.member("talker", "busy").await;
     // One chat at a time, each after the last one's echo: the server itself is never busy.
     for i in 0..CHATS {

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{WAIT, next_body, next_non_presence, room_event, spawn_server};
+use support::{NO_RATE_LIMIT, WAIT, next_body, next_non_presence, room_event, spawn_server};
 use tavern::protocol::ErrorCode;
 use tavern::protocol::pb::server_message::Body;
 
@@ -212,11 +212,7 @@ async fn identical_gap_free_sequences(server_args: &[&str]) {
 /// connection (SLOW_CONSUMER) while one of its joins is on its way.
 async fn join_while_cut_off(server: &support::TestServer, name: &str, rooms: usize) -> tavern::client::ClientWriter {
     use tavern::protocol::pb::{JoinRoom, client_message::Body as Request};
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
-    let mut client = tavern::client::Client::over(read, write);
-    client.hello(name).await.unwrap();
+    let mut client = server.connect_small_buffered(name).await;
     client.join("flooded").await.unwrap();
     let (mut writer, _reader) = client.into_split();
     for i in 0..rooms {
@@ -234,20 +230,22 @@ async fn join_while_cut_off(server: &support::TestServer, name: &str, rooms: usi
 #[tokio::test]
 async fn rooms_whose_joiner_was_cut_off_meanwhile_are_all_disposed() {
     const SLEEPERS: usize = 5;
-    let server = spawn_server(&[
-        "--outbound-queue-frames",
-        "16",
-        "--max-room-members",
-        "100",
-        "--socket-send-buffer",
-        "4096",
-        "--max-rooms-per-session",
-        "200",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
+    let server = spawn_server(
+        &[
+            &[
+                "--outbound-queue-frames",
+                "16",
+                "--max-room-members",
+                "100",
+                "--socket-send-buffer",
+                "4096",
+                "--max-rooms-per-session",
+                "200",
+            ][..],
+            NO_RATE_LIMIT,
+        ]
+        .concat(),
+    );
     let mut talker = server.member("talker", "flooded").await;
     let mut sleepers = Vec::new();
     for n in 0..SLEEPERS {
@@ -291,11 +289,7 @@ async fn every_leave_is_answered_or_the_slow_client_is_cut_off() {
         "--max-rooms-per-session",
         "200",
     ]);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
-    let mut client = tavern::client::Client::over(read, write);
-    client.hello("leaver").await.unwrap();
+    let mut client = server.connect_small_buffered("leaver").await;
     for i in 0..ROOMS {
         client.join(&format!("room{i}")).await.unwrap();
     }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{WAIT, read_to_close, spawn_server};
+use support::{NO_RATE_LIMIT, WAIT, read_to_close, spawn_server};
 use tavern::client::Client;
 use tavern::protocol::pb::server_message::Body;
 
@@ -70,14 +70,7 @@ async fn every_chat_a_room_took_during_shutdown_reaches_every_member() {
     const CHATS: usize = 3000;
     // A room inbox of 2: the publisher's session is nearly always waiting for
     // space when shutdown begins, with a chat it read and has yet to hand on.
-    let server = spawn_server(&[
-        "--room-inbox",
-        "2",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
+    let server = spawn_server(&[&["--room-inbox", "2"][..], NO_RATE_LIMIT].concat());
     let mut readers = Vec::new();
     for name in ["ann", "bob", "cat"] {
         let (writer, mut reader) = server.member(name, "room").await.into_split();
@@ -132,11 +125,7 @@ async fn a_slow_reader_gets_its_backlog_within_the_grace_period_not_the_close_ti
         "--socket-send-buffer",
         "4096",
     ]);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
-    let mut slow = Client::over(read, write);
-    slow.hello("slow").await.unwrap();
+    let mut slow = server.connect_small_buffered("slow").await;
     slow.join("room").await.unwrap();
     let mut publisher = server.member("publisher", "room").await;
     for i in 0..CHATS {

@@ -294,7 +294,11 @@ async fn a_player_that_stops_reading_gets_fresh_state_not_a_backlog() {
         "--world-stale-ticks",
         "100000",
     ]);
-    let sleeper = small_buffered_player(&server, "sleeper", (500.0, 500.0)).await;
+    let sleeper = {
+        let mut sleeper = server.connect_small_buffered("sleeper").await;
+        sleeper.enter_world("w", Some((500.0, 500.0))).await.unwrap();
+        sleeper
+    };
     // Walkers around it, each walking 20 units (2 s at 10 units/s), all reading.
     let mut walkers = Vec::new();
     let mut targets = HashMap::new();
@@ -352,19 +356,6 @@ async fn a_player_that_stops_reading_gets_fresh_state_not_a_backlog() {
     for reader in readers {
         reader.abort();
     }
-}
-
-/// A player in world `w` at `at` whose socket's receive buffer is small, so
-/// that the server's writes to it stall soon after it stops reading.
-async fn small_buffered_player(server: &support::TestServer, name: &str, at: (f32, f32)) -> Client {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let (read, write) = stream.into_split();
-    let mut client = Client::over(read, write);
-    client.hello(name).await.unwrap();
-    client.enter_world("w", Some(at)).await.unwrap();
-    client
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -6,43 +6,28 @@
 mod support;
 
 use support::observe::scrape;
-use support::{TestServer, WAIT, spawn_server};
-use tavern::client::Client;
+use support::{NO_RATE_LIMIT, WAIT, spawn_server};
 use tavern::protocol::pb;
 use tavern::protocol::pb::client_message::Body as Request;
 use tavern::protocol::pb::server_message::Body;
 
-/// A client whose receive buffer is small, so that the server's writes to it
-/// stall soon after it stops reading.
-async fn small_buffered(server: &TestServer, name: &str) -> Client {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let (read, write) = socket.connect(server.addr).await.unwrap().into_split();
-    let mut client = Client::over(read, write);
-    client.hello(name).await.unwrap();
-    client
-}
-
 #[tokio::test]
 async fn a_world_update_never_overtakes_world_entered_or_world_left() {
     const BACKLOG: usize = 300;
-    let server = spawn_server(&[
-        "--socket-send-buffer",
-        "4096",
-        "--world-tick-hz",
-        "50",
-        "--rate-limit-per-s",
-        "1000000",
-        "--rate-limit-burst",
-        "1000000",
-    ]);
+    let server = spawn_server(
+        &[
+            &["--socket-send-buffer", "4096", "--world-tick-hz", "50"][..],
+            NO_RATE_LIMIT,
+        ]
+        .concat(),
+    );
     // Someone to see in w2, so that entering it makes an update at once.
     let mut neighbour = server.connect("neighbour").await;
     neighbour.enter_world("w2", Some((500.0, 500.0))).await.unwrap();
     let (_neighbour_writer, mut neighbour_reader) = neighbour.into_split();
     let neighbour_reads = tokio::spawn(async move { while neighbour_reader.next_event(WAIT).await.is_ok() {} });
     // The traveller stands alone in w1 (one update, then none), and is in a busy room.
-    let mut traveller = small_buffered(&server, "traveller").await;
+    let mut traveller = server.connect_small_buffered("traveller").await;
     traveller.enter_world("w1", Some((100.0, 100.0))).await.unwrap();
     while !matches!(
         traveller.next_event(WAIT).await.unwrap().body,

@@ -303,8 +303,9 @@ pub struct Config {
     #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
     pub auth_key: Option<Secret>,
 
-    /// With `--auth token`: close each session when its token expires (TOKEN_EXPIRED), so that
-    /// a revoked player cannot stay on past its token. `false` lets sessions outlive tokens.
+    /// With `--auth token`: close each session when its token expires (TOKEN_EXPIRED, checked
+    /// every heartbeat interval), so that a revoked player cannot stay on past its token.
+    /// `false` lets sessions outlive tokens.
     #[arg(long, env = "TAVERN_AUTH_CLOSE_AT_EXPIRY", default_value_t = true, action = clap::ArgAction::Set)]
     pub auth_close_at_expiry: bool,
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{AsyncContext, Context};
+use actix::Context;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -49,25 +49,13 @@ impl Session {
         false
     }
 
-    /// Closes the session with TOKEN_EXPIRED when its token expires at `exp`
-    /// (Unix seconds), unless [`Config::auth_close_at_expiry`] is off.
-    fn close_at_expiry(&mut self, ctx: &mut Context<Self>, exp: u64) {
-        if !self.server.config.auth_close_at_expiry {
-            return;
+    /// Notes when the session's token expires (`exp`, Unix seconds): the
+    /// heartbeat check closes it then with TOKEN_EXPIRED, unless
+    /// [`Config::auth_close_at_expiry`] is off.
+    fn close_at_expiry(&mut self, exp: u64) {
+        if self.server.config.auth_close_at_expiry {
+            self.token_expires = Some(UNIX_EPOCH + Duration::from_secs(exp));
         }
-        let left = (UNIX_EPOCH + Duration::from_secs(exp))
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        ctx.run_later(left, |act, ctx| {
-            let message = "the session's token expired; reconnect with a fresh one";
-            act.fail(
-                ctx,
-                0,
-                ErrorCode::TokenExpired,
-                message,
-                DisconnectReason::Unauthenticated,
-            );
-        });
     }
 
     pub(super) fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
@@ -81,7 +69,7 @@ impl Session {
         }
         if let Some(authority) = &self.server.authority {
             match authority.verify(token, name.as_str(), SystemTime::now()) {
-                Ok(claims) => self.close_at_expiry(ctx, claims.exp),
+                Ok(claims) => self.close_at_expiry(claims.exp),
                 Err(e) => {
                     debug!(session = %self.id, peer = %self.peer, error = %e, "token refused");
                     let message = format!("{e}");

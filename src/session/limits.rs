@@ -79,9 +79,23 @@ impl Session {
         false
     }
 
-    /// Runs every heartbeat interval: a session silent for one interval gets
-    /// a Heartbeat to answer; silent for three, it is closed.
+    /// Runs every heartbeat interval: a session whose token expired is
+    /// closed; one silent for one interval gets a Heartbeat to answer;
+    /// silent for three, it is closed.
     pub(super) fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self
+            .token_expires
+            .is_some_and(|expires| expires <= std::time::SystemTime::now())
+        {
+            let message = "the session's token expired; reconnect with a fresh one";
+            return self.fail(
+                ctx,
+                0,
+                ErrorCode::TokenExpired,
+                message,
+                DisconnectReason::Unauthenticated,
+            );
+        }
         let silent = self.last_heard.elapsed();
         if silent > self.server.config.idle_timeout() {
             self.fail(

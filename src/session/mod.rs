@@ -76,6 +76,8 @@ pub struct Session {
     rate: RateLimit,
     /// Hellos received before Welcome.
     hellos: u32,
+    /// When the session's token expires (with `--auth token`).
+    token_expires: Option<std::time::SystemTime>,
     last_heard: Instant,
     server: Arc<SessionContext>,
 }
@@ -129,6 +131,7 @@ impl Session {
                 read_failed: None,
                 rate: RateLimit::new(&server.config),
                 hellos: 0,
+                token_expires: None,
                 last_heard: Instant::now(),
                 server,
             }
@@ -277,6 +280,11 @@ impl Drop for Session {
 
 impl StreamHandler<Frame> for Session {
     fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        // Once reading stopped (shutdown), frames the stream still yields are not taken:
+        // the rooms may already be draining.
+        if self.reader.is_none() {
+            return;
+        }
         self.last_heard = Instant::now();
         let Some(message) = self.decode(frame, ctx) else { return };
         let is_hello = matches!(message.body, Some(pb::client_message::Body::Hello(_)));

@@ -29,6 +29,10 @@ pub const TIGHT_QUEUES: &[&str] = &[
     "60000",
 ];
 
+/// Server flags that raise the per-session rate limit out of a test's way
+/// (an optimised build sends faster than the default allows).
+pub const NO_RATE_LIMIT: &[&str] = &["--rate-limit-per-s", "1000000", "--rate-limit-burst", "1000000"];
+
 /// A running server; shut down (and waited for) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -104,6 +108,17 @@ impl TestServer {
     /// Connects and says Hello as `name`.
     pub async fn connect(&self, name: &str) -> Client {
         Client::connect_as(self.addr, name).await.expect("connect and hello").0
+    }
+
+    /// A welcomed client whose socket's receive buffer is small (4 KiB), so
+    /// that the server's writes to it stall soon after it stops reading.
+    pub async fn connect_small_buffered(&self, name: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("a receive buffer size");
+        let (read, write) = socket.connect(self.addr).await.expect("connected").into_split();
+        let mut client = Client::over(read, write);
+        client.hello(name).await.expect("welcomed");
+        client
     }
 
     /// Connects, says Hello as `name` and joins `room`.
