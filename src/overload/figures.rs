@@ -9,8 +9,10 @@ use prometheus::Histogram;
 
 use crate::stats::Stats;
 
-/// How often each event loop's lag is probed.
-const PROBE_INTERVAL: Duration = Duration::from_millis(25);
+/// How often each event loop's lag is probed: often enough that every
+/// judgement (every 250 ms) sees two probes, seldom enough that idle threads
+/// barely wake.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long resident memory must stop growing before it no longer counts as overload.
 pub const RSS_GROWTH_WINDOW: Duration = Duration::from_secs(10);

@@ -109,7 +109,8 @@ impl Session {
         let lingering = read.share();
         server.tracker.spawn(async move {
             match writer.await {
-                WriterEnd::Closed => lingering.linger(close.linger_limit()).await,
+                // Boxed: its state is allocated only by a connection that closes, not held by every writer.
+                WriterEnd::Closed => Box::pin(lingering.linger(close.linger_limit())).await,
                 WriterEnd::Failed(e) => debug!(session = %id, error = %e, "connection ended while writing"),
             }
             stats.connections_open.dec();
