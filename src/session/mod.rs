@@ -65,8 +65,9 @@ pub struct Session {
     member: Option<Member>,
     /// Rooms joined.
     rooms: HashMap<RoomName, RoomHandle>,
-    /// The world entered, if any.
-    world: Option<InWorld>,
+    /// The world entered, if any (boxed: most sessions never enter one, and
+    /// an idle session's size sets the server's memory per connection).
+    world: Option<Box<InWorld>>,
     outbox: Outbox,
     frame_limit: FrameLimit,
     reader: Option<SpawnHandle>,
@@ -98,24 +99,22 @@ impl Session {
         let id = SessionId::next();
         let stats = server.stats.clone();
         stats.connections_open.inc();
-        let writer = queue.write_to(
-            write,
-            config.write_batch_bytes,
-            config.write_timeout(),
-            close.clone(),
-            stats.clone(),
-        );
         let read = SharedReader::new(read);
         let lingering = read.share();
-        server.tracker.spawn(async move {
-            match writer.await {
+        let (batch_bytes, write_timeout) = (config.write_batch_bytes, config.write_timeout());
+        // The writer is made inside the task: a future awaited from a task's
+        // captures would be held twice in every idle connection's task.
+        let task = async move {
+            let end = queue.write_to(write, batch_bytes, write_timeout, close.clone(), stats.clone());
+            match end.await {
                 // Boxed: its state is allocated only by a connection that closes, not held by every writer.
                 WriterEnd::Closed => Box::pin(lingering.linger(close.linger_limit())).await,
                 WriterEnd::Failed(e) => debug!(session = %id, error = %e, "connection ended while writing"),
             }
             stats.connections_open.dec();
             drop(slot);
-        });
+        };
+        server.tracker.spawn(task);
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
         let codec = FrameCodec::<ClientMessage, ServerMessage>::new(frame_limit.clone());
         Session::create(move |ctx| {

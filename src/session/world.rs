@@ -56,12 +56,12 @@ impl Session {
                 .into_actor(self)
                 .map(move |(name, input, entered), act, ctx| match entered {
                     Ok(world) => {
-                        act.world = Some(InWorld {
+                        act.world = Some(Box::new(InWorld {
                             name,
                             world,
                             input,
                             last_client_tick: None,
-                        });
+                        }));
                     }
                     Err(e) => act.reply_error(ctx, request_id, e.code(), e.to_string()),
                 }),
@@ -82,8 +82,8 @@ impl Session {
     }
 
     pub(super) fn leave_world(&mut self, ctx: &mut Context<Self>, request_id: u64, name: &WorldName) {
-        match self.world.take_if(|world| world.name == *name) {
-            Some(InWorld { world, .. }) => {
+        match self.world.take_if(|world| world.name == *name).map(|boxed| boxed.world) {
+            Some(world) => {
                 let leave = WorldCommand::Leave {
                     request_id,
                     session: self.id,
@@ -100,7 +100,7 @@ impl Session {
 
     /// Leaves the world without waiting (the session is ending).
     pub(super) fn leave_world_now(&mut self) {
-        if let Some(InWorld { world, .. }) = self.world.take() {
+        if let Some(InWorld { world, .. }) = self.world.take().map(|boxed| *boxed) {
             let session = self.id;
             world.inbox.post(WorldCommand::Leave { request_id: 0, session });
         }
