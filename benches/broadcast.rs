@@ -45,7 +45,8 @@ fn fan_out(c: &mut Criterion) {
     for n in [100, 1_000, 2_000, 4_000, 16_000, 64_000] {
         group.throughput(Throughput::Elements(u64::try_from(n).unwrap_or(u64::MAX)));
         for (mode, threshold) in [("inline", usize::MAX), ("rayon", 0)] {
-            let broadcaster = Broadcaster::new(cores, threshold).unwrap_or_else(|e| panic!("pool: {e}"));
+            let broadcaster = Broadcaster::new(cores, threshold, tavern::sched::SchedPolicy::Other)
+                .unwrap_or_else(|e| panic!("pool: {e}"));
             group.bench_with_input(BenchmarkId::new(mode, n), &n, |b, &n| {
                 b.iter_custom(|iters| {
                     let mut spent = Duration::ZERO;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::outbox::{Outbox, SendError};
+use crate::sched::SchedPolicy;
 
 /// Smallest slice of recipients one rayon job handles: below this, splitting
 /// costs more than it saves.
@@ -35,15 +36,20 @@ pub struct Broadcaster {
 pub type Refusal = (usize, SendError);
 
 impl Broadcaster {
-    /// A broadcaster with `threads` pool threads, going parallel from
-    /// `parallel_threshold` recipients.
+    /// A broadcaster with `threads` pool threads under `policy`, going
+    /// parallel from `parallel_threshold` recipients.
     ///
     /// # Errors
     /// The pool's threads could not be started.
-    pub fn new(threads: usize, parallel_threshold: usize) -> Result<Broadcaster, rayon::ThreadPoolBuildError> {
+    pub fn new(
+        threads: usize,
+        parallel_threshold: usize,
+        policy: SchedPolicy,
+    ) -> Result<Broadcaster, rayon::ThreadPoolBuildError> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("tavern-broadcast-{i}"))
+            .start_handler(move |_| policy.apply_or_warn("broadcast"))
             .build()?;
         Ok(Broadcaster {
             pool,
@@ -94,7 +100,7 @@ mod tests {
     }
 
     fn check(threshold: usize) {
-        let broadcaster = Broadcaster::new(2, threshold).unwrap();
+        let broadcaster = Broadcaster::new(2, threshold, SchedPolicy::Other).unwrap();
         let mut receivers = Vec::new();
         let recipients: Vec<R> = (0..3000)
             .map(|i| {

@@ -19,8 +19,9 @@
 //!    (session tokens): formats, knowing nothing of the server.
 //! 2. Shared types and settings: [`ids`] (`SessionId`, `RoomId`, `WorldId`,
 //!    `DisconnectReason`, `OverloadLevel`), [`inbox`] (the one bounded actor
-//!    inbox), [`config`] (every setting, with defaults), [`tls`], and the
-//!    typed [`client`] that tests and `loadtest` use.
+//!    inbox), [`config`] (every setting, with defaults), [`tls`], [`sched`]
+//!    (the threads' scheduling policy), and the typed [`client`] that tests
+//!    and `loadtest` use.
 //! 3. Observation: [`stats`] (Prometheus metrics), [`lifecycle`] (events and
 //!    the observer hook), [`overload`] (the monitor behind `/stats` and load
 //!    shedding) and [`admin`] (the admin HTTP endpoint).
@@ -49,6 +50,7 @@ pub mod outbox;
 pub mod overload;
 pub mod protocol;
 pub mod room;
+pub mod sched;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// The server's layers, bottom first (see `src/lib.rs`).
 const SERVER: &[&[&str]] = &[
     &["protocol", "auth"],
-    &["ids", "inbox", "config", "tls", "client"],
+    &["ids", "inbox", "config", "tls", "client", "sched"],
     &["stats", "lifecycle", "overload", "admin"],
     &["outbox"],
     &["broadcast"],
@@ -23,7 +23,7 @@ const SERVER: &[&[&str]] = &[
 /// `loadtest`'s layers, bottom first (see `loadtest/src/main.rs`).
 const LOADTEST: &[&[&str]] = &[
     &[
-        "units", "schedule", "latency", "timeline", "payload", "detect", "settings",
+        "units", "schedule", "latency", "timeline", "payload", "detect", "settings", "view",
     ],
     &["procstat", "usage", "admin", "spawn"],
     &["tally", "figures", "step"],

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::TypedValueParser as _;
 
+use crate::sched::SchedPolicy;
+
 pub use validate::{ConfigError, InvalidSetting};
 
 mod validate;
@@ -61,6 +63,13 @@ pub struct Config {
     #[arg(long, env = "TAVERN_BROADCAST_THREADS", default_value_t = cores(), value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub broadcast_threads: usize,
 
+    /// Scheduling policy of the server's own threads (session, room, world and broadcast
+    /// threads): `other` leaves the system default, `batch` sets `SCHED_BATCH` (Linux; no
+    /// privileges needed), so that a thread handing work to another on the same core is not
+    /// preempted by it. Niceness is never changed.
+    #[arg(long, env = "TAVERN_SCHED_POLICY", value_enum, default_value_t = SchedPolicy::Other)]
+    pub sched_policy: SchedPolicy,
+
     /// Room size (members) from which a broadcast is spread over the broadcast pool instead of
     /// running inline on the room's thread.
     #[arg(long, env = "TAVERN_BROADCAST_PARALLEL_THRESHOLD", default_value_t = 4096)]
@@ -95,9 +104,15 @@ pub struct Config {
     #[arg(long, env = "TAVERN_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
     pub outbound_queue_bytes: usize,
 
-    /// Most bytes a session writer gathers from its queue into one socket write.
+    /// Most bytes a session writer puts into one socket write.
     #[arg(long, env = "TAVERN_WRITE_BATCH_BYTES", default_value_t = 64 * 1024)]
     pub write_batch_bytes: usize,
+
+    /// Write coalescing, microseconds: a session's writer woken by a frame lets its thread
+    /// finish the work already ready (so frames it queues share the write) unless the frame
+    /// has waited this long already; 0 writes each wake-up at once.
+    #[arg(long, env = "TAVERN_WRITE_COALESCE_US", default_value_t = 250)]
+    pub write_coalesce_us: u64,
 
     /// Kernel send buffer per connection (SO_SNDBUF), bytes; 0 leaves it to the OS's autotuning.
     /// With the outbound queue bounds it caps what one slow client can hold.
@@ -394,6 +409,11 @@ impl Config {
     /// See [`Config::write_timeout_ms`].
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// See [`Config::write_coalesce_us`].
+    pub fn write_coalesce(&self) -> Duration {
+        Duration::from_micros(self.write_coalesce_us)
     }
 
     /// Members in one member list frame, so that it fits `max_frame_len`.

@@ -13,23 +13,32 @@
 //! [`Config::outbound_queue_bytes`]: crate::Config::outbound_queue_bytes
 //! [`Config::write_batch_bytes`]: crate::Config::write_batch_bytes
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_queue::SegQueue;
 use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use linger::SharedReader;
-pub use writer::WriterEnd;
+pub use writer::{WriterEnd, WriterSettings};
 
 use crate::ids::DisconnectReason;
 
+mod batch;
 mod linger;
 mod writer;
+
+/// What the writer waits for.
+enum Ready {
+    /// Frames to write; the first arrived at this time.
+    Frames(Option<quanta::Instant>),
+    Closed,
+}
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -95,14 +104,10 @@ pub struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The queue itself: a lock-free segmented queue (segments are allocated as
-/// frames arrive, so an idle session holds almost nothing), bounded by the two
-/// counters, which are reserved before a frame is pushed.
+/// What the session's producers and its writer share.
 #[derive(Debug)]
 struct Shared {
-    frames: SegQueue<Bytes>,
-    queued_frames: AtomicUsize,
-    queued_bytes: AtomicUsize,
+    state: Mutex<State>,
     max_frames: usize,
     max_bytes: usize,
     /// Checked on every send; set once by the first close.
@@ -112,15 +117,30 @@ struct Shared {
     ending: OnceLock<(Queued, Option<Bytes>, DisconnectReason)>,
     /// The writer, when it waits for frames or for the socket.
     writer: AtomicWaker,
+}
+
+/// The queue, behind one lock: a push is one short critical section, and the
+/// writer takes everything queued in another, however many frames that is.
+/// An idle session's queue holds no allocation beyond the few slots its last
+/// frames used.
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Bytes>,
+    /// Frames and bytes queued or taken by the writer and not yet written:
+    /// what the bounds limit, so a batch being written still counts.
+    held_frames: usize,
+    held_bytes: usize,
     /// The one latest-state frame (a WorldUpdate) waiting for the writer, and
-    /// how many queued frames were pushed before it; see [`Outbox::try_send_latest`].
-    latest: Mutex<Option<(Bytes, u64)>>,
-    /// Whether `latest` holds a frame.
-    latest_pending: AtomicBool,
-    /// Frames ever pushed into the queue (counted as each push begins).
-    pushed: AtomicU64,
-    /// Frames ever popped from the queue (by the writer alone).
-    popped: AtomicU64,
+    /// how many frames had been pushed before it; see [`Outbox::try_send_latest`].
+    latest: Option<(Bytes, u64)>,
+    /// Frames ever pushed, and ever taken by the writer.
+    pushed: u64,
+    taken: u64,
+    /// When the first frame the writer has not taken arrived (a cheap
+    /// clock: it is read at every push into an empty queue).
+    since: Option<quanta::Instant>,
+    /// The writer waits for a frame: the next push must wake it.
+    writer_idle: bool,
 }
 
 /// The receiving side, owned by the session's writer.
@@ -132,19 +152,13 @@ pub struct OutboxReceiver {
 /// A new queue holding at most `max_frames` frames and `max_bytes` bytes.
 pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
-        frames: SegQueue::new(),
-        queued_frames: AtomicUsize::new(0),
-        queued_bytes: AtomicUsize::new(0),
+        state: Mutex::default(),
         max_frames,
         max_bytes,
         closed: AtomicBool::new(false),
         closing: CancellationToken::new(),
         ending: OnceLock::new(),
         writer: AtomicWaker::new(),
-        latest: Mutex::new(None),
-        latest_pending: AtomicBool::new(false),
-        pushed: AtomicU64::new(0),
-        popped: AtomicU64::new(0),
     });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
@@ -160,24 +174,29 @@ impl Outbox {
         if shared.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        if !reserve(&shared.queued_frames, 1, shared.max_frames) {
+        let mut state = shared.lock();
+        if state.held_frames >= shared.max_frames || state.held_bytes + frame.len() > shared.max_bytes {
             return Err(SendError::Full);
         }
-        if !reserve(&shared.queued_bytes, frame.len(), shared.max_bytes) {
-            shared.queued_frames.fetch_sub(1, Ordering::AcqRel);
-            return Err(SendError::Full);
+        state.held_frames += 1;
+        state.held_bytes += frame.len();
+        state.pushed += 1;
+        if state.since.is_none() {
+            state.since = Some(quanta::Instant::now());
         }
-        shared.pushed.fetch_add(1, Ordering::AcqRel);
-        shared.frames.push(frame);
-        shared.writer.wake();
+        state.frames.push_back(frame);
+        let wake = std::mem::take(&mut state.writer_idle);
+        drop(state);
+        if wake {
+            shared.writer.wake();
+        }
         Ok(())
     }
 
     /// Whether `frames` more frames of `bytes` in all would fit the queue now.
     pub fn has_room_for(&self, frames: usize, bytes: usize) -> bool {
-        let shared = &*self.shared;
-        shared.queued_frames.load(Ordering::Acquire) + frames <= shared.max_frames
-            && shared.queued_bytes.load(Ordering::Acquire) + bytes <= shared.max_bytes
+        let state = self.shared.lock();
+        state.held_frames + frames <= self.shared.max_frames && state.held_bytes + bytes <= self.shared.max_bytes
     }
 
     /// Hands the writer `frame` as the session's latest state (a
@@ -196,20 +215,25 @@ impl Outbox {
         if shared.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        let mut latest = shared.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if latest.is_some() {
+        let mut state = shared.lock();
+        if state.latest.is_some() {
             return Err(SendError::Full);
         }
-        *latest = Some((frame, shared.pushed.load(Ordering::Acquire)));
-        shared.latest_pending.store(true, Ordering::Release);
-        drop(latest);
-        shared.writer.wake();
+        state.latest = Some((frame, state.pushed));
+        if state.since.is_none() {
+            state.since = Some(quanta::Instant::now());
+        }
+        let wake = std::mem::take(&mut state.writer_idle);
+        drop(state);
+        if wake {
+            shared.writer.wake();
+        }
         Ok(())
     }
 
     /// Whether a frame given to [`Outbox::try_send_latest`] is still unsent.
     pub fn latest_pending(&self) -> bool {
-        self.shared.latest_pending.load(Ordering::Acquire)
+        self.shared.lock().latest.is_some()
     }
 
     /// Closes the connection for `reason`: the writer handles the queued
@@ -236,17 +260,11 @@ impl Outbox {
     }
 }
 
-/// Adds `n` to `counter` unless that would pass `max`.
-fn reserve(counter: &AtomicUsize, n: usize, max: usize) -> bool {
-    let before = counter.fetch_add(n, Ordering::AcqRel);
-    if before + n > max {
-        counter.fetch_sub(n, Ordering::AcqRel);
-        return false;
-    }
-    true
-}
-
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn close(&self, queued: Queued, last: Option<Bytes>, reason: DisconnectReason) -> bool {
         if self.ending.set((queued, last, reason)).is_err() {
             return false;
@@ -257,48 +275,77 @@ impl Shared {
         true
     }
 
-    /// The latest-state frame, if it is due: every frame queued before it was popped.
-    fn take_latest_due(&self) -> Option<Bytes> {
-        if !self.latest_pending.load(Ordering::Acquire) {
-            return None;
+    /// Moves everything queued into `slots` (which must be empty), the
+    /// latest-state frame in its place among the rest (its index goes to
+    /// `latest_at`); returns the frames moved.
+    fn take(&self, (slots, latest_at): (&mut VecDeque<Bytes>, &mut Option<usize>)) -> usize {
+        let mut state = self.lock();
+        let queued = state.frames.len();
+        *latest_at = None;
+        if let Some((frame, after)) = state.latest.take() {
+            let at = usize::try_from(after.saturating_sub(state.taken)).map_or(queued, |at| at.min(queued));
+            state.frames.insert(at, frame);
+            *latest_at = Some(at);
         }
-        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        let due = latest
-            .as_ref()
-            .is_some_and(|(_, after)| *after <= self.popped.load(Ordering::Acquire));
-        if !due {
-            return None;
-        }
-        self.latest_pending.store(false, Ordering::Release);
-        latest.take().map(|(frame, _)| frame)
+        std::mem::swap(&mut state.frames, slots);
+        state.taken += u64::try_from(queued).unwrap_or(u64::MAX);
+        state.since = None;
+        slots.len()
     }
 
-    /// Whether the writer has a frame to write now.
-    fn has_frames(&self) -> bool {
-        if !self.frames.is_empty() {
-            return true;
+    /// Ready with the time the first untaken frame arrived when there is one
+    /// (or the connection closed); else the writer is woken by the next push.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
+        if self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(Ready::Closed);
         }
-        // With the queue empty, a pending latest frame is due unless a push before it is still under way.
-        self.latest_pending.load(Ordering::Acquire)
-            && self
-                .latest
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .is_some_and(|(_, after)| *after <= self.popped.load(Ordering::Acquire))
+        let mut state = self.lock();
+        if !state.frames.is_empty() || state.latest.is_some() {
+            return Poll::Ready(Ready::Frames(state.since));
+        }
+        // Registered under the lock that pushes take, so no push is missed.
+        self.writer.register(cx.waker());
+        state.writer_idle = true;
+        drop(state);
+        // A close sets `closed` before it wakes; one that woke before the registration is seen here.
+        if self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(Ready::Closed);
+        }
+        Poll::Pending
     }
 
-    /// The next frame in order: the latest-state frame when it is due, else the queue's next.
-    fn next_frame(&self) -> Option<Bytes> {
-        self.take_latest_due().or_else(|| self.pop())
+    /// Ready once the connection is closing.
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.writer.register(cx.waker());
+        if self.closed.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
-    fn pop(&self) -> Option<Bytes> {
-        let frame = self.frames.pop()?;
-        self.popped.fetch_add(1, Ordering::AcqRel);
-        self.queued_frames.fetch_sub(1, Ordering::AcqRel);
-        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
-        Some(frame)
+    /// Bytes queued and being written.
+    fn held_bytes(&self) -> usize {
+        self.lock().held_bytes
+    }
+
+    /// Frees the bounds' share of `frames` frames of `bytes` bytes, written or dropped.
+    fn release(&self, frames: usize, bytes: usize) {
+        let mut state = self.lock();
+        state.held_frames = state.held_frames.saturating_sub(frames);
+        state.held_bytes = state.held_bytes.saturating_sub(bytes);
+    }
+
+    /// Drops everything queued (the writer stopped).
+    fn clear(&self) {
+        let mut state = self.lock();
+        state.frames = VecDeque::new();
+        state.latest = None;
+        state.held_frames = 0;
+        state.held_bytes = 0;
     }
 }
 

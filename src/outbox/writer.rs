@@ -1,39 +1,45 @@
 //! The writer: the task that empties a session's outbound queue into its
-//! socket, a lone frame as it is and several gathered into one buffer, and
-//! ends the connection as [`Outbox::close`] asked.
+//! socket, and ends the connection as [`Outbox::close`] asked.
+//!
+//! Writes grow with load. A writer woken by a frame first lets its thread
+//! run the rest of its ready work (one scheduler round, at most
+//! [`WriterSettings::coalesce`] after the frame arrived), then takes
+//! everything queued at once and writes it with as few `writev` calls as the
+//! socket takes: one frame when the server is quiet, dozens when it is busy.
 
-use std::future::poll_fn;
-use std::io;
+use std::future::{Future, poll_fn};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
+use quanta::Instant;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Sleep;
 
 #[cfg(doc)]
 use super::Outbox;
-use super::{CloseBudget, OutboxReceiver, Queued};
+use super::batch::{Batch, MAX_SLICES, Written};
+use super::{CloseBudget, OutboxReceiver, Queued, Ready, Shared};
 use crate::ids::DisconnectReason;
 use crate::stats::Stats;
 
-/// Writes all of `buf`, failing with `TimedOut` if the socket takes no byte
-/// for `deadline`.
-async fn write_with_deadline<W: AsyncWrite + Unpin>(
-    socket: &mut W,
-    buf: &mut Bytes,
-    deadline: Duration,
-) -> io::Result<()> {
-    while !buf.is_empty() {
-        match tokio::time::timeout(deadline, socket.write_buf(buf)).await {
-            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-        }
-    }
-    Ok(())
+/// How a writer writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Most bytes per write ([`Config::write_batch_bytes`]).
+    ///
+    /// [`Config::write_batch_bytes`]: crate::Config::write_batch_bytes
+    pub batch_bytes: usize,
+    /// Longest a frame waits for others to share its write
+    /// ([`Config::write_coalesce_us`]); zero writes at once.
+    ///
+    /// [`Config::write_coalesce_us`]: crate::Config::write_coalesce_us
+    pub coalesce: Duration,
+    /// A socket that takes no byte for this long ends the connection.
+    pub write_timeout: Duration,
 }
 
 /// How a writer ended.
@@ -45,146 +51,192 @@ pub enum WriterEnd {
     Failed(io::Error),
 }
 
-/// What the writer waits for.
-enum Ready {
-    Frames,
-    Closed,
+/// A writer's socket and what it is writing.
+struct Writer<'a, W> {
+    shared: &'a Shared,
+    socket: W,
+    /// Frames taken from the queue and not yet written.
+    batch: Batch,
+    /// For a socket without vectored writes: frames copied into one buffer, being written.
+    copy: Bytes,
+    vectored: bool,
+    /// The last take found at most one frame: the batch's slots go back to
+    /// the allocator once written (a busy writer keeps a few for the next).
+    quiet: bool,
+    settings: WriterSettings,
+    stats: &'a Stats,
 }
 
 impl OutboxReceiver {
     /// Writes queued frames to `socket` until the outbox is closed, then ends
     /// the connection as the close asked, within the `close` budget.
-    /// A socket that takes no bytes for `write_timeout` while a batch waits
-    /// ends the connection. Frames and bytes written, and the queue depth
-    /// each batch found, go to `stats`.
+    /// Frames, bytes and writes go to `stats`, and the queue depth each take found.
     pub async fn write_to<W: AsyncWrite + Unpin>(
         self,
-        mut socket: W,
-        batch_bytes: usize,
-        write_timeout: Duration,
+        socket: W,
+        settings: WriterSettings,
         close: CloseBudget,
         stats: Arc<Stats>,
     ) -> WriterEnd {
-        let mut buf = Bytes::new();
+        let shared = &*self.shared;
+        let mut writer = Writer {
+            shared,
+            vectored: socket.is_write_vectored(),
+            socket,
+            batch: Batch::default(),
+            copy: Bytes::new(),
+            quiet: true,
+            settings,
+            stats: &stats,
+        };
         loop {
-            if buf.is_empty() {
-                match poll_fn(|cx| self.poll_ready(cx)).await {
+            if writer.batch.is_empty() && writer.copy.is_empty() {
+                writer.batch.release_memory(writer.quiet);
+                match poll_fn(|cx| shared.poll_ready(cx)).await {
                     Ready::Closed => break,
-                    Ready::Frames => buf = self.gather(batch_bytes, &stats),
+                    Ready::Frames(since) => writer.take(since).await,
                 }
             }
             tokio::select! {
                 biased;
-                () = poll_fn(|cx| self.poll_closed(cx)) => break,
-                written = write_with_deadline(&mut socket, &mut buf, write_timeout) => if let Err(e) = written {
+                () = poll_fn(|cx| shared.poll_closed(cx)) => break,
+                written = writer.write_some() => if let Err(e) = written {
                     let reason = if e.kind() == io::ErrorKind::TimedOut {
                         DisconnectReason::WriteTimeout
                     } else {
                         DisconnectReason::WriteError
                     };
-                    self.stop(&stats, reason);
+                    writer.stop(reason);
                     return WriterEnd::Failed(e);
                 },
             }
         }
-        // Any partly written batch is finished first, so the stream stays framed.
-        let ending = tokio::time::timeout(close.limit(), self.finish(&mut socket, &mut buf)).await;
-        self.stop(&stats, DisconnectReason::WriteError);
+        let ending = tokio::time::timeout(close.limit(), writer.finish()).await;
+        writer.stop(DisconnectReason::WriteError);
         match ending {
             Ok(Ok(())) => WriterEnd::Closed,
             Ok(Err(e)) => WriterEnd::Failed(e),
             Err(_) => WriterEnd::Failed(io::ErrorKind::TimedOut.into()),
         }
     }
+}
 
-    /// Ready when the outbox closed or holds a frame. The waker is registered
-    /// before the second look, so a frame pushed in between is not missed.
-    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
-        let shared = &*self.shared;
-        for attempt in 0..2 {
-            if shared.closed.load(Ordering::Acquire) {
-                return Poll::Ready(Ready::Closed);
-            }
-            if shared.has_frames() {
-                return Poll::Ready(Ready::Frames);
-            }
-            if attempt == 0 {
-                shared.writer.register(cx.waker());
-            }
+impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+    /// Takes everything queued, after letting the thread's other ready work
+    /// run first, so that frames it queues share this write: unless
+    /// coalescing is off, the first frame has waited its budget already, or
+    /// a full write is queued.
+    async fn take(&mut self, since: Option<Instant>) {
+        let settings = &self.settings;
+        if !settings.coalesce.is_zero()
+            && since.is_some_and(|at| at.elapsed() < settings.coalesce)
+            && self.shared.held_bytes() < settings.batch_bytes
+        {
+            tokio::task::yield_now().await;
         }
-        Poll::Pending
+        let frames = self.shared.take(self.batch.slots());
+        self.quiet = frames <= 1;
+        self.stats.queue_depth(frames);
     }
 
-    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        shared.writer.register(cx.waker());
-        if shared.closed.load(Ordering::Acquire) {
-            Poll::Ready(())
+    /// One write of what is taken: vectored from the frames themselves, or
+    /// (for a socket without vectored writes) from a copy of several.
+    async fn write_some(&mut self) -> io::Result<()> {
+        let deadline = self.settings.write_timeout;
+        if self.vectored {
+            let (socket, batch, max) = (&mut self.socket, &self.batch, self.settings.batch_bytes);
+            let n = within(deadline, |cx| {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = batch.slices(&mut slices, max);
+                Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count])
+            })
+            .await?;
+            let done = self.batch.advance(n);
+            self.wrote(n, done);
         } else {
-            Poll::Pending
+            if self.copy.is_empty() {
+                let (copy, done) = self.batch.coalesce(self.settings.batch_bytes);
+                self.copy = copy;
+                self.wrote(0, done);
+            }
+            let (socket, copy) = (&mut self.socket, &self.copy);
+            let n = within(deadline, |cx| Pin::new(&mut *socket).poll_write(cx, copy)).await?;
+            self.copy.advance(n);
+            self.wrote(n, Written::default());
+        }
+        Ok(())
+    }
+
+    /// Counts `n` bytes written, and frees the bounds' share of the frames `done`.
+    fn wrote(&self, n: usize, done: Written) {
+        let stats = self.stats;
+        if n > 0 {
+            stats.socket_writes.inc();
+            stats.bytes_out.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        if done != Written::default() {
+            stats
+                .messages_out
+                .inc_by(u64::try_from(done.all_frames()).unwrap_or(u64::MAX));
+            self.shared.release(done.frames, done.bytes);
         }
     }
 
-    async fn finish<W: AsyncWrite + Unpin>(&self, socket: &mut W, buf: &mut Bytes) -> io::Result<()> {
+    /// Writes what a close leaves due: a part-written frame always (the
+    /// stream stays framed), the queue too on a graceful close, then the
+    /// final frame; then shuts the socket's write side.
+    async fn finish(&mut self) -> io::Result<()> {
         let (queued, last) = match self.shared.ending.get() {
             Some((queued, last, _)) => (*queued, last.clone()),
             None => (Queued::Flush, None),
         };
-        socket.write_all_buf(buf).await?;
-        if queued == Queued::Flush {
-            while let Some(frame) = self.shared.next_frame() {
-                socket.write_all(&frame).await?;
+        if queued == Queued::Discard {
+            let dropped = self.batch.keep_mid_frame();
+            self.shared.release(dropped.frames, dropped.bytes);
+        }
+        loop {
+            while !self.batch.is_empty() || !self.copy.is_empty() {
+                self.write_some().await?;
+            }
+            if queued == Queued::Discard || self.shared.take(self.batch.slots()) == 0 {
+                break;
             }
         }
         if let Some(last) = last {
-            socket.write_all(&last).await?;
+            self.socket.write_all(&last).await?;
         }
-        socket.shutdown().await
-    }
-
-    /// The next batch: a lone ready frame as it is, or ready frames copied
-    /// into one buffer until it holds `batch_bytes` or the queue is empty.
-    /// The latest-state frame takes its place in order (see [`Outbox::try_send_latest`]).
-    fn gather(&self, batch_bytes: usize, stats: &Stats) -> Bytes {
-        stats.queue_depth(self.shared.queued_frames.load(Ordering::Relaxed));
-        let Some(first) = self.shared.next_frame() else {
-            return Bytes::new();
-        };
-        let batch = if !self.shared.has_frames() || first.len() >= batch_bytes {
-            stats.messages_out.inc();
-            first
-        } else {
-            let ready = first.len() + self.shared.queued_bytes.load(Ordering::Acquire);
-            let mut buf = BytesMut::with_capacity(ready.min(batch_bytes));
-            buf.extend_from_slice(&first);
-            let mut frames = 1;
-            while buf.len() < batch_bytes {
-                match self.shared.next_frame() {
-                    Some(frame) => {
-                        buf.extend_from_slice(&frame);
-                        frames += 1;
-                    }
-                    None => break,
-                }
-            }
-            stats.messages_out.inc_by(frames);
-            buf.freeze()
-        };
-        stats.bytes_out.inc_by(u64::try_from(batch.len()).unwrap_or(u64::MAX));
-        batch
+        self.socket.shutdown().await
     }
 
     /// Marks the connection closed for every producer (for `reason`, unless
     /// it was closed already) and drops what is queued.
-    fn stop(&self, stats: &Stats, reason: DisconnectReason) {
+    fn stop(&mut self, reason: DisconnectReason) {
         if self.shared.close(Queued::Discard, None, reason) {
-            stats.disconnected(reason);
+            self.stats.disconnected(reason);
         }
-        while self.shared.pop().is_some() {}
+        self.shared.clear();
+        self.batch = Batch::default();
     }
+}
+
+/// Polls `write` until it is ready; fails with `TimedOut` if it stays
+/// pending for `deadline` (a timer is made only then).
+async fn within<T>(
+    deadline: Duration,
+    mut write: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> io::Result<T> {
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = write(cx) {
+            return Poll::Ready(done);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -198,14 +250,21 @@ mod tests {
         Bytes::from(vec![byte; len])
     }
 
+    fn settings(batch_bytes: usize) -> WriterSettings {
+        WriterSettings {
+            batch_bytes,
+            coalesce: Duration::from_micros(200),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+
     #[tokio::test]
     async fn writes_everything_then_the_last_frame_on_flush() {
         let (tx, rx) = outbox(16, 1 << 16);
         let (client, server) = tokio::io::duplex(1 << 16);
         let writer = tokio::spawn(rx.write_to(
             server,
-            8,
-            Duration::from_secs(5),
+            settings(8),
             CloseBudget::fixed(Duration::from_secs(5)),
             Arc::default(),
         ));
@@ -219,8 +278,12 @@ mod tests {
         client.read_to_end(&mut got).await.unwrap();
         let expected: Vec<u8> = (1..=5).flat_map(|b| vec![b; 3]).chain([9, 9]).collect();
         assert_eq!(got, expected);
-        assert_eq!(tx.shared.queued_bytes.load(Ordering::Relaxed), 0);
-        assert_eq!(tx.shared.queued_frames.load(Ordering::Relaxed), 0);
+        let state = tx.shared.lock();
+        assert_eq!(
+            (state.held_frames, state.held_bytes),
+            (0, 0),
+            "written frames free the bounds"
+        );
     }
 
     #[tokio::test]
@@ -234,8 +297,7 @@ mod tests {
         assert!(matches!(
             rx.write_to(
                 server,
-                8,
-                Duration::from_secs(5),
+                settings(8),
                 CloseBudget::fixed(Duration::from_secs(5)),
                 Arc::default()
             )
@@ -262,8 +324,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let writer = tokio::spawn(rx.write_to(
             server,
-            1024,
-            Duration::from_secs(5),
+            settings(1024),
             CloseBudget::fixed(Duration::from_secs(5)),
             Arc::default(),
         ));
@@ -293,13 +354,93 @@ mod tests {
         let end = rx
             .write_to(
                 server,
-                1024,
-                Duration::from_secs(5),
+                settings(1024),
                 CloseBudget::fixed(Duration::from_millis(50)),
                 Arc::default(),
             )
             .await;
         assert!(matches!(end, WriterEnd::Failed(e) if e.kind() == io::ErrorKind::TimedOut));
         assert_eq!(tx.try_send(frame(1, 1)), Err(SendError::Closed));
+    }
+
+    async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_tcp_socket_gets_every_frame_in_order_through_vectored_writes() {
+        let (mut client, server) = tcp_pair().await;
+        assert!(server.is_write_vectored());
+        let (tx, rx) = outbox(100_000, 1 << 30);
+        let stats = Arc::new(Stats::new(true));
+        let writer = tokio::spawn(rx.write_to(
+            server,
+            settings(1 << 16),
+            CloseBudget::fixed(Duration::from_secs(5)),
+            stats.clone(),
+        ));
+        let mut expected = Vec::new();
+        for i in 0..20_000_u32 {
+            if i == 10_000 {
+                tx.try_send_latest(frame(0xEE, 5)).unwrap();
+                expected.extend_from_slice(&[0xEE; 5]);
+            }
+            let f = frame(
+                u8::try_from(i % 251).unwrap(),
+                1 + usize::try_from(i * 7 % 300).unwrap(),
+            );
+            expected.extend_from_slice(&f);
+            tx.try_send(f).unwrap();
+        }
+        tx.close(Queued::Flush, None, DisconnectReason::ServerShutdown);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(matches!(writer.await.unwrap(), WriterEnd::Closed));
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "every frame, in order, the latest one in its place");
+        assert_eq!(stats.messages_out.get(), 20_001);
+        assert!(stats.socket_writes.get() < 20_001, "frames shared writes");
+    }
+
+    #[test]
+    fn coalescing_never_holds_a_lone_frame_past_one_round_of_a_busy_thread() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            // A task that is always ready: the thread never runs out of work.
+            let busy = tokio::task::spawn_local(async {
+                loop {
+                    tokio::task::yield_now().await;
+                }
+            });
+            let (mut client, server) = tcp_pair().await;
+            let (tx, rx) = outbox(16, 1 << 16);
+            let coalesce_for_an_hour = WriterSettings {
+                coalesce: Duration::from_secs(3600),
+                ..settings(1 << 16)
+            };
+            tokio::task::spawn_local(rx.write_to(
+                server,
+                coalesce_for_an_hour,
+                CloseBudget::fixed(Duration::from_secs(5)),
+                Arc::default(),
+            ));
+            for round in 1..=3_u8 {
+                tx.try_send(frame(round, 3)).unwrap();
+                let mut got = [0; 3];
+                tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut got))
+                    .await
+                    .expect("a lone frame is written after one round, not after the budget")
+                    .unwrap();
+                assert_eq!(got, [round; 3]);
+            }
+            busy.abort();
+        });
     }
 }

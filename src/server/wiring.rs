@@ -59,12 +59,15 @@ impl Core {
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
         let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
         let world_threads: Vec<Arbiter> = (0..config.world_threads).map(|_| Arbiter::new()).collect();
+        let policy = config.sched_policy;
         for thread in session_threads.iter().chain(&room_threads).chain(&world_threads) {
+            thread.spawn_fn(move || policy.apply_or_warn("actor"));
             thread.spawn(overload::probe_loop_lag(stats.clone()));
         }
         let broadcaster = Arc::new(Broadcaster::new(
             config.broadcast_threads,
             config.broadcast_parallel_threshold,
+            policy,
         )?);
         let world_homes = world_threads.iter().map(Arbiter::handle).collect();
         let worlds = Worlds::new(&config, world_homes, broadcaster.clone(), stats.clone());

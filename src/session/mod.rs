@@ -44,7 +44,7 @@ use self::limits::RateLimit;
 use self::world::InWorld;
 use crate::ids::{DisconnectReason, SessionId};
 use crate::lifecycle::LifecycleEvent;
-use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, outbox};
+use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, WriterSettings, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request, RoomName};
 use crate::room::{Member, RoomHandle};
@@ -101,11 +101,15 @@ impl Session {
         stats.connections_open.inc();
         let read = SharedReader::new(read);
         let lingering = read.share();
-        let (batch_bytes, write_timeout) = (config.write_batch_bytes, config.write_timeout());
+        let settings = WriterSettings {
+            batch_bytes: config.write_batch_bytes,
+            coalesce: config.write_coalesce(),
+            write_timeout: config.write_timeout(),
+        };
         // The writer is made inside the task: a future awaited from a task's
         // captures would be held twice in every idle connection's task.
         let task = async move {
-            let end = queue.write_to(write, batch_bytes, write_timeout, close.clone(), stats.clone());
+            let end = queue.write_to(write, settings, close.clone(), stats.clone());
             match end.await {
                 // Boxed: its state is allocated only by a connection that closes, not held by every writer.
                 WriterEnd::Closed => Box::pin(lingering.linger(close.linger_limit())).await,

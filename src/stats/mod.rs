@@ -75,6 +75,8 @@ pub struct Stats {
     pub messages_out: IntCounter,
     /// Bytes written to sockets.
     pub bytes_out: IntCounter,
+    /// Write calls that wrote to a socket (frames per write: `messages_out / socket_writes`).
+    pub socket_writes: IntCounter,
     /// Chat messages ordered by rooms.
     pub chat_messages: IntCounter,
     /// Chat message copies queued for members (the sender's echo included).
@@ -175,6 +177,10 @@ impl Stats {
             messages_in: MessageKind::ALL.map(|kind| messages_in.with_label_values(&[kind.label()])),
             messages_out: reg.counter("messages_out_total", "Frames written to clients."),
             bytes_out: reg.counter("bytes_out_total", "Bytes written to clients."),
+            socket_writes: reg.counter(
+                "socket_writes_total",
+                "Socket writes (one writev may carry many frames): frames per write = messages_out_total / socket_writes_total.",
+            ),
             chat_messages: reg.counter("chat_messages_total", "Chat messages ordered by rooms."),
             deliveries: reg.counter(
                 "deliveries_total",
