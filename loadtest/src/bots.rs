@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::share::{SetupError, ShareSpec, Shared, Signals};
 use crate::tally::bump;
 use crate::timeline::Timeline;
+use crate::view::{ChatView, Frame, FrameReader, Incoming, Kind};
 
 /// Longest a TCP connect may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,14 +180,15 @@ pub async fn keep_alive(writer: &mut ClientWriter, heartbeat: Duration, signals:
 }
 
 /// Reads and drops everything until told to stop; returns why the
-/// connection ended, if the server ended it first.
-pub async fn discard(mut reader: ClientReader, signals: &mut Signals) -> Option<String> {
+/// connection ended, if the server ended it first. Only the frames that
+/// may end it (errors, shutdown) are decoded.
+pub async fn discard(mut reader: FrameReader, signals: &mut Signals) -> Option<String> {
     loop {
         tokio::select! {
             biased;
-            message = reader.next_message() => match message {
-                Ok(message) => {
-                    if let Some(reason) = ending(&message) {
+            frame = reader.next_frame() => match frame {
+                Ok(frame) => {
+                    if let Some(reason) = frame_ending(frame) {
                         return Some(reason);
                     }
                 }
@@ -208,7 +210,7 @@ pub async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
     } = member;
     let mut read_signals = signals.clone();
     let (read_end, write_end) = tokio::join!(
-        discard(reader, &mut read_signals),
+        discard(FrameReader::new(reader), &mut read_signals),
         keep_alive(&mut writer, heartbeat, &mut signals)
     );
     if let Some(reason) = read_end.or(write_end) {
@@ -219,8 +221,24 @@ pub async fn hold(member: Member, shared: Arc<Shared>, mut signals: Signals) {
 
 /// What a reading bot does with each message; `Some(reason)` ends the connection.
 pub trait OnMessage {
-    /// Handles one message.
+    /// Handles one decoded message.
     fn on_message(&mut self, message: &ServerMessage) -> Option<String>;
+
+    /// Handles a chat message read in place; unless overridden, as the
+    /// message it is, decoded.
+    fn on_chat(&mut self, chat: &ChatView<'_>) -> Option<String> {
+        self.on_message(&chat.to_message())
+    }
+}
+
+/// Hands `frame` to `handler`: a chat message as a view, anything else
+/// decoded. Returns why the connection ends, if it does.
+fn deliver(frame: Frame<'_>, handler: &mut impl OnMessage) -> Option<String> {
+    match frame.read() {
+        Ok(Incoming::Chat(chat)) => handler.on_chat(&chat),
+        Ok(Incoming::Message(message)) => handler.on_message(&message),
+        Err(e) => Some(describe(&ClientError::Decode(e))),
+    }
 }
 
 /// Reads, handing each message to `handler`, until the step's timeline is
@@ -229,7 +247,7 @@ pub trait OnMessage {
 /// # Errors
 /// Why the read ended first: the connection ended (`Some(reason)`), or the step was abandoned (`None`).
 pub async fn read_until_start(
-    reader: &mut ClientReader,
+    reader: &mut FrameReader,
     handler: &mut impl OnMessage,
     signals: &mut Signals,
 ) -> Result<Timeline, Option<String>> {
@@ -237,8 +255,8 @@ pub async fn read_until_start(
         tokio::select! {
             biased;
             timeline = signals.timeline() => return timeline.ok_or(None),
-            message = reader.next_message() => match message {
-                Ok(message) => if let Some(reason) = handler.on_message(&message) {
+            frame = reader.next_frame() => match frame {
+                Ok(frame) => if let Some(reason) = deliver(frame, handler) {
                     return Err(Some(reason));
                 },
                 Err(e) => return Err(Some(describe(&e))),
@@ -250,15 +268,15 @@ pub async fn read_until_start(
 /// Reads, handing each message to `handler`, until told to stop; returns
 /// why the connection ended, if it ended first.
 pub async fn read_until_stopped(
-    reader: &mut ClientReader,
+    reader: &mut FrameReader,
     handler: &mut impl OnMessage,
     signals: &mut Signals,
 ) -> Option<String> {
     loop {
         tokio::select! {
             biased;
-            message = reader.next_message() => match message {
-                Ok(message) => if let Some(reason) = handler.on_message(&message) {
+            frame = reader.next_frame() => match frame {
+                Ok(frame) => if let Some(reason) = deliver(frame, handler) {
                     return Some(reason);
                 },
                 Err(e) => return Some(describe(&e)),
@@ -289,6 +307,22 @@ pub fn ending(message: &ServerMessage) -> Option<String> {
     }
 }
 
+/// [`ending`] for a frame, decoding it only if it is of a kind that may end
+/// the connection (an undecodable one ends it too).
+pub fn frame_ending(frame: Frame<'_>) -> Option<String> {
+    let view = match frame {
+        Frame::Decoded(message) => return ending(&message),
+        Frame::View(view) => view,
+    };
+    match view.kind() {
+        Kind::Error | Kind::Shutdown | Kind::Several => match view.decode() {
+            Ok(message) => ending(&message),
+            Err(e) => Some(describe(&ClientError::Decode(e))),
+        },
+        Kind::Empty | Kind::Chat | Kind::Heartbeat | Kind::Other => None,
+    }
+}
+
 /// A short name for a client error, for counting: the server's error code,
 /// the I/O error kind, `closed` or `timeout`.
 pub fn describe(error: &ClientError) -> String {
@@ -312,8 +346,11 @@ pub fn latency_us(sent_ns: u64, received_ns: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
     use crate::units::micros;
+    use crate::view::FrameView;
 
     fn error(code: pb::ErrorCode) -> ServerMessage {
         tavern::protocol::error_message(0, code, "test")
@@ -328,6 +365,31 @@ mod tests {
         assert_eq!(ending(&error(pb::ErrorCode::NameTaken)), None);
         let shutdown = tavern::protocol::server_message(0, Body::Shutdown(pb::ServerShutdown::default()));
         assert_eq!(ending(&shutdown).as_deref(), Some("SERVER_SHUTDOWN"));
+    }
+
+    #[test]
+    fn frames_that_may_end_a_connection_are_decoded() {
+        let shutdown = tavern::protocol::server_message(0, Body::Shutdown(pb::ServerShutdown::default()));
+        let chat = tavern::protocol::server_message(0, Body::Chat(pb::ChatMessage::default()));
+        let cases = [
+            (error(pb::ErrorCode::SlowConsumer), Some("SLOW_CONSUMER")),
+            (error(pb::ErrorCode::NameTaken), None),
+            (shutdown, Some("SERVER_SHUTDOWN")),
+            (chat, None),
+        ];
+        for (message, expected) in cases {
+            let bytes = message.encode_to_vec();
+            let view = FrameView::scan(&bytes).unwrap();
+            assert_eq!(frame_ending(Frame::View(view)).as_deref(), expected, "{message:?}");
+            assert_eq!(frame_ending(Frame::Decoded(message)).as_deref(), expected);
+        }
+        // An error frame whose body does not decode ends the connection too.
+        let mut bytes = error(pb::ErrorCode::SlowConsumer).encode_to_vec();
+        bytes.truncate(bytes.len() - 1);
+        bytes[1] -= 1;
+        let view = FrameView::scan(&bytes).unwrap();
+        assert_eq!(view.kind(), Kind::Error);
+        assert_eq!(frame_ending(Frame::View(view)).as_deref(), Some("undecodable frame"));
     }
 
     #[test]

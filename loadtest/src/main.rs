@@ -9,7 +9,7 @@
 //! own layer or of a lower one, and a scenario never uses another scenario:
 //!
 //! ```text
-//! 1 leaves          units schedule latency timeline payload detect settings: conversions, timing, shared settings
+//! 1 leaves          units schedule latency timeline payload detect settings view: conversions, timing, frames
 //! 2 machine         procstat usage admin spawn: /proc, CPU and memory, the admin endpoint, the server process
 //! 3 records         tally figures step: what a step counted, the report's sections, a step's outcome and report
 //! 4 bots            share bots: one process's share of a step, and connecting its bots
@@ -24,7 +24,8 @@
 //!   [`detect`]: conversions, open-loop timing, histograms, the phases of a
 //!   step, what a text carries, the order check; [`settings`](mod@settings):
 //!   what several layers share (the finish grace, sample batching,
-//!   `--density`, `--auth-key`).
+//!   `--density`, `--auth-key`); [`view`]: the server's frames read in
+//!   place, a chat message without an allocation.
 //! - [`procstat`], [`usage`], [`admin`], [`spawn`]: /proc, the server's and the
 //!   generator's use of the machine, the server's `/metrics`, the server process.
 //! - [`tally`], [`figures`], [`step`]: counting, the figures of each section,
@@ -64,6 +65,7 @@ mod tally;
 mod timeline;
 mod units;
 mod usage;
+mod view;
 mod workers;
 mod workload;
 mod workloads;

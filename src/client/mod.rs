@@ -20,6 +20,7 @@ use crate::protocol::pb::server_message::Body as Reply;
 use crate::protocol::pb::{self, ClientMessage, ServerMessage};
 use crate::protocol::{CodecError, ErrorCode, FrameCodec, FrameLimit, PROTOCOL_VERSION};
 
+pub use self::reader::ReaderParts;
 use self::reader::unexpected;
 
 mod reader;

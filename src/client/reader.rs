@@ -1,14 +1,39 @@
 //! The reading side of a client: events in order, and replies found by
 //! their request id while other frames wait in a bounded stash.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::io::AsyncRead;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::{ClientError, ClientReader, MAX_STASHED, Reply};
+use crate::protocol::FrameCodec;
 use crate::protocol::pb::{self, ServerMessage};
 
+/// What a [`ClientReader`] is made of, for a caller that goes on reading the
+/// frames itself (e.g. viewing them in place instead of decoding each one).
+pub struct ReaderParts {
+    /// The connection's frames, undecoded: its read buffer and the frame
+    /// codec's state are those of the reader, so no byte is lost or repeated.
+    pub frames: FramedRead<Box<dyn AsyncRead + Send + Unpin>, LengthDelimitedCodec>,
+    /// Messages read while waiting for a reply and not yet returned, oldest
+    /// first; they come before the frames.
+    pub stashed: VecDeque<ServerMessage>,
+}
+
 impl ClientReader {
+    /// Takes the reader apart without losing anything it has read: what
+    /// [`ClientReader::next_message`] would have returned next is the first
+    /// stashed message, then the first of the frames.
+    pub fn into_parts(self) -> ReaderParts {
+        ReaderParts {
+            frames: self.frames.map_decoder(FrameCodec::into_frames),
+            stashed: self.stash,
+        }
+    }
+
     /// See [`Client::next_message`].
     ///
     /// # Errors

@@ -78,6 +78,15 @@ impl<In, Out> FrameCodec<In, Out> {
             _messages: PhantomData,
         }
     }
+
+    /// The length-delimited codec within, mid-frame state and all, for a
+    /// reader that goes on reading the same stream as undecoded frames. The
+    /// limit in force now stays its limit.
+    pub fn into_frames(self) -> LengthDelimitedCodec {
+        let mut frames = self.frames;
+        frames.set_max_frame_length(self.limit.get());
+        frames
+    }
 }
 
 impl<In: Message + Default, Out> Decoder for FrameCodec<In, Out> {

@@ -16,6 +16,7 @@ use super::workload::MmoWorkload;
 use crate::bots::{self, describe, keep_alive};
 use crate::share::{Shared, Signals, TaskGuard};
 use crate::tally::bump;
+use crate::view::FrameReader;
 
 /// One bot in the world and what it needs to run.
 #[derive(Clone)]
@@ -68,10 +69,12 @@ impl MmoBot {
     /// Reads until told to stop or the connection ends; returns why it ended, if it did.
     async fn read_side(
         self,
-        mut reader: ClientReader,
+        reader: ClientReader,
         mut watcher: Watcher,
         mut signals: Signals,
     ) -> (Watcher, Option<String>) {
+        // Every frame is decoded for the watcher: only chat messages are read in place.
+        let mut reader = FrameReader::new(reader);
         let ended = 'read: {
             // Setup: updates arrive (and must be read) before the start time is known.
             let timeline = match bots::read_until_start(&mut reader, &mut watcher, &mut signals).await {

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tavern::client::{ClientReader, ClientWriter};
+use tavern::protocol::pb::ServerMessage;
 use tavern::protocol::pb::server_message::Body;
-use tavern::protocol::pb::{self, ServerMessage};
 
 use super::publisher::{Assignment, Publisher};
 use super::workload::{ChatWorkload, Role};
@@ -19,6 +19,7 @@ use crate::schedule::Schedule;
 use crate::settings::{SAMPLE_BATCH, SAMPLE_FLUSH_NS};
 use crate::share::{Shared, Signals, TaskGuard};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
+use crate::view::{ChatView, FrameReader};
 
 /// Counts a member that has just joined.
 pub fn register(shared: &Shared, member: &Member, role: Role, room: u64) {
@@ -100,10 +101,11 @@ impl MemberBot {
     /// Reads until told to stop or the connection ends; returns why it ended, if it did.
     async fn read_side(
         self,
-        mut reader: ClientReader,
+        reader: ClientReader,
         mut receiver: Receiver,
         mut signals: Signals,
     ) -> (Receiver, Option<String>) {
+        let mut reader = FrameReader::new(reader);
         let ended = 'read: {
             // Setup: only presence events arrive until the start time is known.
             let timeline = match bots::read_until_start(&mut reader, &mut receiver, &mut signals).await {
@@ -195,6 +197,11 @@ impl bots::OnMessage for Receiver {
     fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
         Receiver::on_message(self, message)
     }
+
+    fn on_chat(&mut self, chat: &ChatView<'_>) -> Option<String> {
+        Receiver::on_chat(self, chat);
+        None
+    }
 }
 
 impl Receiver {
@@ -230,7 +237,7 @@ impl Receiver {
     /// Handles one message; returns why the connection ends, if it does.
     fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
         match &message.body {
-            Some(Body::Chat(chat)) => self.on_chat(chat),
+            Some(Body::Chat(chat)) => self.on_chat(&ChatView::of(message.request_id, chat)),
             Some(Body::MemberJoined(joined)) => self.detector.observe(joined.seq),
             Some(Body::MemberLeft(left)) => self.detector.observe(left.seq),
             _ => return bots::ending(message),
@@ -238,12 +245,13 @@ impl Receiver {
         None
     }
 
-    fn on_chat(&mut self, chat: &pb::ChatMessage) {
+    /// Handles a chat message, read in place or decoded.
+    fn on_chat(&mut self, chat: &ChatView<'_>) {
         let now = wall_ns();
         self.detector.observe(chat.seq);
         self.received_total += 1;
         self.unreported_deliveries += 1;
-        let Some(stamp) = payload::parse(&chat.text) else {
+        let Some(stamp) = payload::parse(chat.text) else {
             self.unparsed += 1;
             return;
         };
