@@ -181,6 +181,15 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// Whole frames written, none of them the latest-state frame.
+    fn whole(frames: usize, bytes: usize) -> Written {
+        Written {
+            frames,
+            bytes,
+            latest: false,
+        }
+    }
+
     fn batch(frames: &[&'static [u8]]) -> Batch {
         let mut b = Batch::default();
         b.slots().0.extend(frames.iter().map(|f| Bytes::from_static(f)));
@@ -196,23 +205,9 @@ mod tests {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         assert_eq!(b.slices(&mut slices, 1 << 16), 3);
         assert_eq!(&*slices[0], b"c");
-        assert_eq!(
-            b.advance(4),
-            Written {
-                frames: 2,
-                bytes: 5,
-                latest: false
-            }
-        );
+        assert_eq!(b.advance(4), whole(2, 5));
         assert_eq!(b.front().as_deref(), Some(&b"gh"[..]));
-        assert_eq!(
-            b.advance(2),
-            Written {
-                frames: 1,
-                bytes: 3,
-                latest: false
-            }
-        );
+        assert_eq!(b.advance(2), whole(1, 3));
         assert!(b.is_empty());
     }
 
@@ -230,26 +225,9 @@ mod tests {
         b.advance(1);
         let (buf, written) = b.coalesce(5);
         assert_eq!(&buf[..], b"bcde");
-        assert_eq!(
-            written,
-            Written {
-                frames: 2,
-                bytes: 5,
-                latest: false
-            }
-        );
+        assert_eq!(written, whole(2, 5));
         let (buf, written) = b.coalesce(5);
-        assert_eq!(
-            (&buf[..], written),
-            (
-                &b"fgh"[..],
-                Written {
-                    frames: 1,
-                    bytes: 3,
-                    latest: false
-                }
-            )
-        );
+        assert_eq!((&buf[..], written), (&b"fgh"[..], whole(1, 3)));
         assert!(b.is_empty());
     }
 
@@ -265,38 +243,17 @@ mod tests {
                 latest: true
             }
         );
-        assert_eq!(
-            b.advance(1),
-            Written {
-                frames: 1,
-                bytes: 1,
-                latest: false
-            }
-        );
+        assert_eq!(b.advance(1), whole(1, 1));
     }
 
     #[test]
     fn keeping_the_mid_frame_drops_the_rest() {
         let mut b = batch(&[b"abc", b"de"]);
         b.advance(1);
-        assert_eq!(
-            b.keep_mid_frame(),
-            Written {
-                frames: 1,
-                bytes: 2,
-                latest: false
-            }
-        );
+        assert_eq!(b.keep_mid_frame(), whole(1, 2));
         assert_eq!(b.front().as_deref(), Some(&b"bc"[..]));
-        let mut whole = batch(&[b"abc"]);
-        assert_eq!(
-            whole.keep_mid_frame(),
-            Written {
-                frames: 1,
-                bytes: 3,
-                latest: false
-            }
-        );
-        assert!(whole.is_empty());
+        let mut one = batch(&[b"abc"]);
+        assert_eq!(one.keep_mid_frame(), whole(1, 3));
+        assert!(one.is_empty());
     }
 }
