@@ -86,13 +86,18 @@ impl Batch {
         dropped
     }
 
+    /// Frames left to write (the first possibly in part).
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Fills `slices` with the unwritten bytes, frame by frame, up to
     /// `max_bytes` (at least one frame); returns how many it filled.
-    pub fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES], max_bytes: usize) -> usize {
+    pub fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>], max_bytes: usize) -> usize {
         let mut total = 0;
         let mut n = 0;
         for (i, frame) in self.frames.iter().enumerate() {
-            if n == MAX_SLICES || (n > 0 && total + frame.len() > max_bytes) {
+            if n == slices.len() || (n > 0 && total + frame.len() > max_bytes) {
                 break;
             }
             let part = if i == 0 { &frame[self.offset..] } else { &frame[..] };
@@ -114,8 +119,13 @@ impl Batch {
         if self.frames.is_empty() || first.len() >= max_bytes {
             return (first, written);
         }
-        let mut buf =
-            BytesMut::with_capacity(max_bytes.min(first.len() + self.frames.iter().map(Bytes::len).sum::<usize>()));
+        // What the buffer will hold, counted only as far as the budget.
+        let ready = self
+            .frames
+            .iter()
+            .map(Bytes::len)
+            .try_fold(first.len(), |sum, len| (sum < max_bytes).then_some(sum + len));
+        let mut buf = BytesMut::with_capacity(ready.unwrap_or(max_bytes).min(max_bytes));
         buf.extend_from_slice(&first);
         while let Some(frame) = self.frames.front() {
             if buf.len() + frame.len() > max_bytes {

@@ -145,10 +145,12 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         let deadline = self.settings.write_timeout;
         if self.vectored {
             let (socket, batch, max) = (&mut self.socket, &self.batch, self.settings.batch_bytes);
-            let n = within(deadline, |cx| {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let count = batch.slices(&mut slices, max);
-                Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count])
+            // The slice array is made per poll, as large as the batch needs:
+            // a lone frame's write does not clear a 16 KiB array first.
+            let n = within(deadline, |cx| match batch.len() {
+                0..=8 => poll_write_batch::<W, 8>(socket, batch, max, cx),
+                9..=64 => poll_write_batch::<W, 64>(socket, batch, max, cx),
+                _ => poll_write_batch::<W, MAX_SLICES>(socket, batch, max, cx),
             })
             .await?;
             let done = self.batch.advance(n);
@@ -217,6 +219,18 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         self.shared.clear();
         self.batch = Batch::default();
     }
+}
+
+/// One vectored write of up to `N` of `batch`'s frames.
+fn poll_write_batch<W: AsyncWrite + Unpin, const N: usize>(
+    socket: &mut W,
+    batch: &Batch,
+    max_bytes: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let count = batch.slices(&mut slices, max_bytes);
+    Pin::new(socket).poll_write_vectored(cx, &slices[..count])
 }
 
 /// Polls `write` until it is ready; fails with `TimedOut` if it stays
