@@ -224,9 +224,10 @@ pub trait OnMessage {
     /// Handles one decoded message.
     fn on_message(&mut self, message: &ServerMessage) -> Option<String>;
 
-    /// Handles a chat message read in place; unless overridden, as the
+    /// Handles a chat message read in place, whose bytes were read off the
+    /// socket at `arrived_ns` (wall clock); unless overridden, as the
     /// message it is, decoded.
-    fn on_chat(&mut self, chat: &ChatView<'_>) -> Option<String> {
+    fn on_chat(&mut self, chat: &ChatView<'_>, _arrived_ns: u64) -> Option<String> {
         self.on_message(&chat.to_message())
     }
 }
@@ -234,8 +235,9 @@ pub trait OnMessage {
 /// Hands `frame` to `handler`: a chat message as a view, anything else
 /// decoded. Returns why the connection ends, if it does.
 fn deliver(frame: Frame<'_>, handler: &mut impl OnMessage) -> Option<String> {
+    let arrived_ns = frame.arrived_ns();
     match frame.read() {
-        Ok(Incoming::Chat(chat)) => handler.on_chat(&chat),
+        Ok(Incoming::Chat(chat)) => handler.on_chat(&chat, arrived_ns),
         Ok(Incoming::Message(message)) => handler.on_message(&message),
         Err(e) => Some(describe(&ClientError::Decode(e))),
     }

@@ -63,20 +63,10 @@ pub fn write(text: &mut String, size: usize, stamp: Stamp) -> anyhow::Result<()>
 /// One pass over the stamp's bytes (it runs once per delivery, in the
 /// generator's hottest loop): three decimal numbers, each ended by `:`.
 pub fn parse(text: &str) -> Option<Stamp> {
+    let mut rest = text.as_bytes();
     let mut numbers = [0_u64; 3];
-    let mut bytes = text.bytes();
     for number in &mut numbers {
-        let mut digits = 0;
-        loop {
-            match bytes.next()? {
-                b':' if digits > 0 => break,
-                digit @ b'0'..=b'9' => {
-                    *number = number.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
-                    digits += 1;
-                }
-                _ => return None,
-            }
-        }
+        (*number, rest) = decimal(rest)?;
     }
     let [publisher, counter, sent_ns] = numbers;
     Some(Stamp {
@@ -84,6 +74,25 @@ pub fn parse(text: &str) -> Option<Stamp> {
         counter,
         sent_ns,
     })
+}
+
+/// Most decimal digits that always fit a `u64`, so need no overflow check.
+const SAFE_DIGITS: usize = 19;
+
+/// A decimal number ended by `:` at the start of `bytes`, and what follows the `:`.
+fn decimal(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let end = bytes.iter().position(|byte| !byte.is_ascii_digit())?;
+    let (digits, rest) = bytes.split_at(end);
+    let rest = rest.strip_prefix(b":")?;
+    let digit = |byte: &u8| u64::from(byte - b'0');
+    let value = match digits.len() {
+        0 => return None,
+        1..=SAFE_DIGITS => digits.iter().fold(0, |value: u64, byte| value * 10 + digit(byte)),
+        _ => digits
+            .iter()
+            .try_fold(0, |value: u64, byte| value.checked_mul(10)?.checked_add(digit(byte)))?,
+    };
+    Some((value, rest))
 }
 
 /// Decimal digits of `value`.
@@ -112,6 +121,7 @@ mod tests {
             "1:2:3x:",
             "99999999999999999999:1:1:",
             "1:2:-3:",
+            "18446744073709551616:1:1:",
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
@@ -172,5 +182,25 @@ mod tests {
         assert_eq!(parse("1:2:3"), None);
         assert_eq!(parse("a:2:3:x"), None);
         assert_eq!(parse("1:2:3:").map(|s| s.sent_ns), Some(3));
+    }
+
+    #[test]
+    fn reads_every_width_up_to_the_largest() {
+        for value in [
+            0,
+            9,
+            10,
+            9_999_999_999_999_999_999,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
+            let text = format!("{value}:{value}:{value}:");
+            let stamp = Stamp {
+                publisher: value,
+                counter: value,
+                sent_ns: value,
+            };
+            assert_eq!(parse(&text), Some(stamp), "{text}");
+        }
     }
 }

@@ -140,6 +140,15 @@ pub enum Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
+    /// Wall clock (ns) when the frame's bytes were read off the socket;
+    /// for a message decoded before the hand-over, now.
+    pub fn arrived_ns(&self) -> u64 {
+        match self {
+            Frame::Decoded(_) => crate::timeline::wall_ns(),
+            Frame::View(view) => view.arrived_ns(),
+        }
+    }
+
     /// A chat message as a view, anything else decoded.
     ///
     /// # Errors
@@ -172,6 +181,8 @@ pub struct FrameView<'a> {
     request_id: u64,
     /// The body's kind.
     kind: Kind,
+    /// Wall clock (ns) when the frame's bytes were read off the socket.
+    arrived_ns: u64,
 }
 
 impl<'a> FrameView<'a> {
@@ -181,18 +192,25 @@ impl<'a> FrameView<'a> {
     /// The envelope is not that of a valid message.
     #[cfg(test)]
     pub fn scan(bytes: &'a [u8]) -> Result<FrameView<'a>, DecodeError> {
-        Ok(FrameView::over(bytes, Envelope::scan(bytes)?))
+        Ok(FrameView::over(bytes, Envelope::scan(bytes)?, 0))
     }
 
-    /// The view of `bytes` (a frame without its length header), whose envelope is `envelope`.
-    fn over(bytes: &'a [u8], envelope: Envelope) -> FrameView<'a> {
+    /// The view of `bytes` (a frame without its length header), whose
+    /// envelope is `envelope`, read off the socket at `arrived_ns`.
+    fn over(bytes: &'a [u8], envelope: Envelope, arrived_ns: u64) -> FrameView<'a> {
         FrameView {
             bytes,
             // The envelope's body lies within the bytes it was scanned from.
             body: bytes.get(envelope.body).unwrap_or_default(),
             request_id: envelope.request_id,
             kind: envelope.kind,
+            arrived_ns,
         }
+    }
+
+    /// Wall clock (ns) when the frame's bytes were read off the socket.
+    pub fn arrived_ns(&self) -> u64 {
+        self.arrived_ns
     }
 
     /// The body's kind.

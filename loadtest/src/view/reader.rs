@@ -14,6 +14,10 @@ use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 use super::{Envelope, Frame, FrameView, Kind};
+use crate::timeline::wall_ns;
+
+/// Bytes of a frame's length header (`u32`, as the codec is built).
+const HEAD: usize = 4;
 
 /// The receiving half of a connection, lending out one frame at a time.
 pub struct FrameReader {
@@ -24,6 +28,9 @@ pub struct FrameReader {
     /// The frame lent out last. Dropped before the next read, so that the
     /// buffer it was split from is whole again and its space is reused.
     frame: BytesMut,
+    /// Wall clock (ns) when the bytes of the frame lent out last were read
+    /// off the socket: read once per socket read, not once per frame.
+    arrived_ns: u64,
 }
 
 impl FrameReader {
@@ -34,6 +41,7 @@ impl FrameReader {
             frames,
             stashed,
             frame: BytesMut::new(),
+            arrived_ns: 0,
         }
     }
 
@@ -51,16 +59,24 @@ impl FrameReader {
         }
         let envelope = loop {
             self.frame = BytesMut::new();
+            let buffered = self.frames.read_buffer().len();
             self.frame = match self.frames.next().await {
                 Some(frame) => frame.map_err(|e| frame_error(e, self.frames.decoder()))?,
                 None => return Err(ClientError::Closed),
             };
+            // Without a socket read the buffer lost exactly this frame and
+            // its header. (A header read earlier means the frame was not
+            // whole then, so this call read.)
+            let left = self.frames.read_buffer().len();
+            if left + self.frame.len() + HEAD != buffered {
+                self.arrived_ns = wall_ns();
+            }
             let envelope = Envelope::scan(&self.frame)?;
             if envelope.kind != Kind::Heartbeat {
                 break envelope;
             }
         };
-        Ok(Frame::View(FrameView::over(&self.frame, envelope)))
+        Ok(Frame::View(FrameView::over(&self.frame, envelope, self.arrived_ns)))
     }
 }
 
@@ -167,6 +183,28 @@ mod tests {
             panic!("not a view");
         };
         assert_eq!(view.chat().unwrap().seq, 9);
+    }
+
+    #[tokio::test]
+    async fn frames_of_one_read_share_its_arrival() {
+        let (mut reader, mut far) = frame_reader();
+        let two: Vec<u8> = [chat(1), chat(2)]
+            .iter()
+            .flat_map(|m| encode_frame(m).to_vec())
+            .collect();
+        let before = wall_ns();
+        far.write_all(&two).await.unwrap();
+        let first = reader.next_frame().await.unwrap().arrived_ns();
+        assert!(first >= before);
+        assert_eq!(reader.next_frame().await.unwrap().arrived_ns(), first);
+        // The third frame needs a read of its own, in two pieces.
+        let third = encode_frame(&chat(3));
+        let (head, tail) = third.split_at(5);
+        far.write_all(head).await.unwrap();
+        assert!(reader.next_frame().now_or_never().is_none());
+        let between = wall_ns();
+        far.write_all(tail).await.unwrap();
+        assert!(reader.next_frame().await.unwrap().arrived_ns() >= between);
     }
 
     #[tokio::test]

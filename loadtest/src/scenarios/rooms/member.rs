@@ -198,8 +198,8 @@ impl bots::OnMessage for Receiver {
         Receiver::on_message(self, message)
     }
 
-    fn on_chat(&mut self, chat: &ChatView<'_>) -> Option<String> {
-        Receiver::on_chat(self, chat);
+    fn on_chat(&mut self, chat: &ChatView<'_>, arrived_ns: u64) -> Option<String> {
+        Receiver::on_chat(self, chat, arrived_ns);
         None
     }
 }
@@ -237,7 +237,7 @@ impl Receiver {
     /// Handles one message; returns why the connection ends, if it does.
     fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
         match &message.body {
-            Some(Body::Chat(chat)) => self.on_chat(&ChatView::of(message.request_id, chat)),
+            Some(Body::Chat(chat)) => self.on_chat(&ChatView::of(message.request_id, chat), wall_ns()),
             Some(Body::MemberJoined(joined)) => self.detector.observe(joined.seq),
             Some(Body::MemberLeft(left)) => self.detector.observe(left.seq),
             _ => return bots::ending(message),
@@ -245,9 +245,9 @@ impl Receiver {
         None
     }
 
-    /// Handles a chat message, read in place or decoded.
-    fn on_chat(&mut self, chat: &ChatView<'_>) {
-        let now = wall_ns();
+    /// Handles a chat message, read in place or decoded, whose bytes
+    /// arrived at `now` (wall clock, ns).
+    fn on_chat(&mut self, chat: &ChatView<'_>, now: u64) {
         self.detector.observe(chat.seq);
         self.received_total += 1;
         self.unreported_deliveries += 1;
