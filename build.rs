@@ -1,21 +1,28 @@
-//! Compiles `proto/tavern/v1/*.proto` into Rust with the pure-Rust `protox`
+//! Compiles `proto/tavern/v1/*.proto` and `proto/tavern/examples/v1/*.proto` into Rust with the pure-Rust `protox`
 //! parser feeding `prost-build`, so building needs no `protoc` on the machine.
 
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new("proto");
-    let dir = root.join("tavern").join("v1");
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [
+        root.join("tavern").join("v1"),
+        root.join("tavern").join("examples").join("v1"),
+    ] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        files.extend(
+            std::fs::read_dir(&dir)?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "proto")),
+        );
+    }
     files.sort();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     let descriptors = protox::compile(&files, [root])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    // `bytes` fields (plugin data) as `Bytes`, so a frame's data is shared, not copied.
+    prost_build::Config::new().bytes(["."]).compile_fds(descriptors)?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::lifecycle::Hooks;
 use crate::protocol::pb::{ClientMessage, ServerMessage};
 use crate::protocol::{CodecError, FrameCodec, FrameLimit};
-use crate::room::chat_rooms;
+
 use crate::server::wiring::{Core, Extras};
 use crate::session::{Session, SessionContext};
 use crate::stats::Stats;
@@ -108,7 +108,7 @@ impl SessionHarness {
                 let stats = Arc::new(Stats::new(true));
                 let extras = Extras {
                     authority: None,
-                    behaviours: chat_rooms(),
+                    kinds: crate::plugins::shipped(),
                     hooks: Hooks::log_only(stats.clone()),
                 };
                 let core = Core::build(config, stats, extras).expect("the harness's threads start");

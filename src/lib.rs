@@ -27,10 +27,12 @@
 //!    shedding) and [`admin`] (the admin HTTP endpoint).
 //! 4. [`outbox`]: each session's bounded outbound queue and its writer.
 //! 5. [`broadcast`]: one encoded frame into many outboxes.
-//! 6. The actors sessions talk to: [`room`] (a room's members and order),
-//!    [`directory`] (the room directory and player names) and [`world`]
-//!    (game worlds and their registry). A room reports that it emptied
-//!    through a callback its owner gives it, not by naming the directory.
+//! 6. The actors sessions talk to: [`room`] (a room's members and order, and
+//!    the room plugin interface), [`plugins`] (the plugins that ship:
+//!    tic-tac-toe and a ready-check lobby), [`directory`] (the room directory,
+//!    quick join and player names) and [`world`] (game worlds and their
+//!    registry). A room reports that it emptied through a callback its owner
+//!    gives it, not by naming the directory.
 //! 7. [`session`]: the actor per connection, a router of requests.
 //! 8. [`server`]: accept loop, limits, thread placement, wiring, shutdown;
 //!    the fuzzing entry points (feature `fuzzing`) share its wiring.
@@ -48,6 +50,7 @@ pub mod inbox;
 pub mod lifecycle;
 pub mod outbox;
 pub mod overload;
+pub mod plugins;
 pub mod protocol;
 pub mod room;
 pub mod sched;

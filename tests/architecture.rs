@@ -15,7 +15,7 @@ const SERVER: &[&[&str]] = &[
     &["stats", "lifecycle", "overload", "admin"],
     &["outbox"],
     &["broadcast"],
-    &["room", "directory", "world"],
+    &["room", "plugins", "directory", "world"],
     &["session"],
     &["server", "fuzzing"],
 ];

@@ -26,7 +26,10 @@ async fn hello_is_answered_with_welcome() {
 async fn anything_before_hello_is_an_error_and_closes() {
     let server = spawn_server(&[]);
     for first in [
-        Request::JoinRoom(pb::JoinRoom { room: "lobby".into() }),
+        Request::JoinRoom(pb::JoinRoom {
+            room: "lobby".into(),
+            ..pb::JoinRoom::default()
+        }),
         Request::Ping(pb::Ping { client_time_us: 1 }),
     ] {
         let mut client = Client::connect(server.addr).await.unwrap();

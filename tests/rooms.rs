@@ -219,6 +219,7 @@ async fn join_while_cut_off(server: &support::TestServer, name: &str, rooms: usi
         writer
             .feed(Request::JoinRoom(JoinRoom {
                 room: format!("{name}-{i}"),
+                ..JoinRoom::default()
             }))
             .await
             .unwrap();

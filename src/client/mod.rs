@@ -23,6 +23,7 @@ use crate::protocol::{CodecError, ErrorCode, FrameCodec, FrameLimit, PROTOCOL_VE
 pub use self::reader::ReaderParts;
 use self::reader::unexpected;
 
+mod plugin;
 mod reader;
 
 /// Largest frame the client accepts from a server.
@@ -221,10 +222,20 @@ impl Client {
     /// # Errors
     /// [`ClientError::Server`] with INVALID_ROOM, ALREADY_IN_ROOM, ROOM_FULL, …
     pub async fn join(&mut self, room: &str) -> Result<pb::RoomJoined, ClientError> {
-        let id = self
-            .writer
-            .send(Request::JoinRoom(pb::JoinRoom { room: room.into() }))
-            .await?;
+        let join = pb::JoinRoom {
+            room: room.into(),
+            ..pb::JoinRoom::default()
+        };
+        self.join_with(Request::JoinRoom(join)).await
+    }
+
+    /// Sends `join` (a `JoinRoom` or a `QuickJoin`) and reads its
+    /// `RoomJoined`, with the whole member list.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with the server's refusal.
+    pub async fn join_with(&mut self, join: Request) -> Result<pb::RoomJoined, ClientError> {
+        let id = self.writer.send(join).await?;
         let mut joined = match self.reply_to(id).await? {
             Reply::RoomJoined(joined) => joined,
             other => return Err(unexpected(other)),

@@ -210,6 +210,28 @@ pub struct Config {
     #[arg(long, env = "TAVERN_MAX_ROOM_MEMBERS", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))]
     pub max_room_members: usize,
 
+    /// Longest a room plugin's hook may run before it is logged and counted
+    /// (`tavern_plugin_slow_hooks_total`), µs. Hooks are never interrupted.
+    #[arg(long, env = "TAVERN_PLUGIN_HOOK_BUDGET_US", default_value_t = 5_000)]
+    pub plugin_hook_budget_us: u64,
+
+    /// Timers one plugin room may have running at once; more are refused (`set_timer` gives `None`).
+    #[arg(long, env = "TAVERN_PLUGIN_MAX_TIMERS", default_value_t = 64)]
+    pub plugin_max_timers: usize,
+
+    /// Members' messages a ticked plugin room keeps for its next tick; more are dropped and
+    /// answered OVERLOADED.
+    #[arg(long, env = "TAVERN_PLUGIN_MAX_INPUTS", default_value_t = 1_024)]
+    pub plugin_max_inputs: usize,
+
+    /// Highest tick rate a plugin room may ask for, Hz; higher asks get this.
+    #[arg(long, env = "TAVERN_PLUGIN_MAX_TICK_HZ", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub plugin_max_tick_hz: u32,
+
+    /// Most rooms one RoomList holds.
+    #[arg(long, env = "TAVERN_LIST_ROOMS_MAX", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))]
+    pub list_rooms_max: usize,
+
     /// Hellos a connection may send before one is welcomed; the next closes it with
     /// TOO_MANY_HELLOS (so a connection cannot probe names at line rate).
     #[arg(long, env = "TAVERN_MAX_HELLO_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]

@@ -16,8 +16,10 @@ mod names;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::{Actor, ActorContext, ArbiterHandle, AsyncContext, Context, StreamHandler};
+use bytes::Bytes;
 use tracing::debug;
 
 pub use names::Names;
@@ -26,11 +28,42 @@ use crate::ids::RoomId;
 use crate::inbox::{Gone, Inbox, PostOnDrop, Reply, inbox};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::Outbox;
+use crate::protocol::Filter;
 use crate::protocol::RoomName;
-use crate::room::{Admission, Join, Leave, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle};
+use crate::room::{
+    Admission, Join, Kind, Kinds, Leave, Listing, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle, Seat,
+};
 
 /// How often a join is tried when the room it found was just closing.
 const JOIN_ATTEMPTS: u32 = 3;
+/// How many open rooms a quick join tries before it makes one.
+const QUICK_CANDIDATES: usize = 4;
+
+/// What a session asks for when it joins a room by name.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The room.
+    pub room: RoomName,
+    /// Its kind; empty for `chat`.
+    pub kind: String,
+    /// For the plugin, if this join creates the room.
+    pub params: Bytes,
+    /// For the plugin's join attempt.
+    pub metadata: Bytes,
+}
+
+/// Who joins, and where its frames go.
+#[derive(Debug, Clone, Copy)]
+pub struct Joiner<'a> {
+    /// The member.
+    pub member: &'a Member,
+    /// Its outbox.
+    pub outbox: &'a Outbox,
+    /// Its seat in the room it joins.
+    pub seat: &'a Seat,
+    /// Echoed by `RoomJoined`.
+    pub request_id: u64,
+}
 
 /// What the directory's inbox carries.
 #[derive(Debug)]
@@ -40,6 +73,10 @@ pub enum DirectoryCommand {
     Room {
         /// The room wanted.
         room: RoomName,
+        /// Its kind, made with `params` if the room is created.
+        kind: Kind,
+        /// For the plugin, if the room is created.
+        params: Bytes,
         /// A room of that name found closing: if the directory still maps the
         /// name to it, it forgets it now (its emptiness report may be queued
         /// behind this request) and makes a fresh room.
@@ -71,69 +108,187 @@ pub enum JoinError {
     #[error("the connection is closing")]
     Refused,
     /// The room holds as many members as allowed.
-    #[error("room {0} is full (see Config::max_room_members)")]
+    #[error("room {0} is full")]
     Full(RoomName),
+    /// The room's plugin locked it.
+    #[error("room {0} is locked")]
+    Locked(RoomName),
+    /// The room's plugin refused the joiner.
+    #[error("join rejected: {0}")]
+    Rejected(String),
+    /// No such kind is registered.
+    #[error("no room kind {0:?} on this server")]
+    UnknownKind(String),
+    /// The room exists with another kind.
+    #[error("room {room} is of kind {kind}")]
+    KindMismatch {
+        /// The room.
+        room: RoomName,
+        /// Its kind.
+        kind: Kind,
+    },
+}
+
+impl JoinError {
+    /// Whether another room might take the joiner (a quick join tries the next).
+    fn is_this_room(&self) -> bool {
+        matches!(
+            self,
+            JoinError::Busy(_)
+                | JoinError::Full(_)
+                | JoinError::Locked(_)
+                | JoinError::Rejected(_)
+                | JoinError::KindMismatch { .. }
+        )
+    }
 }
 
 /// The directory's address; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DirectoryHandle {
     inbox: Inbox<DirectoryCommand>,
+    kinds: Arc<Kinds>,
+    listing: Arc<Listing>,
+    /// Numbers the rooms quick joins make.
+    made: Arc<AtomicU64>,
 }
 
 impl DirectoryHandle {
-    /// Puts `member` in room `room` (created if nobody is in it), its frames
-    /// going to `outbox` and `RoomJoined` echoing `request_id`; returns the
-    /// room's handle. A room found closing is asked for again, a few times.
+    /// Puts `joiner` in the room `wanted` (created if nobody is in it);
+    /// returns the room's handle. A room found closing is asked for again, a few times.
     ///
     /// # Errors
     /// [`JoinError`] saying why the member is not in the room.
-    pub async fn join(
-        &self,
-        room: &RoomName,
-        member: &Member,
-        outbox: &Outbox,
-        request_id: u64,
-    ) -> Result<RoomHandle, JoinError> {
+    pub async fn join(&self, wanted: &Wanted, joiner: Joiner<'_>) -> Result<RoomHandle, JoinError> {
+        let kind = self.kind(&wanted.kind)?;
         let mut closing = None;
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self
-                .room(room.clone(), closing)
+                .room(wanted.room.clone(), kind.clone(), wanted.params.clone(), closing)
                 .await
                 .map_err(|_| JoinError::Stopping)?;
-            // Leaves again if this call is dropped before the room answers (its session stopped).
-            let leave = RoomCommand::Leave(Leave {
-                request_id: 0,
-                session: member.id,
-            });
-            let undo = PostOnDrop::new(handle.inbox(), leave);
-            let accepted = handle
-                .inbox()
-                .ask(|accepted| {
-                    RoomCommand::Join(Join {
-                        request_id,
-                        member: member.clone(),
-                        outbox: outbox.clone(),
-                        accepted,
-                    })
-                })
-                .await;
-            undo.disarm();
-            match accepted {
+            if *handle.kind() != kind {
+                let kind = handle.kind().clone();
+                return Err(JoinError::KindMismatch {
+                    room: wanted.room.clone(),
+                    kind,
+                });
+            }
+            match self.enter(&handle, wanted.metadata.clone(), joiner).await {
                 Ok(Admission::Joined) => return Ok(handle),
                 Ok(Admission::Refused) => return Err(JoinError::Refused),
-                Ok(Admission::Full) => return Err(JoinError::Full(room.clone())),
+                Ok(Admission::Full) => return Err(JoinError::Full(wanted.room.clone())),
+                Ok(Admission::Locked) => return Err(JoinError::Locked(wanted.room.clone())),
+                Ok(Admission::Rejected(reason)) => return Err(JoinError::Rejected(reason)),
                 Ok(Admission::Closing) | Err(_) => closing = Some(handle.id()),
             }
         }
-        Err(JoinError::Busy(room.clone()))
+        Err(JoinError::Busy(wanted.room.clone()))
     }
 
-    /// A handle to `room`, created if nobody is in it (or if the room it
-    /// maps to is the one found `closing`).
-    async fn room(&self, room: RoomName, closing: Option<RoomId>) -> Result<RoomHandle, Gone> {
+    /// Puts `joiner` in the fullest open room of `kind` whose label matches
+    /// `filter`, or in a new one made with `params`; returns the room's name and handle.
+    ///
+    /// # Errors
+    /// [`JoinError`] saying why the member is in no room.
+    pub async fn quick_join(
+        &self,
+        kind: &str,
+        filter: &Filter,
+        (params, metadata): (Bytes, Bytes),
+        joiner: Joiner<'_>,
+    ) -> Result<(RoomName, RoomHandle), JoinError> {
+        let kind = self.kind(kind)?;
+        let wanted = |room: RoomName, params: &Bytes| Wanted {
+            room,
+            kind: kind.to_string(),
+            params: params.clone(),
+            metadata: metadata.clone(),
+        };
+        for (room, _) in self.listing.find(Some(&kind), filter, true, QUICK_CANDIDATES) {
+            match self.join(&wanted(room.clone(), &Bytes::new()), joiner).await {
+                Ok(handle) => return Ok((room, handle)),
+                Err(e) if e.is_this_room() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut last = JoinError::UnknownKind(kind.to_string());
+        for _ in 0..JOIN_ATTEMPTS {
+            let Some(room) = self.fresh_name(&kind) else { break };
+            match self.join(&wanted(room.clone(), &params), joiner).await {
+                Ok(handle) => return Ok((room, handle)),
+                // A name taken by a room joined by name: try the next number.
+                Err(e @ JoinError::KindMismatch { .. }) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    /// The public rooms.
+    pub fn listing(&self) -> &Listing {
+        &self.listing
+    }
+
+    /// Kind `name` as registered.
+    fn kind(&self, name: &str) -> Result<Kind, JoinError> {
+        match self.kinds.get(name) {
+            Some((kind, _)) => Ok(kind.clone()),
+            None => Err(JoinError::UnknownKind(name.to_owned())),
+        }
+    }
+
+    /// A name for a room a quick join makes: the kind and a number (or
+    /// `room` and a number, for a kind whose name is not a room name's).
+    fn fresh_name(&self, kind: &str) -> Option<RoomName> {
+        let n = self.made.fetch_add(1, Ordering::Relaxed) + 1;
+        RoomName::parse(&format!("{kind}-{n}"))
+            .or_else(|_| RoomName::parse(&format!("room-{n}")))
+            .ok()
+    }
+
+    /// Asks `handle`'s room to take `joiner`.
+    async fn enter(&self, handle: &RoomHandle, metadata: Bytes, joiner: Joiner<'_>) -> Result<Admission, Gone> {
+        // Leaves again if this call is dropped before the room answers (its session stopped).
+        let leave = RoomCommand::Leave(Leave {
+            request_id: 0,
+            session: joiner.member.id,
+        });
+        let undo = PostOnDrop::new(handle.inbox(), leave);
+        let accepted = handle
+            .inbox()
+            .ask(|accepted| {
+                RoomCommand::Join(Join {
+                    request_id: joiner.request_id,
+                    member: joiner.member.clone(),
+                    outbox: joiner.outbox.clone(),
+                    seat: joiner.seat.clone(),
+                    metadata,
+                    accepted,
+                })
+            })
+            .await;
+        undo.disarm();
+        accepted
+    }
+
+    /// A handle to `room`, created with `kind` and `params` if nobody is in
+    /// it (or if the room it maps to is the one found `closing`).
+    async fn room(
+        &self,
+        room: RoomName,
+        kind: Kind,
+        params: Bytes,
+        closing: Option<RoomId>,
+    ) -> Result<RoomHandle, Gone> {
         self.inbox
-            .ask(|reply| DirectoryCommand::Room { room, closing, reply })
+            .ask(|reply| DirectoryCommand::Room {
+                room,
+                kind,
+                params,
+                closing,
+                reply,
+            })
             .await
     }
 
@@ -144,12 +299,12 @@ impl DirectoryHandle {
     pub async fn drain(&self) -> Result<(), Gone> {
         self.inbox.ask(DirectoryCommand::Drain).await
     }
+}
 
-    /// The callback rooms report their emptiness through: a message to the directory.
-    fn on_empty(&self) -> OnEmpty {
-        let inbox = self.inbox.clone();
-        Arc::new(move |room, id| inbox.post(DirectoryCommand::RoomEmpty { room, id }))
-    }
+/// The callback rooms report their emptiness through: a message to the directory.
+fn on_empty(inbox: &Inbox<DirectoryCommand>) -> OnEmpty {
+    let inbox = inbox.clone();
+    Arc::new(move |room, id| inbox.post(DirectoryCommand::RoomEmpty { room, id }))
 }
 
 /// The room directory actor. See the module documentation.
@@ -175,8 +330,13 @@ impl Directory {
         rooms_context: impl FnOnce(OnEmpty) -> RoomContext,
     ) -> DirectoryHandle {
         let (inbox, mut mailbox) = inbox(capacity);
-        let handle = DirectoryHandle { inbox };
-        let rooms_context = rooms_context(handle.on_empty());
+        let rooms_context = rooms_context(on_empty(&inbox));
+        let handle = DirectoryHandle {
+            inbox,
+            kinds: rooms_context.plugins.kinds.clone(),
+            listing: rooms_context.listing.clone(),
+            made: Arc::default(),
+        };
         mailbox.watch(rooms_context.stats.inbox_fill.clone());
         let home = arbiters[0].clone();
         Directory::start_in_arbiter(&home, move |ctx| {
@@ -192,10 +352,15 @@ impl Directory {
         handle
     }
 
-    fn room(&mut self, room: RoomName) -> RoomHandle {
+    fn room(&mut self, room: RoomName, kind: Kind, params: Bytes) -> RoomHandle {
         if let Some(handle) = self.rooms.get(&room) {
             return handle.clone();
         }
+        // The handle checked the kind against the same registry.
+        let factory = match self.rooms_context.plugins.kinds.get(&kind) {
+            Some((_, factory)) => factory.clone(),
+            None => crate::room::factory::<crate::room::Chat>(),
+        };
         self.next_room_id += 1;
         let id = RoomId::new(self.next_room_id);
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
@@ -206,7 +371,14 @@ impl Directory {
         self.rooms_context
             .hooks
             .emit(LifecycleEvent::RoomCreated { room: room.clone() });
-        let handle = Room::start(room.clone(), id, self.rooms_context.clone(), arbiter);
+        let handle = Room::start(
+            room.clone(),
+            id,
+            (kind, factory),
+            params,
+            self.rooms_context.clone(),
+            arbiter,
+        );
         self.rooms.insert(room, handle.clone());
         handle
     }
@@ -234,11 +406,17 @@ impl Directory {
 impl StreamHandler<DirectoryCommand> for Directory {
     fn handle(&mut self, command: DirectoryCommand, _ctx: &mut Context<Self>) {
         match command {
-            DirectoryCommand::Room { room, closing, reply } => {
+            DirectoryCommand::Room {
+                room,
+                kind,
+                params,
+                closing,
+                reply,
+            } => {
                 if let Some(id) = closing {
                     self.forget(&room, id);
                 }
-                reply.send(self.room(room));
+                reply.send(self.room(room, kind, params));
             }
             DirectoryCommand::RoomEmpty { room, id } => self.forget(&room, id),
             DirectoryCommand::Drain(done) => self.drain(done),

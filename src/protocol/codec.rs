@@ -214,7 +214,10 @@ mod tests {
                 }
             ))),
             any::<u64>().prop_map(|client_time_us| Some(Body::Ping(pb::Ping { client_time_us }))),
-            ".{0,70}".prop_map(|room| Some(Body::JoinRoom(pb::JoinRoom { room }))),
+            ".{0,70}".prop_map(|room| Some(Body::JoinRoom(pb::JoinRoom {
+                room,
+                ..pb::JoinRoom::default()
+            }))),
             ".{0,70}".prop_map(|room| Some(Body::LeaveRoom(pb::LeaveRoom { room }))),
             (".{0,70}", ".{0,300}").prop_map(|(room, text)| Some(Body::SendChat(pb::SendChat { room, text }))),
         ];

@@ -1,8 +1,11 @@
 //! Client frames become typed requests here, once, at the edge.
 
+use bytes::Bytes;
+
 use super::PROTOCOL_VERSION;
+use super::label::Filter;
 use super::names::{ChatText, PlayerName, Point, ProtocolError, RoomName, WorldName};
-use super::pb::{ClientMessage, client_message::Body};
+use super::pb::{self, ClientMessage, client_message::Body};
 
 /// One validated client request.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +32,29 @@ pub enum Command {
         client_time_us: u64,
     },
     /// Join (and create if needed) a room.
-    Join(RoomName),
+    Join(JoinSpec),
+    /// Join the best open room of a kind, or create one.
+    QuickJoin {
+        /// The kind (empty: chat).
+        kind: String,
+        /// What the room's label must have.
+        filter: Filter,
+        /// For the plugin, if the room is created.
+        params: Bytes,
+        /// For the plugin's join attempt.
+        metadata: Bytes,
+    },
+    /// List public rooms.
+    ListRooms(ListSpec),
+    /// A member's message to its room's plugin.
+    RoomSend {
+        /// The room, which the sender must be in.
+        room: RoomName,
+        /// The plugin's opcode.
+        op: u32,
+        /// The plugin's bytes.
+        data: Bytes,
+    },
     /// Leave a room.
     Leave(RoomName),
     /// Send text to a room's members.
@@ -50,6 +75,32 @@ pub enum Command {
     Move(MoveInput),
     /// Leave a world.
     LeaveWorld(WorldName),
+}
+
+/// A validated JoinRoom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinSpec {
+    /// The room.
+    pub room: RoomName,
+    /// Its kind (empty: chat).
+    pub kind: String,
+    /// For the plugin, if this join creates the room.
+    pub params: Bytes,
+    /// For the plugin's join attempt.
+    pub metadata: Bytes,
+}
+
+/// A validated ListRooms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSpec {
+    /// Only rooms of this kind (`None`: any kind).
+    pub kind: Option<String>,
+    /// What a room's label must have.
+    pub filter: Filter,
+    /// At most this many rooms (0: the server's limit).
+    pub limit: u32,
+    /// Only rooms that take joiners now.
+    pub only_open: bool,
 }
 
 /// A validated Move.
@@ -82,7 +133,30 @@ impl Request {
             Some(Body::Ping(ping)) => Ok(Command::Ping {
                 client_time_us: ping.client_time_us,
             }),
-            Some(Body::JoinRoom(join)) => RoomName::parse(&join.room).map(Command::Join),
+            Some(Body::JoinRoom(join)) => RoomName::parse(&join.room).map(|room| {
+                Command::Join(JoinSpec {
+                    room,
+                    kind: join.kind,
+                    params: join.params,
+                    metadata: join.metadata,
+                })
+            }),
+            Some(Body::QuickJoin(quick)) => {
+                Filter::parse(&quick.filter)
+                    .map_err(ProtocolError::from)
+                    .map(|filter| Command::QuickJoin {
+                        kind: quick.kind,
+                        filter,
+                        params: quick.params,
+                        metadata: quick.metadata,
+                    })
+            }
+            Some(Body::ListRooms(list)) => list_rooms(list),
+            Some(Body::RoomSend(send)) => RoomName::parse(&send.room).map(|room| Command::RoomSend {
+                room,
+                op: send.op,
+                data: send.data,
+            }),
             Some(Body::LeaveRoom(leave)) => RoomName::parse(&leave.room).map(Command::Leave),
             Some(Body::SendChat(chat)) => RoomName::parse(&chat.room).and_then(|room| {
                 Ok(Command::Chat {
@@ -108,6 +182,15 @@ impl Request {
         };
         command.map(|command| Request { id, command }).map_err(|e| (id, e))
     }
+}
+
+fn list_rooms(list: pb::ListRooms) -> Result<Command, ProtocolError> {
+    Ok(Command::ListRooms(ListSpec {
+        kind: Some(list.kind).filter(|kind| !kind.is_empty()),
+        filter: Filter::parse(&list.filter)?,
+        limit: list.limit,
+        only_open: list.only_open,
+    }))
 }
 
 #[cfg(test)]
@@ -145,9 +228,15 @@ mod tests {
             Command::Ping { client_time_us: 9 }
         ));
         assert!(matches!(
-            parse(1, Body::JoinRoom(pb::JoinRoom { room: "r".into() }))
-                .unwrap()
-                .command,
+            parse(
+                1,
+                Body::JoinRoom(pb::JoinRoom {
+                    room: "r".into(),
+                    ..pb::JoinRoom::default()
+                })
+            )
+            .unwrap()
+            .command,
             Command::Join(_)
         ));
         assert!(matches!(

@@ -5,10 +5,12 @@
 
 mod codec;
 mod command;
+mod label;
 mod names;
 
 pub use codec::{CodecError, FrameCodec, FrameLimit, encode_frame};
-pub use command::{Command, MoveInput, Request};
+pub use command::{Command, JoinSpec, ListSpec, MoveInput, Request};
+pub use label::{Filter, FilterError, Label, MAX_FILTER_LEN};
 pub use names::{ChatText, PlayerName, Point, ProtocolError, RoomName, WorldName};
 
 /// Types generated from `proto/tavern/v1/*.proto` by `build.rs`.

@@ -45,6 +45,9 @@ pub enum ProtocolError {
     /// A position that is not a finite number.
     #[error("position is not a finite number")]
     InvalidPosition,
+    /// A room filter that is not `key=value` pairs.
+    #[error("invalid filter: {0}")]
+    InvalidFilter(#[from] super::label::FilterError),
 }
 
 impl ProtocolError {
@@ -59,6 +62,7 @@ impl ProtocolError {
             ProtocolError::EmptyText => ErrorCode::InvalidText,
             ProtocolError::InvalidWorld(_) => ErrorCode::InvalidWorld,
             ProtocolError::InvalidPosition => ErrorCode::InvalidPosition,
+            ProtocolError::InvalidFilter(_) => ErrorCode::InvalidFilter,
         }
     }
 }

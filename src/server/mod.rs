@@ -42,7 +42,7 @@ use crate::auth::{self, Authority};
 use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
-use crate::room::{BehaviourFactory, chat_rooms};
+use crate::room::{Factory, Kinds, RoomPlugin};
 use crate::session::SessionContext;
 use crate::stats::Stats;
 use crate::tls::{self, TlsError};
@@ -88,7 +88,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     authority: Option<Authority>,
     stats: Arc<Stats>,
-    behaviours: BehaviourFactory,
+    kinds: Kinds,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -123,7 +123,7 @@ impl Server {
             admin,
             tls,
             authority,
-            behaviours: chat_rooms(),
+            kinds: crate::plugins::shipped(),
             observer: None,
         })
     }
@@ -146,10 +146,21 @@ impl Server {
         self.stats.clone()
     }
 
-    /// Gives new rooms the behaviour `factory` builds (plain chat by default).
+    /// Registers plugin `P` as room kind `kind`, replacing any kind of that
+    /// name: a join naming `kind` that creates a room makes it with
+    /// [`RoomPlugin::create`]. `chat` (the default kind), `tictactoe` and
+    /// `lobby` are registered from the start.
     #[must_use]
-    pub fn with_room_behaviours(mut self, factory: BehaviourFactory) -> Server {
-        self.behaviours = factory;
+    pub fn room_kind<P: RoomPlugin>(mut self, kind: &str) -> Server {
+        self.kinds.register::<P>(kind);
+        self
+    }
+
+    /// Registers `factory` as room kind `kind`, for plugins that need more
+    /// than their params to be made (shared resources, settings).
+    #[must_use]
+    pub fn room_kind_with(mut self, kind: &str, factory: Factory) -> Server {
+        self.kinds.register_factory(kind, factory);
         self
     }
 
@@ -172,7 +183,7 @@ impl Server {
             tls,
             authority,
             stats,
-            behaviours,
+            kinds,
             observer,
         } = self;
         if config.overload_queue_depth.is_some() {
@@ -187,7 +198,7 @@ impl Server {
         let watch = Watch::start(admin, &config, &stats, &hooks);
         let extras = Extras {
             authority,
-            behaviours,
+            kinds,
             hooks,
         };
         let core = Core::build(config, stats, extras)?;

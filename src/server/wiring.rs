@@ -4,6 +4,7 @@
 //! same way.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,7 @@ use crate::config::Config;
 use crate::directory::{Directory, Names};
 use crate::lifecycle::Hooks;
 use crate::overload;
-use crate::room::{BehaviourFactory, RoomContext};
+use crate::room::{Kinds, PluginLimits, RoomContext};
 use crate::session::{LateSends, SessionContext};
 use crate::stats::Stats;
 use crate::world::Worlds;
@@ -38,8 +39,8 @@ pub(crate) struct Core {
 pub(crate) struct Extras {
     /// Checks Hello's token.
     pub(crate) authority: Option<Authority>,
-    /// Gives each new room its behaviour.
-    pub(crate) behaviours: BehaviourFactory,
+    /// The room kinds.
+    pub(crate) kinds: Kinds,
     /// Where lifecycle events go.
     pub(crate) hooks: Hooks,
 }
@@ -53,7 +54,7 @@ impl Core {
     pub(crate) fn build(config: Config, stats: Arc<Stats>, extras: Extras) -> Result<Core, ServerError> {
         let Extras {
             authority,
-            behaviours,
+            kinds,
             hooks,
         } = extras;
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
@@ -79,13 +80,21 @@ impl Core {
         };
         let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
         let (max_members, members_per_frame) = (config.max_room_members, config.members_per_frame());
+        let plugins = PluginLimits {
+            kinds: Arc::new(kinds),
+            hook_budget: Duration::from_micros(config.plugin_hook_budget_us),
+            max_timers: config.plugin_max_timers,
+            max_inputs: config.plugin_max_inputs,
+            max_tick_hz: config.plugin_max_tick_hz,
+        };
         let directory = Directory::start(
             room_homes.iter().map(Arbiter::handle).collect(),
             config.world_inbox,
             |on_empty| RoomContext {
                 on_empty,
                 broadcaster,
-                behaviours,
+                plugins,
+                listing: Arc::default(),
                 stats: room_stats,
                 hooks: room_hooks,
                 inbox: room_inbox,

@@ -41,13 +41,14 @@ pub use context::{LateSends, SessionContext};
 pub(crate) use handshake::tune;
 
 use self::limits::RateLimit;
+use self::rooms::InRoom;
 use self::world::InWorld;
 use crate::ids::{DisconnectReason, SessionId};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, WriterSettings, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
 use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request, RoomName};
-use crate::room::{Member, RoomHandle};
+use crate::room::Member;
 use crate::stats::MessageKind;
 
 /// The read buffer's first capacity. It grows to the largest frame the session
@@ -64,7 +65,7 @@ pub struct Session {
     /// Set by Welcome.
     member: Option<Member>,
     /// Rooms joined.
-    rooms: HashMap<RoomName, RoomHandle>,
+    rooms: HashMap<RoomName, InRoom>,
     /// The world entered, if any (boxed: most sessions never enter one, and
     /// an idle session's size sets the server's memory per connection).
     world: Option<Box<InWorld>>,
@@ -154,9 +155,17 @@ impl Session {
                 };
                 self.send(ctx, &protocol::server_message(id, Body::Pong(pong)));
             }
-            Command::Join(room) => self.join(ctx, id, room),
+            Command::Join(spec) => self.join(ctx, id, spec),
+            Command::QuickJoin {
+                kind,
+                filter,
+                params,
+                metadata,
+            } => self.quick_join(ctx, id, (kind, filter), (params, metadata)),
+            Command::ListRooms(spec) => self.list_rooms(ctx, id, &spec),
             Command::Leave(room) => self.leave(ctx, id, room),
             Command::Chat { room, text } => self.chat(ctx, id, room, text),
+            Command::RoomSend { room, op, data } => self.room_send(ctx, id, room, op, data),
             Command::EnterWorld { world, spawn } => self.enter_world(ctx, id, world, spawn),
             Command::Move(input) => self.move_in_world(ctx, id, input),
             Command::LeaveWorld(world) => self.leave_world(ctx, id, &world),

@@ -1,49 +1,108 @@
-//! A session's rooms: joining (one call on the room directory), leaving, and
-//! chat, each routed to its room's inbox.
+//! A session's rooms: joining by name or quick join (one call on the room
+//! directory), listing, leaving, chat and plugin messages, each routed to
+//! its room's inbox. A room the session is in holds its seat; a room that
+//! kicks the member or closes vacates it, and the session forgets the room
+//! the next time it looks.
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+use bytes::Bytes;
 
 use super::Session;
-use crate::directory::JoinError;
+use crate::directory::{JoinError, Joiner, Wanted};
 use crate::ids::{DisconnectReason, OverloadLevel};
 use crate::inbox::TrySendError;
-use crate::protocol::{ChatText, ErrorCode, RoomName};
-use crate::room::{ChatSent, Leave, RoomCommand, RoomHandle};
+use crate::protocol::pb::server_message::Body;
+use crate::protocol::{self, ChatText, ErrorCode, Filter, JoinSpec, ListSpec, RoomName, pb};
+use crate::room::{ChatSent, Leave, PluginSent, RoomCommand, RoomHandle, Seat, room_info};
+
+/// A room the session is in (or is joining).
+pub(super) struct InRoom {
+    handle: RoomHandle,
+    seat: Seat,
+}
 
 impl Session {
-    /// Joins `room` through the directory; the room answers the client.
-    pub(super) fn join(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
-        let Some(member) = self.member.clone() else { return };
-        if let Err((code, message)) = self.may_join(&room) {
+    /// Joins `spec.room` through the directory; the room answers the client.
+    pub(super) fn join(&mut self, ctx: &mut Context<Self>, request_id: u64, spec: JoinSpec) {
+        if let Err((code, message)) = self.may_join(Some(&spec.room)) {
             return self.reply_error(ctx, request_id, code, message);
         }
-        let (directory, outbox) = (self.server.directory.clone(), self.outbox.clone());
-        let joining = async move {
-            let joined = directory.join(&room, &member, &outbox, request_id).await;
-            (room, joined)
+        let JoinSpec {
+            room,
+            kind,
+            params,
+            metadata,
+        } = spec;
+        let wanted = Wanted {
+            room,
+            kind,
+            params,
+            metadata,
         };
-        ctx.wait(
-            joining
-                .into_actor(self)
-                .map(move |(room, joined), act, ctx| match joined {
-                    Ok(handle) => {
-                        act.rooms.insert(room, handle);
-                    }
-                    Err(e @ JoinError::Stopping) => {
-                        let reason = DisconnectReason::ServerShutdown;
-                        act.fail(ctx, request_id, ErrorCode::ServerShuttingDown, e.to_string(), reason);
-                    }
-                    Err(e @ JoinError::Busy(_)) => act.reply_error(ctx, request_id, ErrorCode::Internal, e.to_string()),
-                    Err(e @ JoinError::Full(_)) => act.reply_error(ctx, request_id, ErrorCode::RoomFull, e.to_string()),
-                    // Refused only when this session's connection is closing: nobody is left to answer.
-                    Err(JoinError::Refused) => {}
-                }),
-        );
+        self.enter(ctx, request_id, async move |directory, joiner| {
+            directory
+                .join(&wanted, joiner)
+                .await
+                .map(|handle| (wanted.room, handle))
+        });
     }
 
-    /// Whether this session may join `room` now; if not, the error to answer.
-    fn may_join(&self, room: &RoomName) -> Result<(), (ErrorCode, String)> {
-        if self.rooms.contains_key(room) {
+    /// Joins the best open room of a kind whose label matches the filter, or a new one.
+    pub(super) fn quick_join(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request_id: u64,
+        (kind, filter): (String, Filter),
+        made_with: (Bytes, Bytes),
+    ) {
+        if let Err((code, message)) = self.may_join(None) {
+            return self.reply_error(ctx, request_id, code, message);
+        }
+        self.enter(ctx, request_id, async move |directory, joiner| {
+            directory.quick_join(&kind, &filter, made_with, joiner).await
+        });
+    }
+
+    /// Runs `joining` with this session as the joiner, keeping the room once
+    /// it is in. The room answers the client; errors are answered here.
+    fn enter<F>(&mut self, ctx: &mut Context<Self>, request_id: u64, joining: F)
+    where
+        F: AsyncFnOnce(crate::directory::DirectoryHandle, Joiner<'_>) -> Result<(RoomName, RoomHandle), JoinError>
+            + 'static,
+    {
+        let Some(member) = self.member.clone() else { return };
+        let (directory, outbox) = (self.server.directory.clone(), self.outbox.clone());
+        let seat = Seat::taken();
+        let kept = seat.clone();
+        let joined = async move {
+            let joiner = Joiner {
+                member: &member,
+                outbox: &outbox,
+                seat: &seat,
+                request_id,
+            };
+            joining(directory, joiner).await
+        };
+        ctx.wait(joined.into_actor(self).map(move |joined, act, ctx| match joined {
+            Ok((room, handle)) => {
+                act.rooms.insert(room, InRoom { handle, seat: kept });
+            }
+            Err(JoinError::Stopping) => {
+                let (code, reason) = (ErrorCode::ServerShuttingDown, DisconnectReason::ServerShutdown);
+                act.fail(ctx, request_id, code, JoinError::Stopping.to_string(), reason);
+            }
+            // Refused only when this session's connection is closing: nobody is left to answer.
+            Err(JoinError::Refused) => {}
+            Err(e) => act.reply_error(ctx, request_id, join_error_code(&e), e.to_string()),
+        }));
+    }
+
+    /// Whether this session may join `room` (or any room) now; if not, the error to answer.
+    fn may_join(&mut self, room: Option<&RoomName>) -> Result<(), (ErrorCode, String)> {
+        self.rooms.retain(|_, in_room| in_room.seat.is_taken());
+        if let Some(room) = room
+            && self.rooms.contains_key(room)
+        {
             return Err((ErrorCode::AlreadyInRoom, format!("already in room {room}")));
         }
         if self.server.stats.overload() >= OverloadLevel::Shedding {
@@ -58,8 +117,25 @@ impl Session {
         Ok(())
     }
 
+    /// Answers with the public rooms that `spec` asks for.
+    pub(super) fn list_rooms(&mut self, ctx: &mut Context<Self>, request_id: u64, spec: &ListSpec) {
+        let max = self.server.config.list_rooms_max;
+        let limit = match usize::try_from(spec.limit) {
+            Ok(0) | Err(_) => max,
+            Ok(limit) => limit.min(max),
+        };
+        let found = self
+            .server
+            .directory
+            .listing()
+            .find(spec.kind.as_deref(), &spec.filter, spec.only_open, limit);
+        let rooms = found.iter().map(|(room, listed)| room_info(room, listed)).collect();
+        let list = Body::RoomList(pb::RoomList { rooms });
+        self.send(ctx, &protocol::server_message(request_id, list));
+    }
+
     pub(super) fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
-        match self.rooms.remove(&room) {
+        match self.rooms.remove(&room).and_then(InRoom::current) {
             Some(handle) => {
                 let session = self.id;
                 self.send_to_room(ctx, &handle, RoomCommand::Leave(Leave { request_id, session }));
@@ -69,45 +145,83 @@ impl Session {
     }
 
     pub(super) fn chat(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName, text: ChatText) {
-        let Some(handle) = self.rooms.get(&room).cloned() else {
-            return self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}"));
-        };
         let session = self.id;
         let chat = ChatSent {
             request_id,
             session,
             text,
         };
-        self.send_to_room(ctx, &handle, RoomCommand::Chat(chat));
+        self.send_as_member(ctx, request_id, &room, RoomCommand::Chat(chat));
+    }
+
+    pub(super) fn room_send(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName, op: u32, data: Bytes) {
+        let session = self.id;
+        let sent = PluginSent {
+            request_id,
+            session,
+            op,
+            data,
+        };
+        self.send_as_member(ctx, request_id, &room, RoomCommand::Send(sent));
+    }
+
+    /// Sends `command` to `room` if this session is in it; answers NOT_IN_ROOM if not.
+    fn send_as_member(&mut self, ctx: &mut Context<Self>, request_id: u64, room: &RoomName, command: RoomCommand) {
+        match self.rooms.get(room).and_then(InRoom::current_ref) {
+            Some(handle) => {
+                let handle = handle.clone();
+                self.send_to_room(ctx, &handle, command);
+            }
+            None => self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}")),
+        }
     }
 
     /// Queues `command` for the room; while the room's inbox is full, this
-    /// session reads nothing more (and shutdown waits for the command).
+    /// session reads nothing more (and shutdown waits for the command). A
+    /// room that stopped has already vacated this member's seat: nothing to do.
     fn send_to_room(&mut self, ctx: &mut Context<Self>, room: &RoomHandle, command: RoomCommand) {
         match room.inbox().try_send(command) {
-            Ok(()) => {}
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(command)) => {
                 self.server.late_sends.wait_begins();
                 let inbox = room.inbox().clone();
                 let sent = async move { inbox.send(command).await }.into_actor(self);
-                ctx.wait(sent.map(|sent, act, ctx| {
-                    act.server.late_sends.wait_ends();
-                    if sent.is_err() {
-                        act.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
-                    }
-                }));
-            }
-            Err(TrySendError::Closed(_)) => {
-                self.fail(ctx, 0, ErrorCode::Internal, "room stopped", DisconnectReason::Internal);
+                ctx.wait(sent.map(|_, act, _| act.server.late_sends.wait_ends()));
             }
         }
     }
 
     /// Leaves every room without waiting (the session is ending).
     pub(super) fn leave_all_rooms(&mut self) {
-        for (_, room) in self.rooms.drain() {
-            let session = self.id;
-            room.inbox().post(RoomCommand::Leave(Leave { request_id: 0, session }));
+        for (_, in_room) in self.rooms.drain() {
+            if let Some(room) = in_room.current() {
+                let session = self.id;
+                room.inbox().post(RoomCommand::Leave(Leave { request_id: 0, session }));
+            }
         }
+    }
+}
+
+impl InRoom {
+    /// The room's handle while the member holds its seat.
+    fn current(self) -> Option<RoomHandle> {
+        self.seat.is_taken().then_some(self.handle)
+    }
+
+    fn current_ref(&self) -> Option<&RoomHandle> {
+        self.seat.is_taken().then_some(&self.handle)
+    }
+}
+
+/// The error code a failed join is answered with.
+fn join_error_code(error: &JoinError) -> ErrorCode {
+    match error {
+        JoinError::Stopping => ErrorCode::ServerShuttingDown,
+        JoinError::Busy(_) | JoinError::Refused => ErrorCode::Internal,
+        JoinError::Full(_) => ErrorCode::RoomFull,
+        JoinError::Locked(_) => ErrorCode::RoomLocked,
+        JoinError::Rejected(_) => ErrorCode::JoinRejected,
+        JoinError::UnknownKind(_) => ErrorCode::UnknownRoomKind,
+        JoinError::KindMismatch { .. } => ErrorCode::RoomKindMismatch,
     }
 }

@@ -21,12 +21,18 @@ pub enum MessageKind {
     Move,
     /// LeaveWorld.
     LeaveWorld,
+    /// QuickJoin.
+    QuickJoin,
+    /// ListRooms.
+    ListRooms,
+    /// RoomSend.
+    RoomSend,
     /// A frame that is not a valid message this server handles.
     Invalid,
 }
 
 impl MessageKind {
-    pub(super) const ALL: [MessageKind; 9] = [
+    pub(super) const ALL: [MessageKind; 12] = [
         MessageKind::Hello,
         MessageKind::Ping,
         MessageKind::Join,
@@ -35,6 +41,9 @@ impl MessageKind {
         MessageKind::EnterWorld,
         MessageKind::Move,
         MessageKind::LeaveWorld,
+        MessageKind::QuickJoin,
+        MessageKind::ListRooms,
+        MessageKind::RoomSend,
         MessageKind::Invalid,
     ];
 
@@ -50,6 +59,9 @@ impl MessageKind {
             Some(Body::EnterWorld(_)) => MessageKind::EnterWorld,
             Some(Body::Move(_)) => MessageKind::Move,
             Some(Body::LeaveWorld(_)) => MessageKind::LeaveWorld,
+            Some(Body::QuickJoin(_)) => MessageKind::QuickJoin,
+            Some(Body::ListRooms(_)) => MessageKind::ListRooms,
+            Some(Body::RoomSend(_)) => MessageKind::RoomSend,
             None => MessageKind::Invalid,
         }
     }
@@ -64,6 +76,9 @@ impl MessageKind {
             MessageKind::EnterWorld => "enter_world",
             MessageKind::Move => "move",
             MessageKind::LeaveWorld => "leave_world",
+            MessageKind::QuickJoin => "quick_join",
+            MessageKind::ListRooms => "list_rooms",
+            MessageKind::RoomSend => "room_send",
             MessageKind::Invalid => "invalid",
         }
     }

@@ -18,9 +18,11 @@ use crate::inbox::PeakFill;
 use crate::protocol::ErrorCode;
 
 pub use self::kind::MessageKind;
+pub use self::plugins::PluginStats;
 use self::registrar::Registrar;
 
 mod kind;
+mod plugins;
 mod registrar;
 
 /// World tick duration buckets, seconds: 0.25 ms to 0.5 s (the budget at 20 Hz is 50 ms).
@@ -123,6 +125,8 @@ pub struct Stats {
     pub world_degrade_level: IntGauge,
     /// World time per wall time of the slowest world, percent (100 unless time is dilated).
     pub world_time_scale: IntGauge,
+    /// Room plugins' figures.
+    pub plugins: PluginStats,
 }
 
 impl Default for Stats {
@@ -256,6 +260,7 @@ impl Stats {
                 "world_time_scale_percent",
                 "World time per wall time of the slowest world, percent (below 100: time dilation).",
             ),
+            plugins: PluginStats::new(&reg),
             registry,
         };
         // The process's RSS, CPU seconds, open files and threads.

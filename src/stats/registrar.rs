@@ -1,6 +1,8 @@
 //! Creating and registering the metrics, under the `tavern` prefix.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// The prefix of every metric but the process's own (`process_*`).
 pub(super) const NAMESPACE: &str = "tavern";
@@ -33,7 +35,18 @@ impl Registrar<'_> {
     }
 
     pub(super) fn counter_vec(&self, name: &str, help: &str, label: &str) -> IntCounterVec {
-        self.register(IntCounterVec::new(opts(name, help), &[label]).expect("valid metric"))
+        self.counter_vec_by(name, help, &[label])
+    }
+
+    pub(super) fn counter_vec_by(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(opts(name, help), labels).expect("valid metric"))
+    }
+
+    pub(super) fn histogram_vec(&self, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help)
+            .namespace(NAMESPACE)
+            .buckets(buckets.to_vec());
+        self.register(HistogramVec::new(opts, labels).expect("valid metric"))
     }
 
     pub(super) fn gauge_vec(&self, name: &str, help: &str, label: &str) -> IntGaugeVec {

@@ -54,6 +54,10 @@ const BODY_WORLD_ENTERED: u32 = 100;
 const BODY_WORLD_UPDATE: u32 = 101;
 /// `ServerMessage.body`: `WorldLeft world_left`.
 const BODY_WORLD_LEFT: u32 = 102;
+/// `ServerMessage.body`: `RoomList room_list`.
+const BODY_ROOM_LIST: u32 = 200;
+/// `ServerMessage.body`: `RoomEvent room_event`.
+const BODY_ROOM_EVENT: u32 = 201;
 
 /// The kind of a frame's body, from the field number of `ServerMessage.body`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +88,8 @@ impl Kind {
             BODY_SHUTDOWN => Some(Kind::Shutdown),
             BODY_HEARTBEAT => Some(Kind::Heartbeat),
             BODY_WELCOME | BODY_PONG | BODY_ROOM_JOINED | BODY_ROOM_LEFT | BODY_MEMBER_JOINED | BODY_MEMBER_LEFT
-            | BODY_ROOM_MEMBERS | BODY_WORLD_ENTERED | BODY_WORLD_UPDATE | BODY_WORLD_LEFT => Some(Kind::Other),
+            | BODY_ROOM_MEMBERS | BODY_WORLD_ENTERED | BODY_WORLD_UPDATE | BODY_WORLD_LEFT | BODY_ROOM_LIST
+            | BODY_ROOM_EVENT => Some(Kind::Other),
             _ => None,
         }
     }

@@ -123,6 +123,8 @@ fn number(body: &Body) -> u32 {
         Body::WorldEntered(_) => BODY_WORLD_ENTERED,
         Body::WorldUpdate(_) => BODY_WORLD_UPDATE,
         Body::WorldLeft(_) => BODY_WORLD_LEFT,
+        Body::RoomList(_) => BODY_ROOM_LIST,
+        Body::RoomEvent(_) => BODY_ROOM_EVENT,
     }
 }
 
@@ -143,6 +145,8 @@ fn the_field_numbers_are_those_prost_writes() {
         Body::WorldEntered(pb::WorldEntered::default()),
         Body::WorldUpdate(pb::WorldUpdate::default()),
         Body::WorldLeft(pb::WorldLeft::default()),
+        Body::RoomList(pb::RoomList::default()),
+        Body::RoomEvent(pb::RoomEvent::default()),
     ];
     for body in bodies {
         let expected = number(&body);

@@ -1,0 +1,240 @@
+//! A room's members and order, without its plugin: the member list, the
+//! sequence number, the frames every member or some members get, and who
+//! refused one. The [`Room`](super::Room) actor drives it; the plugin's
+//! [`RoomCtx`](super::RoomCtx) borrows it.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::context::Effects;
+use super::seat::Seat;
+use super::{Kind, Member, RoomContext};
+use crate::broadcast::{Recipient, Refusal};
+use crate::ids::{DisconnectReason, RoomId, SessionId};
+use crate::outbox::{Outbox, Queued, SendError};
+use crate::protocol::pb::server_message::Body;
+use crate::protocol::{self, ErrorCode, RoomName, encode_frame, pb};
+
+/// A member that refused a frame, and why.
+pub(super) type Refused = (SessionId, SendError);
+
+/// A member and where its frames go.
+pub(super) struct MemberEntry {
+    pub(super) member: Member,
+    pub(super) outbox: Outbox,
+    /// Vacated when the member leaves, so its session knows.
+    pub(super) seat: Seat,
+}
+
+impl Recipient for MemberEntry {
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}
+
+/// What the plugin set about the room, and what follows from it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Settings {
+    /// Most members (already capped by the server's limit).
+    pub(super) max_members: usize,
+    /// Ticks per second, 0 for none.
+    pub(super) tick_hz: u32,
+    pub(super) lock_when_full: bool,
+    pub(super) label: String,
+    pub(super) private: bool,
+    /// Locked by the plugin: no joiners.
+    pub(super) locked: bool,
+}
+
+/// A room's members and order. See the module documentation.
+pub(super) struct RoomCore {
+    pub(super) name: RoomName,
+    pub(super) id: RoomId,
+    pub(super) kind: Kind,
+    /// The seq of the last sequenced frame.
+    pub(super) seq: u64,
+    pub(super) members: Vec<MemberEntry>,
+    index: HashMap<SessionId, usize>,
+    pub(super) settings: Settings,
+    /// Members that refused a frame since the room last looked.
+    pub(super) refused: Vec<Refused>,
+    /// What the plugin asked for that the room does after its hook.
+    pub(super) effects: Effects,
+    /// Ticks run so far.
+    pub(super) tick: u64,
+    /// When the room was made.
+    pub(super) born: Instant,
+    pub(super) context: RoomContext,
+}
+
+impl RoomCore {
+    pub(super) fn new(name: RoomName, id: RoomId, kind: Kind, context: RoomContext) -> RoomCore {
+        RoomCore {
+            name,
+            id,
+            kind,
+            seq: 0,
+            members: Vec::new(),
+            index: HashMap::new(),
+            settings: Settings::default(),
+            refused: Vec::new(),
+            effects: Effects::default(),
+            tick: 0,
+            born: Instant::now(),
+            context,
+        }
+    }
+
+    /// The index of `session` in the member list.
+    pub(super) fn position(&self, session: SessionId) -> Option<usize> {
+        self.index.get(&session).copied()
+    }
+
+    /// Whether `session` is a member.
+    pub(super) fn contains(&self, session: SessionId) -> bool {
+        self.index.contains_key(&session)
+    }
+
+    /// Adds a member at the end of the list.
+    pub(super) fn push(&mut self, entry: MemberEntry) {
+        self.index.insert(entry.member.id, self.members.len());
+        self.members.push(entry);
+    }
+
+    /// Takes `session` out of the member list, if it is in, and vacates its seat.
+    pub(super) fn take(&mut self, session: SessionId) -> Option<MemberEntry> {
+        let i = self.index.remove(&session)?;
+        let entry = self.members.swap_remove(i);
+        if let Some(moved) = self.members.get(i) {
+            self.index.insert(moved.member.id, i);
+        }
+        entry.seat.vacate();
+        Some(entry)
+    }
+
+    /// Whether the room holds as many members as it may.
+    pub(super) fn is_full(&self) -> bool {
+        self.members.len() >= self.settings.max_members
+    }
+
+    /// Takes the next seq.
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Queues `frame` for every member but `skip`; those that refuse it are
+    /// kept in `refused`. Returns how many took it.
+    pub(super) fn broadcast(&mut self, frame: &Bytes, skip: Option<usize>) -> usize {
+        let stats = &self.context.stats;
+        let started = stats.detailed().then(Instant::now);
+        let refusals = self.context.broadcaster.send(frame, &self.members, skip);
+        if let Some(started) = started {
+            stats.fanout(self.members.len(), started.elapsed());
+        }
+        let sent = self.members.len() - usize::from(skip.is_some()) - refusals.len();
+        let members = &self.members;
+        self.refused
+            .extend(refusals.into_iter().map(|(i, e): Refusal| (members[i].member.id, e)));
+        sent
+    }
+
+    /// Queues `frame` for the member at `i`; returns whether it took it.
+    pub(super) fn send(&mut self, i: usize, frame: Bytes) -> bool {
+        let Some(entry) = self.members.get(i) else { return false };
+        match entry.outbox.try_send(frame) {
+            Ok(()) => true,
+            Err(e) => {
+                self.refused.push((entry.member.id, e));
+                false
+            }
+        }
+    }
+
+    /// Closes `outbox` with SLOW_CONSUMER: its member refused a frame for a full queue.
+    pub(super) fn slow_consumer(&self, member: &Member, outbox: &Outbox) {
+        warn!(room = %self.name, session = %member.id, name = %member.name, "slow consumer: outbound queue full, disconnecting");
+        self.context.stats.error_sent(ErrorCode::SlowConsumer);
+        let error = protocol::error_message(
+            0,
+            ErrorCode::SlowConsumer,
+            "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
+        );
+        let reason = DisconnectReason::SlowConsumer;
+        if outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
+            self.context.stats.disconnected(reason);
+        }
+    }
+
+    /// Tells everyone that `member` joined, with the next seq.
+    pub(super) fn member_joined(&mut self, member: &Member) {
+        let seq = self.next_seq();
+        let joined = Body::MemberJoined(pb::MemberJoined {
+            room: self.name.to_string(),
+            member: Some(member.to_pb()),
+            seq,
+        });
+        self.broadcast(&encode(0, joined), None);
+    }
+
+    /// Tells everyone that `member` left, with the next seq.
+    pub(super) fn member_left(&mut self, member: &Member) {
+        let seq = self.next_seq();
+        let left = Body::MemberLeft(pb::MemberLeft {
+            room: self.name.to_string(),
+            member: Some(member.to_pb()),
+            seq,
+        });
+        self.broadcast(&encode(0, left), None);
+    }
+
+    /// The member list a joiner gets (everyone, `joiner` last) as of `seq`:
+    /// `RoomJoined` with the first members, the kind and `state`, and
+    /// `RoomMembers` with the rest, each frame holding at most
+    /// [`RoomContext::members_per_frame`].
+    pub(super) fn member_list(&self, joiner: &Member, request_id: u64, seq: u64, state: Bytes) -> Vec<Bytes> {
+        let everyone: Vec<pb::Member> = self
+            .members
+            .iter()
+            .map(|m| m.member.to_pb())
+            .chain(std::iter::once(joiner.to_pb()))
+            .collect();
+        let count = u32::try_from(everyone.len()).unwrap_or(u32::MAX);
+        let room = self.name.to_string();
+        let mut state = Some(state);
+        let mut frames = Vec::new();
+        for members in everyone.chunks(self.context.members_per_frame.max(1)) {
+            let (room, members) = (room.clone(), members.to_vec());
+            let body = match state.take() {
+                Some(state) => Body::RoomJoined(pb::RoomJoined {
+                    room,
+                    members,
+                    seq,
+                    member_count: count,
+                    kind: self.kind.to_string(),
+                    state,
+                }),
+                None => Body::RoomMembers(pb::RoomMembers { room, members, seq }),
+            };
+            frames.push(encode(request_id, body));
+        }
+        frames
+    }
+
+    /// A `RoomLeft` for this room, answering `request_id`.
+    pub(super) fn room_left(&self, request_id: u64, reason: &str) -> Bytes {
+        let left = Body::RoomLeft(pb::RoomLeft {
+            room: self.name.to_string(),
+            reason: reason.to_owned(),
+        });
+        encode(request_id, left)
+    }
+}
+
+/// One server frame: `body` answering `request_id`.
+pub(super) fn encode(request_id: u64, body: Body) -> Bytes {
+    encode_frame(&protocol::server_message(request_id, body))
+}
