@@ -1,6 +1,6 @@
 //! Kind `lobby`: a ready check with a countdown, the real-time example. Up
 //! to 8 players join and mark themselves ready (client op 1 `Ready`). The
-//! room ticks at 10 Hz: ready marks are applied on the tick, and the state
+//! room ticks at 20 Hz: ready marks are applied on the tick, and the state
 //! (server op 1 `LobbyState`, also the joiner's state) is sent on a tick
 //! when it changed, and every second while counting down. Once at least
 //! `min_players` are in and all are ready, a timer of `countdown_ms` starts;
@@ -26,7 +26,7 @@ pub const OP_STATE: u32 = 1;
 pub const OP_STARTED: u32 = 2;
 
 const MAX_PLAYERS: usize = 8;
-const TICK_HZ: u32 = 10;
+const TICK_HZ: u32 = 20;
 const DEFAULT_COUNTDOWN_MS: u32 = 3_000;
 const MAX_COUNTDOWN_MS: u32 = 60_000;
 
