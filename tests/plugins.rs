@@ -203,6 +203,20 @@ async fn list_rooms_filters_by_kind_label_and_openness() {
         ..list("", "", false)
     };
     assert_eq!(d.list_rooms(limited).await.unwrap().len(), 1);
+    // The lobby publishes its state as the room's metadata on the tick that sends it.
+    let event = next_room_event(&mut d).await;
+    assert_eq!(event.room, "l1");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let lobby = d.list_rooms(list("lobby", "", false)).await.unwrap().remove(0);
+        if lobby.metadata == event.data {
+            break;
+        }
+        // Listed just after the event is sent, on the room's thread: ask again.
+        assert!(tokio::time::Instant::now() < deadline, "no metadata within {WAIT:?}");
+    }
+    let state = examples::LobbyState::decode(event.data).unwrap();
+    assert_eq!(state.members.len(), 1);
 }
 
 /// Panics on its first message; until then, a chat room.

@@ -2,7 +2,8 @@
 //! to 8 players join and mark themselves ready (client op 1 `Ready`). The
 //! room ticks at 20 Hz: ready marks are applied on the tick, and the state
 //! (server op 1 `LobbyState`, also the joiner's state) is sent on a tick
-//! when it changed, and every second while counting down. Once at least
+//! when it changed, and every second while counting down (and published
+//! as the room's `RoomInfo.metadata`). Once at least
 //! `min_players` are in and all are ready, a timer of `countdown_ms` starts;
 //! anyone turning unready or leaving stops it. When it goes off the room
 //! locks and sends `Started` (server op 2). The schema is
@@ -108,8 +109,10 @@ impl RoomPlugin for Lobby {
             .is_some_and(|(_, since)| room.tick().saturating_sub(since) % each_second == 0);
         if self.dirty || counting_second {
             self.dirty = false;
-            let state = self.state(room.tick());
-            room.broadcast(OP_STATE, Bytes::from(state.encode_to_vec()), None);
+            let state = Bytes::from(self.state(room.tick()).encode_to_vec());
+            // Lobby browsers see it in ListRooms too.
+            room.set_metadata(state.clone());
+            room.broadcast(OP_STATE, state, None);
         }
     }
 

@@ -106,6 +106,7 @@ impl Room {
             tick_hz,
             lock_when_full: settings.lock_when_full,
             label: settings.label,
+            metadata: bytes::Bytes::new(),
             private: settings.private,
             locked: false,
         };
@@ -129,6 +130,7 @@ impl Room {
             members: core.members.len(),
             max_members: core.settings.max_members,
             label: core.settings.label.clone(),
+            metadata: core.settings.metadata.clone(),
             locked: core.settings.locked,
         };
         core.context.listing.set(&core.name, listed);

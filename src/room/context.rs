@@ -136,6 +136,13 @@ impl RoomCtx<'_> {
         self.core.effects.relist = true;
     }
 
+    /// Publishes `metadata` about the room (its schema is the plugin's) in
+    /// `RoomInfo.metadata`, for `ListRooms`.
+    pub fn set_metadata(&mut self, metadata: Bytes) {
+        self.core.settings.metadata = metadata;
+        self.core.effects.relist = true;
+    }
+
     /// The room's label.
     pub fn label(&self) -> &str {
         &self.core.settings.label

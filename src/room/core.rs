@@ -44,6 +44,8 @@ pub(super) struct Settings {
     pub(super) tick_hz: u32,
     pub(super) lock_when_full: bool,
     pub(super) label: String,
+    /// Published in `RoomInfo.metadata`.
+    pub(super) metadata: bytes::Bytes,
     pub(super) private: bool,
     /// Locked by the plugin: no joiners.
     pub(super) locked: bool,

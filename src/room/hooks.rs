@@ -1,12 +1,14 @@
-//! Calling a plugin's hooks: each call timed into its kind's histogram,
-//! logged and counted when over budget, and a panic caught so that it
-//! closes only its own room.
+//! Calling a plugin's hooks: each call timed into its kind's histogram
+//! (with the TSC clock, a few ns a read, since chat's hook runs for every
+//! message), logged and counted when over budget, and a panic caught so
+//! that it closes only its own room.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus::Histogram;
+use quanta::Instant;
 use tracing::{error, warn};
 
 use super::context::RoomCtx;

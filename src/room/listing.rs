@@ -21,6 +21,8 @@ pub struct Listed {
     pub max_members: usize,
     /// Its plugin's label.
     pub label: String,
+    /// What its plugin published about it.
+    pub metadata: bytes::Bytes,
     /// Locked by its plugin.
     pub locked: bool,
 }
@@ -92,5 +94,6 @@ pub fn room_info(room: &RoomName, listed: &Listed) -> pb::RoomInfo {
         max_members: u32::try_from(listed.max_members).unwrap_or(u32::MAX),
         label: listed.label.clone(),
         locked: listed.locked,
+        metadata: listed.metadata.clone(),
     }
 }
