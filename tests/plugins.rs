@@ -149,6 +149,11 @@ async fn quick_join_pairs_players_then_makes_a_room() {
     let third = cat.quick_join("tictactoe", "", Bytes::new()).await.unwrap();
     assert_ne!(third.room, first.room, "a full room is skipped: a new one is made");
     assert_eq!(third.members.len(), 1);
+    // A quick join passes over the rooms the joiner is in already.
+    let mut dan = server.connect("dan").await;
+    let lobby = dan.quick_join("lobby", "", Bytes::new()).await.unwrap();
+    let other = dan.quick_join("lobby", "", Bytes::new()).await.unwrap();
+    assert_ne!(other.room, lobby.room);
     let filter = cat.quick_join("tictactoe", "no pair", Bytes::new()).await.unwrap_err();
     assert_eq!(server_code(&filter), Some(ErrorCode::InvalidFilter), "{filter}");
 }

@@ -113,6 +113,9 @@ pub enum JoinError {
     /// The room's plugin locked it.
     #[error("room {0} is locked")]
     Locked(RoomName),
+    /// The joiner is in the room already.
+    #[error("already in room {0}")]
+    AlreadyMember(RoomName),
     /// The room's plugin refused the joiner.
     #[error("join rejected: {0}")]
     Rejected(String),
@@ -135,6 +138,7 @@ impl JoinError {
         matches!(
             self,
             JoinError::Busy(_)
+                | JoinError::AlreadyMember(_)
                 | JoinError::Full(_)
                 | JoinError::Locked(_)
                 | JoinError::Rejected(_)
@@ -177,6 +181,7 @@ impl DirectoryHandle {
             match self.enter(&handle, wanted.metadata.clone(), joiner).await {
                 Ok(Admission::Joined) => return Ok(handle),
                 Ok(Admission::Refused) => return Err(JoinError::Refused),
+                Ok(Admission::AlreadyMember) => return Err(JoinError::AlreadyMember(wanted.room.clone())),
                 Ok(Admission::Full) => return Err(JoinError::Full(wanted.room.clone())),
                 Ok(Admission::Locked) => return Err(JoinError::Locked(wanted.room.clone())),
                 Ok(Admission::Rejected(reason)) => return Err(JoinError::Rejected(reason)),

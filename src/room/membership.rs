@@ -90,8 +90,10 @@ impl Room {
             Some(Admission::Closing)
         } else if let Some(reason) = &self.unmade {
             Some(Admission::Rejected(reason.clone()))
-        } else if join.outbox.is_closed() || self.core.contains(join.member.id) {
+        } else if join.outbox.is_closed() {
             Some(Admission::Refused)
+        } else if self.core.contains(join.member.id) {
+            Some(Admission::AlreadyMember)
         } else if self.core.is_full() {
             Some(Admission::Full)
         } else if self.core.settings.locked {

@@ -127,8 +127,10 @@ pub enum Admission {
     Joined,
     /// The room is closing (it emptied): the directory has a fresh one.
     Closing,
-    /// Not taken: the joiner's connection is closing, or it is a member already.
+    /// Not taken: the joiner's connection is closing.
     Refused,
+    /// The joiner is a member already.
+    AlreadyMember,
     /// The room holds as many members as allowed.
     Full,
     /// The room's plugin locked it.

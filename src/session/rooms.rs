@@ -220,6 +220,7 @@ fn join_error_code(error: &JoinError) -> ErrorCode {
         JoinError::Busy(_) | JoinError::Refused => ErrorCode::Internal,
         JoinError::Full(_) => ErrorCode::RoomFull,
         JoinError::Locked(_) => ErrorCode::RoomLocked,
+        JoinError::AlreadyMember(_) => ErrorCode::AlreadyInRoom,
         JoinError::Rejected(_) => ErrorCode::JoinRejected,
         JoinError::UnknownKind(_) => ErrorCode::UnknownRoomKind,
         JoinError::KindMismatch { .. } => ErrorCode::RoomKindMismatch,
