@@ -42,6 +42,7 @@ const LOADTEST: &[&[&str]] = &[
     ],
     &[
         "scenarios/chat",
+        "scenarios/plugin",
         "scenarios/slow",
         "scenarios/flood",
         "scenarios/idle",

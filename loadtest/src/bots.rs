@@ -1,5 +1,5 @@
 //! Connecting bots and keeping them alive: connect from a chosen source
-//! address, say Hello, join a room, with bounded concurrency and timeouts;
+//! address, say Hello, join a room (of a kind), with bounded concurrency and timeouts;
 //! keep-alive pings; holding a session that only reads; and short names for
 //! why a connection failed or ended.
 
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tavern::client::{Client, ClientError, ClientReader, ClientWriter};
 use tavern::protocol::pb::client_message::Body as Request;
 use tavern::protocol::pb::server_message::Body;
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 use crate::share::{SetupError, ShareSpec, Shared, Signals};
 use crate::tally::bump;
 use crate::timeline::Timeline;
-use crate::view::{ChatView, Frame, FrameReader, Incoming, Kind};
+use crate::view::{ChatView, EventView, Frame, FrameReader, Incoming, Kind};
 
 /// Longest a TCP connect may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +41,7 @@ pub struct Member {
     pub connect_latency: Duration,
 }
 
-/// Connects `name` from `source`, says Hello and joins `room`.
+/// Connects `name` from `source`, says Hello and joins `room`, a chat room.
 ///
 /// # Errors
 /// A [`SetupError`] naming the stage that failed and why.
@@ -50,12 +51,27 @@ pub async fn join_member(
     source: Option<IpAddr>,
     room: &str,
 ) -> Result<Member, SetupError> {
+    join_member_of_kind(spec, name, source, room, "").await
+}
+
+/// Connects `name` from `source`, says Hello and joins `room` of `kind`
+/// (empty: chat, the default kind), with no params or metadata.
+///
+/// # Errors
+/// A [`SetupError`] naming the stage that failed and why.
+pub async fn join_member_of_kind(
+    spec: &ShareSpec,
+    name: &str,
+    source: Option<IpAddr>,
+    room: &str,
+    kind: &str,
+) -> Result<Member, SetupError> {
     let started = Instant::now();
     let (mut client, welcome) = connect_hello(spec, name, source).await?;
     let connect_latency = started.elapsed();
     let mut backoff = FIRST_BACKOFF;
     let joined = loop {
-        match client.join(room).await {
+        match client.join_kind(room, kind, Bytes::new(), Bytes::new()).await {
             Ok(joined) => break joined,
             Err(e) if overloaded(&e) && backoff <= LAST_BACKOFF => backoff = wait(backoff).await,
             Err(e) => return Err(SetupError(format!("join: {}", describe(&e)))),
@@ -230,14 +246,22 @@ pub trait OnMessage {
     fn on_chat(&mut self, chat: &ChatView<'_>, _arrived_ns: u64) -> Option<String> {
         self.on_message(&chat.to_message())
     }
+
+    /// Handles a room plugin's event read in place, whose bytes were read
+    /// off the socket at `arrived_ns` (wall clock); unless overridden, as
+    /// the message it is, decoded.
+    fn on_event(&mut self, event: &EventView<'_>, _arrived_ns: u64) -> Option<String> {
+        self.on_message(&event.to_message())
+    }
 }
 
-/// Hands `frame` to `handler`: a chat message as a view, anything else
-/// decoded. Returns why the connection ends, if it does.
+/// Hands `frame` to `handler`: a chat message or a room event as a view,
+/// anything else decoded. Returns why the connection ends, if it does.
 fn deliver(frame: Frame<'_>, handler: &mut impl OnMessage) -> Option<String> {
     let arrived_ns = frame.arrived_ns();
     match frame.read() {
         Ok(Incoming::Chat(chat)) => handler.on_chat(&chat, arrived_ns),
+        Ok(Incoming::Event(event)) => handler.on_event(&event, arrived_ns),
         Ok(Incoming::Message(message)) => handler.on_message(&message),
         Err(e) => Some(describe(&ClientError::Decode(e))),
     }
@@ -321,7 +345,7 @@ pub fn frame_ending(frame: Frame<'_>) -> Option<String> {
             Ok(message) => ending(&message),
             Err(e) => Some(describe(&ClientError::Decode(e))),
         },
-        Kind::Empty | Kind::Chat | Kind::Heartbeat | Kind::Other => None,
+        Kind::Empty | Kind::Chat | Kind::Event | Kind::Heartbeat | Kind::Other => None,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// R rooms × N members, P publishing on an open-loop schedule; latency, loss and order.
     Chat(ChatArgs),
+    /// The chat scenario in rooms of a room plugin's kind: ops in, the plugin's events out.
+    Plugin(PluginArgs),
     /// Hold C connected, joined sessions for --duration; server memory per session.
     Idle(IdleArgs),
     /// Connect / hello / join / chat / leave / disconnect cycles at a fixed rate.
@@ -46,6 +48,24 @@ pub enum Command {
 /// `chat`.
 #[derive(Debug, Args, Serialize)]
 pub struct ChatArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub rooms: RoomArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub find_max: FindMaxArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `plugin`.
+#[derive(Debug, Args, Serialize)]
+pub struct PluginArgs {
+    /// The rooms' kind: a room plugin that broadcasts a RoomEvent to every member for each
+    /// RoomSend, carrying its data (the server's `echo` does).
+    #[arg(long, default_value = "echo")]
+    pub kind: String,
     #[command(flatten)]
     #[serde(flatten)]
     pub rooms: RoomArgs,
@@ -184,7 +204,7 @@ pub struct WorkerArgs {
     pub threads: usize,
 }
 
-/// The rooms and load of `chat`, `slow` and `flood`.
+/// The rooms and load of `chat`, `plugin`, `slow` and `flood`.
 #[derive(Debug, Args, Serialize)]
 pub struct RoomArgs {
     /// Rooms (R).
@@ -196,7 +216,7 @@ pub struct RoomArgs {
     /// Publishing members per room (P).
     #[arg(long, default_value_t = 10)]
     pub publishers: u64,
-    /// Bytes per chat text (S), at most 1024.
+    /// Bytes per chat text or op's data (S), at most 1024.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Messages per second offered in total (open loop; the start rate of --find-max).
@@ -204,7 +224,7 @@ pub struct RoomArgs {
     pub rate: u64,
 }
 
-/// `chat --find-max`.
+/// `chat --find-max`, `plugin --find-max`.
 #[derive(Debug, Args, Serialize)]
 pub struct FindMaxArgs {
     /// Search the highest sustainable rate, from --rate: double, then bisect.
@@ -293,6 +313,7 @@ impl Command {
     pub fn common(&self) -> Option<&CommonArgs> {
         match self {
             Command::Chat(args) => Some(&args.common),
+            Command::Plugin(args) => Some(&args.common),
             Command::Idle(args) => Some(&args.common),
             Command::Churn(args) => Some(&args.common),
             Command::Slow(args) => Some(&args.common),
@@ -455,6 +476,18 @@ mod tests {
         assert!(Cli::try_parse_from(["loadtest", "mmo", "--spawn-server", "--admin-addr", "127.0.0.1:1"]).is_err());
         let settings = serde_json::to_value(args).unwrap();
         assert_eq!(settings["density"], "clustered");
+    }
+
+    #[test]
+    fn plugin_flags_and_defaults() {
+        let cli = Cli::parse_from(["loadtest", "plugin", "--rooms", "10", "--find-max"]);
+        let Command::Plugin(args) = &cli.command else {
+            panic!("parsed {cli:?}");
+        };
+        assert_eq!((args.kind.as_str(), args.rooms.members), ("echo", 100));
+        assert!(args.find_max.find_max);
+        let settings = serde_json::to_value(args).unwrap();
+        assert_eq!((&settings["kind"], &settings["rooms"]), (&"echo".into(), &10.into()));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct BotFigures {
     pub connect_latency_us: LatencySummary,
 }
 
-/// Chat traffic of a step.
+/// Chat traffic of a step; in a plugin's rooms ([`PluginFigures`]), its
+/// ops and their events.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChatFigures {
     /// Rooms (R).
@@ -71,6 +72,19 @@ pub struct ChatFigures {
     pub max_lag_ms: f64,
     /// Send-to-receive latency of window messages, µs.
     pub latency_us: LatencySummary,
+}
+
+/// The traffic of a step of rooms of a plugin kind (`plugin`): the figures
+/// of chat, where a message is a `RoomSend` and its deliveries the
+/// `RoomEvent`s the plugin broadcasts for it (`deliveries_per_s`: events
+/// per second; `latency_us`: op to event).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PluginFigures {
+    /// The rooms' kind.
+    pub kind: String,
+    /// The rooms' traffic.
+    #[serde(flatten)]
+    pub traffic: ChatFigures,
 }
 
 /// Members that stopped reading.

@@ -1,7 +1,7 @@
 //! `--find-max`: step the offered rate up, doubling while the server keeps
 //! up and then bisecting, until the highest sustainable rate is known to
 //! within the resolution. The search runs any function from a rate to a
-//! step's report (`chat` runs its rooms at that rate). A step is sustainable
+//! step's report (`chat` and `plugin` run their rooms at that rate). A step is sustainable
 //! when nothing is lost, the room order is intact, nobody was disconnected,
 //! the achieved rate is close to the offered one and the p99 stays within the
 //! bound. A failed step is run again up to `--retries` times before it counts
@@ -91,17 +91,17 @@ pub async fn search(
         best_step,
         best_offered_per_s: state.best_pass,
         best_deliveries_per_s: best
-            .and_then(|step| step.chat.as_ref())
+            .and_then(StepReport::room_traffic)
             .map(|chat| chat.deliveries_per_s),
         lowest_failing_per_s: state.lowest_fail,
     };
     Ok((steps, summary))
 }
 
-/// Whether a chat step was sustainable, and if not, why.
+/// Whether a step of rooms (chat or a plugin's) was sustainable, and if not, why.
 pub fn judge(step: &StepReport, options: &FindMaxOptions) -> Verdict {
     let mut reasons = Vec::new();
-    if let Some(chat) = &step.chat {
+    if let Some(chat) = step.room_traffic() {
         if chat.lost > 0 {
             reasons.push(format!("lost {} of {}", chat.lost, chat.expected));
         }
@@ -126,7 +126,7 @@ pub fn judge(step: &StepReport, options: &FindMaxOptions) -> Verdict {
             ));
         }
     } else {
-        reasons.push("not a chat step".to_owned());
+        reasons.push("not a step of rooms".to_owned());
     }
     let errors: u64 = step.bots.connect_errors.values().sum();
     if errors > 0 {

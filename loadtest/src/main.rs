@@ -15,8 +15,8 @@
 //! 4 bots            share bots: one process's share of a step, and connecting its bots
 //! 5 engine          workload progress workers runner findmax: steps of any Workload, here or in workers
 //! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
-//! 7 scenario parts  scenarios/rooms{,/*}: the chat rooms; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
-//! 8 scenarios       scenarios/{chat,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
+//! 7 scenario parts  scenarios/rooms{,/*}: the rooms of chat or a plugin; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
+//! 8 scenarios       scenarios/{chat,plugin,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
 //! 9 app             workloads cli report table{,/text,/sections} main: commands, the report, every workload's type
 //! ```
 //!
@@ -25,7 +25,7 @@
 //!   step, what a text carries, the order check; [`settings`](mod@settings):
 //!   what several layers share (the finish grace, sample batching,
 //!   `--density`, `--auth-key`); [`view`]: the server's frames read in
-//!   place, a chat message without an allocation.
+//!   place, a chat message or a room event without an allocation.
 //! - [`procstat`], [`usage`], [`admin`], [`spawn`]: /proc, the server's and the
 //!   generator's use of the machine, the server's `/metrics`, the server process.
 //! - [`tally`], [`figures`], [`step`]: counting, the figures of each section,
@@ -34,8 +34,9 @@
 //! - [`workload`]: the trait the engine runs; [`runner`] runs steps in this
 //!   process or in workers ([`workers`]) with a live line ([`progress`]);
 //!   [`findmax`] searches the highest sustainable rate of any rate-to-report function.
-//! - [`scenarios`]: the kit every scenario uses; `scenarios::rooms`, the chat
-//!   rooms that `chat`, `slow` and `flood` load; `scenarios::mmo`'s parts (the
+//! - [`scenarios`]: the kit every scenario uses; `scenarios::rooms`, the
+//!   rooms that `chat`, `plugin`, `slow` and `flood` load (chat texts, or a
+//!   plugin's ops and events); `scenarios::mmo`'s parts (the
 //!   workload, entering the world, a bot's write and read sides, its walk and
 //!   its echo bookkeeping); then each scenario: its workload, figures and command.
 //! - [`workloads`]: every scenario's workload as the one type of the runner
@@ -84,7 +85,8 @@ use crate::scenarios::churn::{ChurnScenario, ChurnWorkload};
 use crate::scenarios::flood::FloodScenario;
 use crate::scenarios::idle::{IdleScenario, IdleWorkload};
 use crate::scenarios::mmo::{MmoScenario, MmoWorkload};
-use crate::scenarios::rooms::{ChatWorkload, FloodSpec};
+use crate::scenarios::plugin::PluginScenario;
+use crate::scenarios::rooms::{FloodSpec, RoomsWorkload, Traffic};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
@@ -220,21 +222,24 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
     match command {
         Command::Chat(args) => {
             let scenario = ChatScenario {
-                workload: chat_workload(&args.rooms, 0.0),
-                find_max: args
-                    .find_max
-                    .find_max
-                    .then(|| find_max_options(&args.find_max))
-                    .transpose()?,
+                workload: rooms_workload(&args.rooms, Traffic::Chat, 0.0),
+                find_max: find_max(&args.find_max)?,
+            };
+            execute(scenario, runner).await
+        }
+        Command::Plugin(args) => {
+            let scenario = PluginScenario {
+                workload: rooms_workload(&args.rooms, Traffic::Plugin(args.kind.clone()), 0.0),
+                find_max: find_max(&args.find_max)?,
             };
             execute(scenario, runner).await
         }
         Command::Slow(args) => {
-            let workload = chat_workload(&args.rooms, args.slow_fraction);
+            let workload = rooms_workload(&args.rooms, Traffic::Chat, args.slow_fraction);
             execute(SlowScenario { workload }, runner).await
         }
         Command::Flood(args) => {
-            let workload = chat_workload(&args.rooms, 0.0);
+            let workload = rooms_workload(&args.rooms, Traffic::Chat, 0.0);
             let flood = FloodSpec {
                 size: args.flood_size,
                 in_flight: args.flood_in_flight,
@@ -299,8 +304,8 @@ async fn execute(
     Ok((scenario.name(), findings))
 }
 
-fn chat_workload(rooms: &RoomArgs, slow_fraction: f64) -> ChatWorkload {
-    ChatWorkload {
+fn rooms_workload(rooms: &RoomArgs, traffic: Traffic, slow_fraction: f64) -> RoomsWorkload {
+    RoomsWorkload {
         rooms: rooms.rooms,
         members: rooms.members,
         publishers: rooms.publishers,
@@ -308,7 +313,13 @@ fn chat_workload(rooms: &RoomArgs, slow_fraction: f64) -> ChatWorkload {
         rate: rooms.rate,
         slow_fraction,
         flood: None,
+        traffic,
     }
+}
+
+/// The search's options, with `--find-max`.
+fn find_max(args: &FindMaxArgs) -> anyhow::Result<Option<FindMaxOptions>> {
+    args.find_max.then(|| find_max_options(args)).transpose()
 }
 
 fn find_max_options(args: &FindMaxArgs) -> anyhow::Result<FindMaxOptions> {
@@ -338,6 +349,7 @@ fn find_max_options(args: &FindMaxArgs) -> anyhow::Result<FindMaxOptions> {
 fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
     let value = match command {
         Command::Chat(args) => serde_json::to_value(args)?,
+        Command::Plugin(args) => serde_json::to_value(args)?,
         Command::Idle(args) => serde_json::to_value(args)?,
         Command::Churn(args) => serde_json::to_value(args)?,
         Command::Slow(args) => serde_json::to_value(args)?,

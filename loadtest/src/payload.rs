@@ -1,5 +1,6 @@
-//! The chat text a publisher sends: valid UTF-8 of exactly the configured
-//! size, carrying the publisher, its message counter and the send time.
+//! The chat text a publisher sends (or, in a plugin's room, the data of its
+//! `RoomSend`): valid UTF-8 of exactly the configured size, carrying the
+//! publisher, its message counter and the send time.
 //!
 //! Layout: `{publisher}:{counter}:{sent_ns}:` in decimal, then `x` up to the
 //! size, e.g. `3:1207:1763791234567890123:xxxxxxxx`.
@@ -59,11 +60,12 @@ pub fn write(text: &mut String, size: usize, stamp: Stamp) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Reads the stamp back from a chat text; `None` for a text this tool did not write.
-/// One pass over the stamp's bytes (it runs once per delivery, in the
-/// generator's hottest loop): three decimal numbers, each ended by `:`.
-pub fn parse(text: &str) -> Option<Stamp> {
-    let mut rest = text.as_bytes();
+/// Reads the stamp back from the bytes of a chat text or a room event's
+/// data; `None` for bytes this tool did not write. One pass over the
+/// stamp's bytes (it runs once per delivery, in the generator's hottest
+/// loop): three decimal numbers, each ended by `:`.
+pub fn parse(bytes: &[u8]) -> Option<Stamp> {
+    let mut rest = bytes;
     let mut numbers = [0_u64; 3];
     for number in &mut numbers {
         (*number, rest) = decimal(rest)?;
@@ -123,10 +125,10 @@ mod tests {
             "1:2:-3:",
             "18446744073709551616:1:1:",
         ] {
-            assert_eq!(parse(text), None, "{text:?}");
+            assert_eq!(parse(text.as_bytes()), None, "{text:?}");
         }
         assert_eq!(
-            parse("1:2:3:"),
+            parse(b"1:2:3:"),
             Some(Stamp {
                 publisher: 1,
                 counter: 2,
@@ -146,7 +148,7 @@ mod tests {
         for size in [min_size(42, 1207), 64, 1024] {
             write(&mut text, size, stamp).unwrap();
             assert_eq!(text.len(), size);
-            assert_eq!(parse(&text), Some(stamp));
+            assert_eq!(parse(text.as_bytes()), Some(stamp));
         }
         assert!(text.starts_with("42:1207:1763791234567890123:xxx"));
     }
@@ -178,10 +180,11 @@ mod tests {
 
     #[test]
     fn foreign_texts_do_not_parse() {
-        assert_eq!(parse("hello"), None);
-        assert_eq!(parse("1:2:3"), None);
-        assert_eq!(parse("a:2:3:x"), None);
-        assert_eq!(parse("1:2:3:").map(|s| s.sent_ns), Some(3));
+        assert_eq!(parse(b"hello"), None);
+        assert_eq!(parse(b"1:2:3"), None);
+        assert_eq!(parse(b"a:2:3:x"), None);
+        assert_eq!(parse(b"1:2:3:").map(|s| s.sent_ns), Some(3));
+        assert_eq!(parse(b"1:2:3:\xff\x00").map(|s| s.counter), Some(2));
     }
 
     #[test]
@@ -200,7 +203,7 @@ mod tests {
                 counter: value,
                 sent_ns: value,
             };
-            assert_eq!(parse(&text), Some(stamp), "{text}");
+            assert_eq!(parse(text.as_bytes()), Some(stamp), "{text}");
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::step::StepReport;
 pub struct Report {
     /// `loadtest` and its version.
     pub tool: String,
-    /// The scenario run (`chat`, `idle`, `churn`, `slow`, `flood`, `slowloris`, `mmo`).
+    /// The scenario run (`chat`, `plugin`, `idle`, `churn`, `slow`, `flood`, `slowloris`, `mmo`).
     pub scenario: String,
     /// When the run started, ms since the Unix epoch.
     pub started_unix_ms: u64,
@@ -26,7 +26,7 @@ pub struct Report {
     pub settings: serde_json::Value,
     /// Every step, in the order run.
     pub steps: Vec<StepReport>,
-    /// The `--find-max` result, for `chat --find-max`.
+    /// The `--find-max` result, for `chat --find-max` and `plugin --find-max`.
     pub find_max: Option<FindMaxSummary>,
     /// The with/without comparison, for `flood`.
     pub flood: Option<FloodComparison>,
@@ -66,12 +66,16 @@ mod tests {
     use super::*;
     use crate::scenarios::Reported as _;
     use crate::scenarios::idle::IdleWorkload;
-    use crate::scenarios::rooms::ChatWorkload;
+    use crate::scenarios::rooms::{RoomsWorkload, Traffic};
     use crate::step::fixtures::outcome;
     use crate::tally::Tally;
 
     fn chat_step() -> StepReport {
-        let workload = ChatWorkload {
+        rooms_step(Traffic::Chat)
+    }
+
+    fn rooms_step(traffic: Traffic) -> StepReport {
+        let workload = RoomsWorkload {
             rooms: 2,
             members: 10,
             publishers: 2,
@@ -79,6 +83,7 @@ mod tests {
             rate: 1000,
             slow_fraction: 0.0,
             flood: None,
+            traffic,
         };
         let mut tally = Tally::default();
         tally.bots.planned = 20;
@@ -176,10 +181,33 @@ mod tests {
         }
         assert_eq!(step["chat"]["latency_us"]["p99"], 990);
         assert_eq!(step["chat"]["lost"], 10);
+        assert!(step["plugin"].is_null());
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(
             back.steps[0].chat.as_ref().unwrap().latency_us,
             report.steps[0].chat.as_ref().unwrap().latency_us
         );
+    }
+
+    #[test]
+    fn a_plugin_step_has_the_figures_of_chat_in_its_own_section() {
+        let step = rooms_step(Traffic::Plugin("echo".into()));
+        assert!(step.chat.is_none());
+        let plugin = step.plugin.as_ref().unwrap();
+        assert_eq!(plugin.kind, "echo");
+        let chat = chat_step();
+        let (ours, theirs) = (step.room_traffic().unwrap(), chat.room_traffic().unwrap());
+        assert_eq!(
+            serde_json::to_value(ours).unwrap(),
+            serde_json::to_value(theirs).unwrap()
+        );
+        assert!(step.server.unwrap().cpu_us_per_delivery.is_some());
+        let value = serde_json::to_value(rooms_step(Traffic::Plugin("echo".into()))).unwrap();
+        assert!(value["chat"].is_null());
+        assert_eq!(value["plugin"]["kind"], "echo");
+        assert_eq!(value["plugin"]["lost"], 10);
+        assert_eq!(value["plugin"]["latency_us"]["p99"], 990);
+        let back: StepReport = serde_json::from_value(value).unwrap();
+        assert_eq!(back.plugin.unwrap().traffic.deliveries_per_s, 9998.0);
     }
 }

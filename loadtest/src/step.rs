@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::figures::{
-    BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, MmoFigures, ServerFigures,
-    SlowFigures, SlowlorisFigures, Verdict,
+    BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, MmoFigures, PluginFigures,
+    ServerFigures, SlowFigures, SlowlorisFigures, Verdict,
 };
 use crate::tally::Tally;
 use crate::timeline::Timeline;
@@ -44,6 +44,8 @@ pub struct StepReport {
     pub bots: BotFigures,
     /// Chat rooms (`chat`, `slow`, `flood`).
     pub chat: Option<ChatFigures>,
+    /// Rooms of a plugin kind (`plugin`).
+    pub plugin: Option<PluginFigures>,
     /// Members that stopped reading (`slow`).
     pub slow: Option<SlowFigures>,
     /// The flooding client (`flood`, second step).
@@ -84,6 +86,7 @@ impl StepReport {
                 connect_latency_us: bots.connect_latency.summary(),
             },
             chat: None,
+            plugin: None,
             slow: None,
             flood: None,
             idle: None,
@@ -111,6 +114,13 @@ impl StepReport {
                 cpu_pct: percent(outcome.generator.cpu.as_secs_f64(), window_s),
             },
         }
+    }
+
+    /// The traffic of the step's rooms, chat or a plugin's, when it has rooms.
+    pub fn room_traffic(&self) -> Option<&ChatFigures> {
+        self.chat
+            .as_ref()
+            .or(self.plugin.as_ref().map(|plugin| &plugin.traffic))
     }
 }
 

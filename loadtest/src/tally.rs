@@ -15,7 +15,7 @@ use crate::latency::Latency;
 pub struct Tally {
     /// Connections: setup, errors, how they ended.
     pub bots: BotTally,
-    /// Chat rooms: messages sent and received, order, latency.
+    /// Rooms: messages (chat texts, or a plugin's ops and events) sent and received, order, latency.
     pub chat: ChatTally,
     /// Members that stopped reading (`slow`).
     pub slow: SlowTally,
@@ -44,7 +44,8 @@ pub struct BotTally {
     pub connect_latency: Latency,
 }
 
-/// Chat traffic of the measured rooms.
+/// Traffic of the measured rooms: chat texts, or in a plugin's rooms
+/// (`plugin`) the ops written and the events received for them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ChatTally {
     /// Messages written by the publishers, warm-up and window.
@@ -57,9 +58,9 @@ pub struct ChatTally {
     pub receivers_per_room: Vec<u64>,
     /// Window messages received by counted receivers.
     pub received_window: u64,
-    /// Chat messages received by counted receivers, warm-up and window.
+    /// Chat messages (or plugin events) received by counted receivers, warm-up and window.
     pub received_total: u64,
-    /// Chat texts that carried no stamp of this tool.
+    /// Chat texts (or event data) that carried no stamp of this tool.
     pub unparsed: u64,
     /// Send-to-receive latency of window messages, µs.
     pub latency: Latency,

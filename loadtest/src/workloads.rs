@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::scenarios::churn::ChurnWorkload;
 use crate::scenarios::idle::IdleWorkload;
 use crate::scenarios::mmo::MmoWorkload;
-use crate::scenarios::rooms::ChatWorkload;
+use crate::scenarios::rooms::RoomsWorkload;
 use crate::scenarios::slowloris::SlowlorisWorkload;
 use crate::share::Share;
 use crate::tally::Tally;
@@ -48,8 +48,8 @@ macro_rules! any_workload {
 }
 
 any_workload! {
-    /// Chat rooms on an open-loop schedule (also `slow` and `flood`).
-    Chat(ChatWorkload),
+    /// Rooms on an open-loop schedule, of chat (`chat`, `slow`, `flood`) or a plugin (`plugin`).
+    Rooms(RoomsWorkload),
     /// Connected, joined sessions doing nothing.
     Idle(IdleWorkload),
     /// Connect-to-disconnect cycles at a fixed rate.

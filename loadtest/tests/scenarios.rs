@@ -2,193 +2,9 @@
 //! process on 127.0.0.1:0, with tiny, short scenarios, and checks its JSON report.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Output;
-use std::time::Duration;
+mod support;
 
-use serde_json::Value;
-use tavern::{Config, ServerThread};
-
-/// Longest one loadtest run may take (each is a few seconds of load).
-const RUN_TIMEOUT: Duration = Duration::from_secs(90);
-/// Longest the server may take to start or stop.
-const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A server on its own thread, shut down gracefully by [`TestServer::shutdown`] (or on drop).
-struct TestServer {
-    addr: SocketAddr,
-    server: ServerThread,
-}
-
-fn spawn_server(args: &[&str]) -> TestServer {
-    let mut all = vec![
-        "tavern",
-        "--addr",
-        "127.0.0.1:0",
-        "--session-threads",
-        "2",
-        "--broadcast-threads",
-        "2",
-        "--admin-addr",
-        "127.0.0.1:0",
-    ];
-    all.extend_from_slice(args);
-    let config = Config::parse_from(all).expect("test config is valid");
-    let server = ServerThread::start(config).expect("server started");
-    TestServer {
-        addr: server.addr(),
-        server,
-    }
-}
-
-impl TestServer {
-    async fn shutdown(self) {
-        let joined = tokio::task::spawn_blocking(move || self.server.join());
-        let result = tokio::time::timeout(SERVER_TIMEOUT, joined)
-            .await
-            .expect("server stopped in time");
-        result.unwrap().unwrap();
-    }
-}
-
-/// Runs loadtest with `args` (bounded by [`RUN_TIMEOUT`]) and returns its output.
-async fn loadtest(args: &[&str]) -> Output {
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(RUN_TIMEOUT, run)
-        .await
-        .expect("loadtest ended in time")
-        .expect("loadtest ran")
-}
-
-/// Runs loadtest against `server`, expects success, and returns its JSON report.
-async fn report(server: &TestServer, args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let addr = server.addr.to_string();
-    let mut all = args.to_vec();
-    all.extend_from_slice(&["--addr", &addr, "--json", json.to_str().unwrap(), "--no-progress"]);
-    let output = loadtest(&all).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "loadtest failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        ["latency", "sessions", "cycles", "attackers", "updates"]
-            .iter()
-            .any(|word| stdout.contains(word)),
-        "{stdout}"
-    );
-    read_json(&json)
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The one step of a report, after checking the fields every report has.
-fn only_step<'a>(report: &'a Value, scenario: &str) -> &'a Value {
-    for field in [
-        "tool",
-        "scenario",
-        "started_unix_ms",
-        "target",
-        "settings",
-        "steps",
-        "find_max",
-        "flood",
-    ] {
-        assert!(report.get(field).is_some(), "report lacks {field}: {report:#}");
-    }
-    assert_eq!(report["scenario"], scenario);
-    let steps = report["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 1, "{report:#}");
-    step_fields(&steps[0]);
-    &steps[0]
-}
-
-fn step_fields(step: &Value) {
-    for field in [
-        "label",
-        "attempt",
-        "verdict",
-        "warmup_s",
-        "window_s",
-        "bots",
-        "chat",
-        "slow",
-        "flood",
-        "idle",
-        "churn",
-        "slowloris",
-        "mmo",
-        "server",
-        "generator",
-    ] {
-        assert!(step.get(field).is_some(), "step lacks {field}: {step:#}");
-    }
-    for field in [
-        "planned",
-        "connected",
-        "connect_errors",
-        "disconnects",
-        "connect_latency_us",
-    ] {
-        assert!(step["bots"].get(field).is_some(), "bots lack {field}: {step:#}");
-    }
-    for field in ["processes", "cpu_s", "cpu_pct"] {
-        assert!(
-            step["generator"].get(field).is_some(),
-            "generator lacks {field}: {step:#}"
-        );
-    }
-}
-
-/// Checks a chat step: everyone connected, nothing lost, order intact.
-fn assert_clean_chat(step: &Value, bots: u64, expected_at_least: u64) {
-    assert_eq!(step["bots"]["planned"], bots, "{step:#}");
-    assert_eq!(step["bots"]["connected"], bots, "{step:#}");
-    assert_eq!(step["bots"]["connect_errors"], serde_json::json!({}), "{step:#}");
-    assert_eq!(step["bots"]["disconnects"], serde_json::json!({}), "{step:#}");
-    let chat = &step["chat"];
-    for field in [
-        "offered_per_s",
-        "achieved_per_s",
-        "deliveries_per_s",
-        "sent",
-        "expected",
-        "received",
-        "lost",
-        "gaps",
-        "reorders",
-        "duplicates",
-        "max_lag_ms",
-        "latency_us",
-    ] {
-        assert!(chat.get(field).is_some(), "chat lacks {field}: {step:#}");
-    }
-    for field in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
-        assert!(
-            chat["latency_us"].get(field).is_some(),
-            "latency lacks {field}: {step:#}"
-        );
-    }
-    let expected = chat["expected"].as_u64().unwrap();
-    assert!(expected >= expected_at_least, "expected {expected}: {step:#}");
-    assert_eq!(chat["received"], expected, "{step:#}");
-    assert_eq!(chat["lost"], 0, "{step:#}");
-    assert_eq!(chat["gaps"], 0, "{step:#}");
-    assert_eq!(chat["reorders"], 0, "{step:#}");
-    assert_eq!(chat["duplicates"], 0, "{step:#}");
-    assert_eq!(chat["unparsed"], 0, "{step:#}");
-    assert_eq!(chat["latency_us"]["count"], expected, "{step:#}");
-    assert!(chat["latency_us"]["p99"].as_u64().unwrap() >= chat["latency_us"]["p50"].as_u64().unwrap());
-}
+use self::support::{assert_clean_chat, assert_clean_rooms, loadtest, only_step, report, spawn_server, step_fields};
 
 #[tokio::test]
 async fn a_tiny_chat_run_loses_nothing() {
@@ -222,6 +38,37 @@ async fn a_tiny_chat_run_loses_nothing() {
     assert!(step["chat"]["achieved_per_s"].as_f64().unwrap() > 190.0, "{step:#}");
     assert_eq!(report["target"]["addr"], server.addr.to_string());
     assert_eq!(report["settings"]["members"], 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tiny_plugin_run_loses_no_event() {
+    let server = spawn_server(&[]);
+    let report = report(
+        &server,
+        &[
+            "plugin",
+            "--rooms",
+            "2",
+            "--members",
+            "3",
+            "--publishers",
+            "1",
+            "--rate",
+            "200",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1",
+        ],
+    )
+    .await;
+    let step = only_step(&report, "plugin");
+    // 200/s for 1 s over 2 rooms of 3 members: 200 ops, 600 events.
+    assert_clean_rooms(step, "plugin", 6, 590);
+    assert_eq!(step["plugin"]["kind"], "echo", "{step:#}");
+    assert!(step["chat"].is_null(), "{step:#}");
+    assert_eq!(report["settings"]["kind"], "echo");
     server.shutdown().await;
 }
 

@@ -2,8 +2,10 @@
 //! examples of README.md's "Write a room plugin". `chat` is the default kind
 //! (in [`room`](crate::room)); [`tictactoe`] is a turn-based game with its
 //! state given to joiners; [`lobby`] is a ready check with a tick and a
-//! countdown timer.
+//! countdown timer; [`echo`] sends every member's message back to every
+//! member, the plugin path at its cheapest (what `loadtest plugin` loads).
 
+pub mod echo;
 pub mod lobby;
 pub mod tictactoe;
 
@@ -22,5 +24,6 @@ pub fn shipped() -> Kinds {
     let mut kinds = Kinds::default();
     kinds.register::<tictactoe::TicTacToe>("tictactoe");
     kinds.register::<lobby::Lobby>("lobby");
+    kinds.register::<echo::Echo>("echo");
     kinds
 }

@@ -148,8 +148,8 @@ impl Server {
 
     /// Registers plugin `P` as room kind `kind`, replacing any kind of that
     /// name: a join naming `kind` that creates a room makes it with
-    /// [`RoomPlugin::create`]. `chat` (the default kind), `tictactoe` and
-    /// `lobby` are registered from the start.
+    /// [`RoomPlugin::create`]. `chat` (the default kind), `tictactoe`,
+    /// `lobby` and `echo` are registered from the start.
     #[must_use]
     pub fn room_kind<P: RoomPlugin>(mut self, kind: &str) -> Server {
         self.kinds.register::<P>(kind);

@@ -2,7 +2,7 @@
 //! one client that sends to a room of its own as fast as the server takes it;
 //! the report compares the normal rooms' p99 without and with it.
 
-use super::rooms::{ChatWorkload, FloodSpec};
+use super::rooms::{FloodSpec, RoomsWorkload};
 use super::{Findings, Reported as _, Scenario};
 use crate::figures::{FloodComparison, FloodFigures};
 use crate::runner::Runner;
@@ -13,24 +13,24 @@ use crate::workload::Workload;
 /// The `flood` command.
 pub struct FloodScenario {
     /// The normal rooms (without a flooder; the scenario adds it in the second step).
-    pub workload: ChatWorkload,
+    pub workload: RoomsWorkload,
     /// The flooder of the step beside it.
     pub flood: FloodSpec,
     /// Run the step beside the flooder first.
     pub flood_first: bool,
 }
 
-impl<W: Workload + From<ChatWorkload>> Scenario<W> for FloodScenario {
+impl<W: Workload + From<RoomsWorkload>> Scenario<W> for FloodScenario {
     fn name(&self) -> &'static str {
         "flood"
     }
 
     async fn run(&self, runner: &mut Runner<W>) -> anyhow::Result<Findings> {
-        let alone = ChatWorkload {
+        let alone = RoomsWorkload {
             flood: None,
             ..self.workload.clone()
         };
-        let beside = ChatWorkload {
+        let beside = RoomsWorkload {
             flood: Some(self.flood),
             ..self.workload.clone()
         };

@@ -2,7 +2,7 @@
 //! process's share of bots does during one step (an engine [`Workload`]) and
 //! what the report says about such a step ([`Reported`]); a [`Scenario`] is
 //! a command: which steps it runs through the [`Runner`] and what its report
-//! adds. Scenarios share this kit and the chat rooms ([`rooms`]), never each
+//! adds. Scenarios share this kit and the rooms ([`rooms`]), never each
 //! other. A new scenario adds a module with its workload and `Scenario`, a
 //! variant of the binary's workload, and a subcommand (`mmo` is a complete
 //! example).
@@ -12,6 +12,7 @@ pub mod churn;
 pub mod flood;
 pub mod idle;
 pub mod mmo;
+pub mod plugin;
 pub mod rooms;
 pub mod slow;
 pub mod slowloris;
@@ -62,8 +63,9 @@ pub trait Reported {
     /// from what the step measured.
     fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport);
 
-    /// The chat messages the step delivered in its window, which the
-    /// server's CPU is divided by; none for a workload without chat.
+    /// The chat messages (or plugin events) the step delivered in its
+    /// window, which the server's CPU is divided by; none for a workload
+    /// without rooms.
     fn deliveries(&self, _outcome: &StepOutcome) -> Option<u64> {
         None
     }

@@ -2,7 +2,7 @@
 //! members that stop reading; the report shows what the fast members got and
 //! how the slow ones ended (disconnected with `SLOW_CONSUMER`, or not).
 
-use super::rooms::ChatWorkload;
+use super::rooms::RoomsWorkload;
 use super::{Findings, Reported as _, Scenario};
 use crate::figures::SlowFigures;
 use crate::runner::Runner;
@@ -12,10 +12,10 @@ use crate::workload::Workload;
 /// The `slow` command.
 pub struct SlowScenario {
     /// The rooms, with `slow_fraction` set.
-    pub workload: ChatWorkload,
+    pub workload: RoomsWorkload,
 }
 
-impl<W: Workload + From<ChatWorkload>> Scenario<W> for SlowScenario {
+impl<W: Workload + From<RoomsWorkload>> Scenario<W> for SlowScenario {
     fn name(&self) -> &'static str {
         "slow"
     }

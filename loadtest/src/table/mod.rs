@@ -4,7 +4,7 @@
 mod sections;
 mod text;
 
-use self::sections::{chat_rows, churn_rows, flood_row, idle_row, mmo_rows, slow_row, slowloris_rows};
+use self::sections::{chat_rows, churn_rows, flood_row, idle_row, mmo_rows, plugin_rows, slow_row, slowloris_rows};
 use self::text::{counts, latency, line, mib, ms, row};
 use crate::figures::BotFigures;
 use crate::report::Report;
@@ -71,7 +71,7 @@ fn find_max_table(out: &mut String, report: &Report) {
         ),
     );
     for step in &report.steps {
-        let Some(chat) = &step.chat else { continue };
+        let Some(chat) = step.room_traffic() else { continue };
         let verdict = step.verdict.as_ref().map_or(String::new(), |verdict| {
             if verdict.passed {
                 "ok".to_owned()
@@ -111,6 +111,7 @@ fn step_block(out: &mut String, step: &StepReport) {
     );
     bot_rows(out, &step.bots);
     section(out, step.chat.as_ref(), chat_rows);
+    section(out, step.plugin.as_ref(), plugin_rows);
     section(out, step.slow.as_ref(), slow_row);
     section(out, step.flood.as_ref(), flood_row);
     section(out, step.idle.as_ref(), idle_row);
@@ -185,9 +186,57 @@ mod tests {
     use crate::report::TargetInfo;
     use crate::scenarios::Reported as _;
     use crate::scenarios::mmo::MmoWorkload;
+    use crate::scenarios::rooms::{RoomsWorkload, Traffic};
     use crate::settings::Density;
     use crate::step::fixtures::outcome;
     use crate::tally::Tally;
+
+    #[test]
+    fn a_plugin_step_reads_as_ops_and_events() {
+        let workload = RoomsWorkload {
+            rooms: 3,
+            members: 4,
+            publishers: 1,
+            size: 64,
+            rate: 100,
+            slow_fraction: 0.0,
+            flood: None,
+            traffic: Traffic::Plugin("echo".into()),
+        };
+        let mut tally = Tally::default();
+        tally.chat.written_in_window = 500;
+        tally.chat.received_window = 2_000;
+        tally.chat.latency.record_us(1_500);
+        let mut report = Report {
+            tool: "loadtest".into(),
+            scenario: "plugin".into(),
+            started_unix_ms: 0,
+            target: TargetInfo::default(),
+            settings: serde_json::Value::Null,
+            steps: vec![workload.step_report("rate 100/s".into(), 1, &outcome(tally))],
+            find_max: None,
+            flood: None,
+        };
+        let rendered = render(&report);
+        assert!(
+            rendered.contains("rooms      3 × 4 members of kind echo, 1 sending 64 B ops"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("achieved 100/s, events 400/s"), "{rendered}");
+        assert!(rendered.contains("latency    p50 1.500 ms"), "{rendered}");
+        report.find_max = Some(crate::findmax::FindMaxSummary {
+            p99_bound_ms: 50.0,
+            best_step: Some(0),
+            best_offered_per_s: Some(100),
+            best_deliveries_per_s: Some(400.0),
+            lowest_failing_per_s: None,
+        });
+        let rendered = render(&report);
+        assert!(
+            rendered.contains("       100   1          100            400"),
+            "{rendered}"
+        );
+    }
 
     #[test]
     fn mmo_figures_from_a_known_tally() {

@@ -1,23 +1,39 @@
 //! The rows of each scenario's section of a step in the table.
 
 use super::text::{counts, latency, row};
-use crate::figures::{ChatFigures, ChurnFigures, FloodFigures, IdleFigures, MmoFigures, SlowFigures, SlowlorisFigures};
+use crate::figures::{
+    ChatFigures, ChurnFigures, FloodFigures, IdleFigures, MmoFigures, PluginFigures, SlowFigures, SlowlorisFigures,
+};
 
 /// The chat rooms: their shape, rates, delivery and latency.
 pub fn chat_rows(out: &mut String, chat: &ChatFigures) {
-    row(
-        out,
-        "rooms",
-        format!(
-            "{} × {} members, {} publishing {} B texts",
-            chat.rooms, chat.members, chat.publishers, chat.size
-        ),
+    let shape = format!(
+        "{} × {} members, {} publishing {} B texts",
+        chat.rooms, chat.members, chat.publishers, chat.size
     );
+    room_rows(out, chat, shape, "deliveries");
+}
+
+/// The rooms of a plugin kind: the chat rows, in ops and the events they make.
+pub fn plugin_rows(out: &mut String, plugin: &PluginFigures) {
+    let traffic = &plugin.traffic;
+    let shape = format!(
+        "{} × {} members of kind {}, {} sending {} B ops",
+        traffic.rooms, traffic.members, plugin.kind, traffic.publishers, traffic.size
+    );
+    room_rows(out, traffic, shape, "events");
+}
+
+/// The rows of rooms shaped as `shape`: rates (their deliveries called
+/// `deliveries`), delivery, and latency (publish to delivery: in a
+/// plugin's rooms, op to event).
+fn room_rows(out: &mut String, chat: &ChatFigures, shape: String, deliveries: &str) {
+    row(out, "rooms", shape);
     row(
         out,
         "rate",
         format!(
-            "offered {:.0}/s, achieved {:.0}/s, deliveries {:.0}/s, publisher max lag {:.2} ms",
+            "offered {:.0}/s, achieved {:.0}/s, {deliveries} {:.0}/s, publisher max lag {:.2} ms",
             chat.offered_per_s, chat.achieved_per_s, chat.deliveries_per_s, chat.max_lag_ms
         ),
     );

@@ -1,9 +1,9 @@
 //! Server frames read in place: a frame's kind, found from its envelope
-//! without decoding the body, and a chat message as a [`ChatView`] that
-//! borrows the frame's bytes instead of allocating its strings. Any other
-//! kind of frame is decoded into a `ServerMessage` as before; a frame the
-//! view cannot read is left to prost, so it never refuses a frame that
-//! prost would accept.
+//! without decoding the body, a chat message as a [`ChatView`] and a room
+//! plugin's event as an [`EventView`], which borrow the frame's bytes
+//! instead of allocating their strings and data. Any other kind of frame is
+//! decoded into a `ServerMessage` as before; a frame the view cannot read is
+//! left to prost, so it never refuses a frame that prost would accept.
 //!
 //! [`FrameReader`] reads the frames off a connection whose Hello and join
 //! went through the library's client.
@@ -12,6 +12,7 @@
 //! them against messages that prost encodes.
 
 mod chat;
+mod event;
 mod reader;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use prost::{DecodeError, Message as _};
 use tavern::protocol::pb::ServerMessage;
 
 pub use self::chat::ChatView;
+pub use self::event::EventView;
 pub use self::reader::FrameReader;
 
 /// `ServerMessage.request_id`.
@@ -66,6 +68,8 @@ pub enum Kind {
     Empty,
     /// A `ChatMessage`.
     Chat,
+    /// A `RoomEvent`.
+    Event,
     /// An `Error`.
     Error,
     /// A `ServerShutdown`.
@@ -84,12 +88,14 @@ impl Kind {
     fn of(number: u32) -> Option<Kind> {
         match number {
             BODY_CHAT => Some(Kind::Chat),
+            BODY_ROOM_EVENT => Some(Kind::Event),
             BODY_ERROR => Some(Kind::Error),
             BODY_SHUTDOWN => Some(Kind::Shutdown),
             BODY_HEARTBEAT => Some(Kind::Heartbeat),
             BODY_WELCOME | BODY_PONG | BODY_ROOM_JOINED | BODY_ROOM_LEFT | BODY_MEMBER_JOINED | BODY_MEMBER_LEFT
-            | BODY_ROOM_MEMBERS | BODY_WORLD_ENTERED | BODY_WORLD_UPDATE | BODY_WORLD_LEFT | BODY_ROOM_LIST
-            | BODY_ROOM_EVENT => Some(Kind::Other),
+            | BODY_ROOM_MEMBERS | BODY_WORLD_ENTERED | BODY_WORLD_UPDATE | BODY_WORLD_LEFT | BODY_ROOM_LIST => {
+                Some(Kind::Other)
+            }
             _ => None,
         }
     }
@@ -100,6 +106,8 @@ impl Kind {
 pub enum ViewError {
     /// The frame is not a chat message.
     NotChat,
+    /// The frame is not a room plugin's event.
+    NotEvent,
     /// The bytes are not a valid message.
     Decode(DecodeError),
     /// A string field is not UTF-8.
@@ -113,6 +121,7 @@ impl fmt::Display for ViewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ViewError::NotChat => f.write_str("not a chat message"),
+            ViewError::NotEvent => f.write_str("not a room event"),
             ViewError::Decode(e) => write!(f, "undecodable frame: {e}"),
             ViewError::Utf8(e) => write!(f, "a string field is not UTF-8: {e}"),
             ViewError::Group => f.write_str("a group field"),
@@ -154,7 +163,7 @@ impl<'a> Frame<'a> {
         }
     }
 
-    /// A chat message as a view, anything else decoded.
+    /// A chat message or a room event as a view, anything else decoded.
     ///
     /// # Errors
     /// The frame is not a valid `ServerMessage`.
@@ -171,6 +180,8 @@ impl<'a> Frame<'a> {
 pub enum Incoming<'a> {
     /// A chat message, borrowed from the frame.
     Chat(ChatView<'a>),
+    /// A room plugin's event, borrowed from the frame.
+    Event(EventView<'a>),
     /// Any other frame, decoded.
     Message(ServerMessage),
 }
@@ -234,6 +245,17 @@ impl<'a> FrameView<'a> {
         }
     }
 
+    /// The room plugin's event, read in place.
+    ///
+    /// # Errors
+    /// The frame is not a room event ([`ViewError::NotEvent`]) or not a valid one.
+    pub fn event(&self) -> Result<EventView<'a>, ViewError> {
+        match self.kind {
+            Kind::Event => EventView::parse(self.request_id, self.body),
+            _ => Err(ViewError::NotEvent),
+        }
+    }
+
     /// The whole frame, decoded.
     ///
     /// # Errors
@@ -242,15 +264,20 @@ impl<'a> FrameView<'a> {
         ServerMessage::decode(self.bytes)
     }
 
-    /// A chat message as a view, anything else (or a chat message the view
-    /// cannot read, which prost then judges) decoded.
+    /// A chat message or a room event as a view, anything else (or a chat
+    /// message or event the view cannot read, which prost then judges) decoded.
     ///
     /// # Errors
     /// The frame is not a valid `ServerMessage`.
     pub fn read(&self) -> Result<Incoming<'a>, DecodeError> {
-        match self.chat() {
-            Ok(chat) => Ok(Incoming::Chat(chat)),
-            Err(_) => self.decode().map(Incoming::Message),
+        let viewed = match self.kind {
+            Kind::Chat => self.chat().map(Incoming::Chat).ok(),
+            Kind::Event => self.event().map(Incoming::Event).ok(),
+            _ => None,
+        };
+        match viewed {
+            Some(incoming) => Ok(incoming),
+            None => self.decode().map(Incoming::Message),
         }
     }
 }

@@ -19,10 +19,22 @@ fn chat(request_id: u64, seq: u64, text: &str) -> ServerMessage {
     server_message(request_id, Body::Chat(chat))
 }
 
-/// What the view makes of `bytes`, as a message (a chat view's copied out).
+fn room_event(request_id: u64, seq: u64, op: u32, data: &[u8]) -> ServerMessage {
+    let event = pb::RoomEvent {
+        room: "room-é".into(),
+        seq,
+        op,
+        data: bytes::Bytes::copy_from_slice(data),
+        from_session: 9_000_000_002,
+    };
+    server_message(request_id, Body::RoomEvent(event))
+}
+
+/// What the view makes of `bytes`, as a message (a view's contents copied out).
 fn read_as_message(bytes: &[u8]) -> Result<ServerMessage, DecodeError> {
     match FrameView::scan(bytes)?.read()? {
         Incoming::Chat(chat) => Ok(chat.to_message()),
+        Incoming::Event(event) => Ok(event.to_message()),
         Incoming::Message(message) => Ok(message),
     }
 }
@@ -82,6 +94,8 @@ fn every_kind_is_found_by_its_field_number() {
     let event = |body| server_message(5, body);
     let cases = [
         (chat(5, 1, "hi"), Kind::Chat),
+        (room_event(5, 1, 7, b"hi"), Kind::Event),
+        (room_event(0, 0, 0, b""), Kind::Event),
         (error, Kind::Error),
         (event(Body::Shutdown(pb::ServerShutdown::default())), Kind::Shutdown),
         (
@@ -102,6 +116,7 @@ fn every_kind_is_found_by_its_field_number() {
         assert_eq!(view.decode().unwrap(), message);
         assert_eq!(read_as_message(&bytes).unwrap(), message);
         assert_eq!(view.chat().is_ok(), kind == Kind::Chat);
+        assert_eq!(view.event().is_ok(), kind == Kind::Event);
     }
 }
 
@@ -170,6 +185,7 @@ fn an_error_is_read_whole() {
     match view.read().unwrap() {
         Incoming::Message(read) => assert_eq!(read, message),
         Incoming::Chat(chat) => panic!("read as a chat message: {chat:?}"),
+        Incoming::Event(event) => panic!("read as a room event: {event:?}"),
     }
 }
 
@@ -177,6 +193,7 @@ fn an_error_is_read_whole() {
 fn truncated_frames_are_refused_as_prost_refuses_them() {
     let messages = [
         chat(3, 77, "1:2:3:xxxxxxxx"),
+        room_event(0, 78, 1, b"1:2:3:xxxxxxxx"),
         error_message(1, ErrorCode::SlowConsumer, "slow"),
     ];
     for message in messages {
@@ -287,6 +304,104 @@ fn garbage_is_an_error_or_what_prost_reads() {
         // The same garbage as a chat body, and a real frame with one byte changed.
         agree(&envelope_with(BODY_CHAT, &bytes));
         let mut frame = chat(1, next(), "1:2:3:xxxx").encode_to_vec();
+        let at = usize::try_from(next()).unwrap() % frame.len();
+        frame[at] = next().to_le_bytes()[0];
+        agree(&frame);
+    }
+}
+
+#[test]
+fn an_event_view_reads_what_prost_encoded() {
+    let message = room_event(0, 42, 3, b"3:1207:1763791234567890123:xx\xff\x00");
+    let bytes = message.encode_to_vec();
+    let view = FrameView::scan(&bytes).unwrap();
+    assert_eq!(view.kind(), Kind::Event);
+    assert!(matches!(view.chat(), Err(ViewError::NotChat)));
+    let read = view.event().unwrap();
+    assert_eq!(read.request_id, 0);
+    assert_eq!(read.room, "room-é");
+    assert_eq!(read.seq, 42);
+    assert_eq!(read.op, 3);
+    assert_eq!(read.data, b"3:1207:1763791234567890123:xx\xff\x00");
+    assert_eq!(read.from_session, 9_000_000_002);
+    assert_eq!(read.to_message(), message);
+    let Some(Body::RoomEvent(decoded)) = &message.body else {
+        panic!("not a room event");
+    };
+    assert_eq!(EventView::of(0, decoded), read);
+    assert!(matches!(view.read().unwrap(), Incoming::Event(e) if e == read));
+    let chat = chat(0, 1, "x").encode_to_vec();
+    assert!(matches!(
+        FrameView::scan(&chat).unwrap().event(),
+        Err(ViewError::NotEvent)
+    ));
+}
+
+#[test]
+fn a_truncated_event_body_is_an_error_unless_prost_reads_it() {
+    let Some(Body::RoomEvent(message)) = room_event(0, 5, 300, b"1:2:3:xx").body else {
+        panic!("not a room event");
+    };
+    let body = message.encode_to_vec();
+    for cut in 0..body.len() {
+        match (EventView::parse(0, &body[..cut]), pb::RoomEvent::decode(&body[..cut])) {
+            (Ok(view), Ok(prost)) => assert_eq!(view.to_message(), server_message(0, Body::RoomEvent(prost))),
+            (Err(_), Err(_)) => {}
+            (view, prost) => panic!("cut at {cut}: view {view:?}, prost {prost:?}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_event_bodies_are_errors_and_an_op_keeps_its_low_bits() {
+    let mut bad_room = Vec::new();
+    encode_key(1, WireType::LengthDelimited, &mut bad_room);
+    bad_room.extend_from_slice(&[2, 0xc3, 0x28]);
+    assert!(matches!(EventView::parse(0, &bad_room), Err(ViewError::Utf8(_))));
+    let mut data_as_varint = Vec::new();
+    encode_key(4, WireType::Varint, &mut data_as_varint);
+    encode_varint(7, &mut data_as_varint);
+    assert!(matches!(
+        EventView::parse(0, &data_as_varint),
+        Err(ViewError::Decode(_))
+    ));
+    let mut group = Vec::new();
+    encode_key(9, WireType::StartGroup, &mut group);
+    encode_key(9, WireType::EndGroup, &mut group);
+    assert!(matches!(EventView::parse(0, &group), Err(ViewError::Group)));
+    for body in [bad_room, data_as_varint, group] {
+        let bytes = envelope_with(BODY_ROOM_EVENT, &body);
+        assert!(FrameView::scan(&bytes).unwrap().event().is_err());
+        agree(&bytes);
+    }
+    // An op above u32::MAX, and data given twice: prost keeps the low 32 bits and the last data.
+    let mut body = Vec::new();
+    encode_key(3, WireType::Varint, &mut body);
+    encode_varint((7 << 32) | 5, &mut body);
+    for data in [&b"first"[..], b"second"] {
+        encode_key(4, WireType::LengthDelimited, &mut body);
+        encode_varint(u64::try_from(data.len()).unwrap(), &mut body);
+        body.extend_from_slice(data);
+    }
+    let read = EventView::parse(0, &body).unwrap();
+    assert_eq!((read.op, read.data), (5, &b"second"[..]));
+    agree(&envelope_with(BODY_ROOM_EVENT, &body));
+}
+
+#[test]
+fn garbage_as_an_event_is_an_error_or_what_prost_reads() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = usize::try_from(next() % 48).unwrap();
+        let bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+        agree(&envelope_with(BODY_ROOM_EVENT, &bytes));
+        let mut frame = room_event(0, next(), 1, b"1:2:3:xxxx").encode_to_vec();
         let at = usize::try_from(next()).unwrap() % frame.len();
         frame[at] = next().to_le_bytes()[0];
         agree(&frame);

@@ -1,6 +1,6 @@
-//! One chat room member: its read side (latency, window counting, the room's
-//! sequence check) and its write side (keep-alive, and for publishers the
-//! open-loop schedule).
+//! One room member: its read side (latency, window counting, the room's
+//! sequence check, over chat messages and plugin events alike) and its
+//! write side (keep-alive, and for publishers the open-loop schedule).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +11,7 @@ use tavern::protocol::pb::ServerMessage;
 use tavern::protocol::pb::server_message::Body;
 
 use super::publisher::{Assignment, Publisher};
-use super::workload::{ChatWorkload, Role};
+use super::workload::{Role, RoomsWorkload};
 use crate::bots::{self, Member, describe, keep_alive, latency_us};
 use crate::detect::SeqDetector;
 use crate::payload;
@@ -19,7 +19,7 @@ use crate::schedule::Schedule;
 use crate::settings::{SAMPLE_BATCH, SAMPLE_FLUSH_NS};
 use crate::share::{Shared, Signals, TaskGuard};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
-use crate::view::{ChatView, FrameReader};
+use crate::view::{ChatView, EventView, FrameReader};
 
 /// Counts a member that has just joined.
 pub fn register(shared: &Shared, member: &Member, role: Role, room: u64) {
@@ -48,7 +48,7 @@ pub struct MemberBot {
     /// Its room's name.
     pub room_name: String,
     /// The step's workload.
-    pub workload: Arc<ChatWorkload>,
+    pub workload: Arc<RoomsWorkload>,
     /// Where it counts.
     pub shared: Arc<Shared>,
 }
@@ -162,6 +162,7 @@ impl MemberBot {
                 timeline: &timeline,
                 room_name: &self.room_name,
                 size: self.workload.size,
+                traffic: &self.workload.traffic,
             };
             let publishing = publisher.publish(writer, assignment, &self.shared.live, &mut signals);
             if let Err(reason) = publishing.await {
@@ -202,6 +203,11 @@ impl bots::OnMessage for Receiver {
         Receiver::on_chat(self, chat, arrived_ns);
         None
     }
+
+    fn on_event(&mut self, event: &EventView<'_>, arrived_ns: u64) -> Option<String> {
+        Receiver::on_event(self, event, arrived_ns);
+        None
+    }
 }
 
 impl Receiver {
@@ -222,7 +228,7 @@ impl Receiver {
     }
 
     /// Learns the timeline, and from the schedule how many window messages its room gets.
-    fn start(&mut self, workload: &ChatWorkload, room: u64, timeline: Timeline) {
+    fn start(&mut self, workload: &RoomsWorkload, room: u64, timeline: Timeline) {
         let Ok(schedule) = Schedule::new(timeline.start_ns, workload.rate, workload.total_publishers()) else {
             return;
         };
@@ -238,6 +244,7 @@ impl Receiver {
     fn on_message(&mut self, message: &ServerMessage) -> Option<String> {
         match &message.body {
             Some(Body::Chat(chat)) => self.on_chat(&ChatView::of(message.request_id, chat), wall_ns()),
+            Some(Body::RoomEvent(event)) => self.on_event(&EventView::of(message.request_id, event), wall_ns()),
             Some(Body::MemberJoined(joined)) => self.detector.observe(joined.seq),
             Some(Body::MemberLeft(left)) => self.detector.observe(left.seq),
             _ => return bots::ending(message),
@@ -249,9 +256,26 @@ impl Receiver {
     /// arrived at `now` (wall clock, ns).
     fn on_chat(&mut self, chat: &ChatView<'_>, now: u64) {
         self.detector.observe(chat.seq);
+        self.on_delivery(chat.text.as_bytes(), now);
+    }
+
+    /// Handles a room plugin's event, read in place or decoded, whose bytes
+    /// arrived at `now` (wall clock, ns). One sent to some members only
+    /// (seq 0) has no place in the room's order.
+    fn on_event(&mut self, event: &EventView<'_>, now: u64) {
+        if event.seq != 0 {
+            self.detector.observe(event.seq);
+        }
+        self.on_delivery(event.data, now);
+    }
+
+    /// Counts a delivery whose stamp is in `stamped` (a chat text, an
+    /// event's data) and whose bytes arrived at `now`: its reception and,
+    /// for a window message, its latency.
+    fn on_delivery(&mut self, stamped: &[u8], now: u64) {
         self.received_total += 1;
         self.unreported_deliveries += 1;
-        let Some(stamp) = payload::parse(chat.text) else {
+        let Some(stamp) = payload::parse(stamped) else {
             self.unparsed += 1;
             return;
         };

@@ -1,7 +1,9 @@
-//! The chat rooms that `chat`, `slow` and `flood` load: one process's share
-//! of a step (members that publish, receive or stop reading, and the
-//! flooder) and the chat section of the step's report. Every member measures
-//! latency and checks the room's order.
+//! The rooms that `chat`, `slow`, `flood` and `plugin` load: one process's
+//! share of a step (members that publish, receive or stop reading, and the
+//! flooder), the step's section of the report (chat, or a plugin's), and
+//! the steps of a run at one rate or searching the highest. The rooms carry
+//! chat texts or a plugin's ops and events ([`Traffic`]); either way every
+//! member measures latency and checks the room's order.
 
 mod flooder;
 mod member;
@@ -11,10 +13,12 @@ mod workload;
 use std::sync::Arc;
 
 pub use self::flooder::FloodSpec;
-pub use self::workload::ChatWorkload;
-use super::Reported;
+pub use self::workload::{RoomsWorkload, Traffic};
+use super::{Findings, Reported, one_step};
 use crate::bots;
-use crate::figures::ChatFigures;
+use crate::figures::{ChatFigures, PluginFigures};
+use crate::findmax::{self, FindMaxOptions};
+use crate::runner::Runner;
 use crate::settings::FINISH_GRACE;
 use crate::share::Share;
 use crate::step::{StepOutcome, StepReport};
@@ -22,7 +26,7 @@ use crate::tally::Tally;
 use crate::units::{f64_from, ns_to_ms, per_second, u64_from};
 use crate::workload::Workload;
 
-impl Workload for ChatWorkload {
+impl Workload for RoomsWorkload {
     fn connections(&self) -> u64 {
         self.total_members() + u64::from(self.flood.is_some())
     }
@@ -46,8 +50,9 @@ impl Workload for ChatWorkload {
                 (spec.clone(), workload.clone(), share.shared.clone(), share.signals());
             async move {
                 let room = workload.room_of(bot);
-                let room_name = ChatWorkload::room_name(spec.step, room);
-                let member = bots::join_member(&spec, &spec.name('b', bot), spec.source(bot), &room_name).await?;
+                let room_name = workload.room_name(spec.step, room);
+                let (name, source, kind) = (spec.name('b', bot), spec.source(bot), workload.traffic.kind());
+                let member = bots::join_member_of_kind(&spec, &name, source, &room_name, kind).await?;
                 let role = workload.role(bot);
                 member::register(&shared, &member, role, room);
                 let bot = member::MemberBot {
@@ -74,14 +79,14 @@ impl Workload for ChatWorkload {
     }
 }
 
-/// The chat section of a step's report; the server's CPU is divided by the
-/// window's deliveries.
-impl Reported for ChatWorkload {
+/// The chat section of a step's report, or the plugin section; the
+/// server's CPU is divided by the window's deliveries.
+impl Reported for RoomsWorkload {
     fn add_sections(&self, outcome: &StepOutcome, report: &mut StepReport) {
         let chat = &outcome.tally.chat;
         let window = outcome.timeline.window();
         let expected = chat.expected();
-        report.chat = Some(ChatFigures {
+        let traffic = ChatFigures {
             rooms: self.rooms,
             members: self.members,
             publishers: self.publishers,
@@ -99,10 +104,51 @@ impl Reported for ChatWorkload {
             unparsed: chat.unparsed,
             max_lag_ms: ns_to_ms(chat.max_lag_ns),
             latency_us: chat.latency.summary(),
-        });
+        };
+        match &self.traffic {
+            Traffic::Chat => report.chat = Some(traffic),
+            Traffic::Plugin(kind) => {
+                report.plugin = Some(PluginFigures {
+                    kind: kind.clone(),
+                    traffic,
+                });
+            }
+        }
     }
 
     fn deliveries(&self, outcome: &StepOutcome) -> Option<u64> {
         Some(outcome.tally.chat.received_window)
     }
+}
+
+/// Runs `workload` through `runner`: one step at its rate, or with
+/// `find_max` a search for the highest rate it sustains.
+///
+/// # Errors
+/// Invalid settings, or a step that could not run.
+pub async fn run_rate<W: Workload + From<RoomsWorkload>>(
+    workload: &RoomsWorkload,
+    find_max: Option<&FindMaxOptions>,
+    runner: &mut Runner<W>,
+) -> anyhow::Result<Findings> {
+    let Some(options) = find_max else {
+        workload.validate(runner.env.run_length())?;
+        let label = format!("rate {}/s", workload.rate);
+        return one_step(runner, workload, label).await;
+    };
+    let (steps, summary) = findmax::search(options, workload.rate, async |rate, attempt| {
+        let workload = RoomsWorkload {
+            rate,
+            ..workload.clone()
+        };
+        workload.validate(runner.env.run_length())?;
+        let outcome = runner.run_step(&workload).await?;
+        Ok(workload.step_report(format!("rate {rate}/s"), attempt, &outcome))
+    })
+    .await?;
+    Ok(Findings {
+        steps,
+        find_max: Some(summary),
+        flood: None,
+    })
 }

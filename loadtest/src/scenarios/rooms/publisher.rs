@@ -1,13 +1,13 @@
-//! A publisher's side of the open-loop schedule: write every message when it
-//! is due, stamped as it is written, in batches; a publisher behind schedule
-//! writes everything due at once and records how far behind it was.
+//! A publisher's side of the open-loop schedule: write every message (a chat
+//! text or a plugin's op) when it is due, stamped as it is written, in
+//! batches; a publisher behind schedule writes everything due at once and
+//! records how far behind it was.
 
 use std::sync::atomic::Ordering;
 
 use tavern::client::ClientWriter;
-use tavern::protocol::pb;
-use tavern::protocol::pb::client_message::Body as Request;
 
+use super::workload::Traffic;
 use crate::bots::describe;
 use crate::payload::{self, Stamp};
 use crate::schedule::Schedule;
@@ -30,6 +30,8 @@ pub struct Assignment<'a> {
     pub room_name: &'a str,
     /// Bytes per text.
     pub size: usize,
+    /// What it writes: chat texts or a plugin's ops.
+    pub traffic: &'a Traffic,
 }
 
 /// What a publisher wrote.
@@ -58,6 +60,7 @@ impl Publisher {
             timeline,
             room_name,
             size,
+            traffic,
         } = assignment;
         let window_first = schedule.count_before(index, timeline.window_start_ns());
         let end = schedule.count_before(index, timeline.window_end_ns());
@@ -86,11 +89,10 @@ impl Publisher {
                     sent_ns,
                 };
                 payload::write(&mut text, size, stamp).map_err(|e| e.to_string())?;
-                let body = Request::SendChat(pb::SendChat {
-                    room: room_name.to_owned(),
-                    text: text.clone(),
-                });
-                writer.feed(body).await.map_err(|e| describe(&e))?;
+                writer
+                    .feed(traffic.request(room_name, &text))
+                    .await
+                    .map_err(|e| describe(&e))?;
                 self.sent += 1;
                 self.sent_window += u64::from(counter >= window_first);
                 self.written_in_window += u64::from(timeline.in_window(sent_ns));
