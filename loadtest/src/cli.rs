@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use crate::settings::{AuthKey, Density};
 
-/// Tavern's bot swarm: real protocol v1 clients that load a server on this
-/// machine and report what they measured.
+/// Tavern's bot swarm: real protocol v1 clients that load a server on this machine and report.
 #[derive(Debug, Parser)]
 #[command(name = "loadtest", version, about)]
 pub struct Cli {
@@ -122,6 +121,9 @@ pub struct IdleArgs {
     /// Sessions per room.
     #[arg(long, default_value_t = 10)]
     pub room_size: u64,
+    /// The rooms' kind (empty: chat).
+    #[arg(long, default_value = "")]
+    pub kind: String,
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,

@@ -259,6 +259,7 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
             let workload = IdleWorkload {
                 sessions: args.sessions,
                 room_size: args.room_size,
+                kind: args.kind.clone(),
             };
             execute(IdleScenario { workload }, runner).await
         }

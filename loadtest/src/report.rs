@@ -135,6 +135,7 @@ mod tests {
         let workload = IdleWorkload {
             sessions: 100,
             room_size: 10,
+            kind: String::new(),
         };
         let step = workload.step_report("100 sessions".into(), 1, &outcome(tally));
         let idle = step.idle.unwrap();

@@ -1,5 +1,5 @@
 //! Kind `lobby`: a ready check with a countdown, the real-time example. Up
-//! to 8 players join and mark themselves ready (client op 1 `Ready`). The
+//! to 16 players join and mark themselves ready (client op 1 `Ready`). The
 //! room ticks at 20 Hz: ready marks are applied on the tick, and the state
 //! (server op 1 `LobbyState`, also the joiner's state) is sent on a tick
 //! when it changed, and every second while counting down (and published
@@ -26,7 +26,7 @@ pub const OP_STATE: u32 = 1;
 /// Server op: `Started`.
 pub const OP_STARTED: u32 = 2;
 
-const MAX_PLAYERS: usize = 8;
+const MAX_PLAYERS: usize = 16;
 const TICK_HZ: u32 = 20;
 const DEFAULT_COUNTDOWN_MS: u32 = 3_000;
 const MAX_COUNTDOWN_MS: u32 = 60_000;

@@ -1,5 +1,6 @@
 //! The `idle` scenario: hold C connected, joined sessions for the window and
-//! report the server's memory per session.
+//! report the server's memory per session (and its CPU: with `--kind` naming a
+//! ticked room kind, what idle plugin rooms cost).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,8 @@ pub struct IdleWorkload {
     pub sessions: u64,
     /// Sessions per room.
     pub room_size: u64,
+    /// The rooms' kind (empty: chat).
+    pub kind: String,
 }
 
 impl IdleWorkload {
@@ -49,11 +52,14 @@ impl Workload for IdleWorkload {
         let spec = share.spec.clone();
         share.shared.tally().bots.planned = u64_from(spec.my_bots(self.sessions).count());
         let room_size = self.room_size;
+        let kind = self.kind.clone();
         let results = bots::setup_all(&spec, spec.my_bots(self.sessions), |bot| {
             let (spec, shared, signals) = (spec.clone(), share.shared.clone(), share.signals());
+            let kind = kind.clone();
             async move {
                 let room = format!("s{}.idle.{}", spec.step, bot / room_size);
-                let member = bots::join_member(&spec, &spec.name('i', bot), spec.source(bot), &room).await?;
+                let name = spec.name('i', bot);
+                let member = bots::join_member_of_kind(&spec, &name, spec.source(bot), &room, &kind).await?;
                 shared.count_connected(member.connect_latency);
                 Ok(tokio::spawn(hold(member, shared, signals)))
             }
