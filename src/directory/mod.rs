@@ -318,7 +318,7 @@ pub struct Directory {
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     next_room_id: u64,
-    rooms_context: RoomContext,
+    rooms_context: Arc<RoomContext>,
 }
 
 impl Actor for Directory {
@@ -335,7 +335,7 @@ impl Directory {
         rooms_context: impl FnOnce(OnEmpty) -> RoomContext,
     ) -> DirectoryHandle {
         let (inbox, mut mailbox) = inbox(capacity);
-        let rooms_context = rooms_context(on_empty(&inbox));
+        let rooms_context = Arc::new(rooms_context(on_empty(&inbox)));
         let handle = DirectoryHandle {
             inbox,
             kinds: rooms_context.plugins.kinds.clone(),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::mem;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, SpawnHandle, StreamHandler};
@@ -58,7 +59,7 @@ impl Room {
         id: RoomId,
         (kind, factory): (Kind, Factory),
         params: Bytes,
-        context: RoomContext,
+        context: Arc<RoomContext>,
         arbiter: &actix::ArbiterHandle,
     ) -> RoomHandle {
         let (inbox, mailbox): (_, Mailbox<RoomCommand>) =

@@ -4,6 +4,7 @@
 //! [`RoomCtx`](super::RoomCtx) borrows it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -69,11 +70,12 @@ pub(super) struct RoomCore {
     pub(super) tick: u64,
     /// When the room was made.
     pub(super) born: Instant,
-    pub(super) context: RoomContext,
+    /// Shared by every room (one pointer a room, not a copy).
+    pub(super) context: Arc<RoomContext>,
 }
 
 impl RoomCore {
-    pub(super) fn new(name: RoomName, id: RoomId, kind: Kind, context: RoomContext) -> RoomCore {
+    pub(super) fn new(name: RoomName, id: RoomId, kind: Kind, context: Arc<RoomContext>) -> RoomCore {
         RoomCore {
             name,
             id,

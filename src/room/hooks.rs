@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Histogram;
@@ -63,8 +64,8 @@ impl Hook {
 /// A room's plugin with its hook histograms, or the reason it is gone.
 pub(super) struct Guarded {
     plugin: Option<Box<dyn RoomPlugin>>,
-    histograms: Vec<Histogram>,
-    budget: Duration,
+    /// In the order of [`Hook::ALL`].
+    histograms: Arc<[Histogram]>,
     /// Why the plugin is gone (it panicked), until the room has acted on it.
     pub(super) failure: Option<String>,
 }
@@ -72,14 +73,10 @@ pub(super) struct Guarded {
 impl Guarded {
     /// Guards `plugin` (if the room has one) of the core's kind.
     pub(super) fn new(plugin: Option<Box<dyn RoomPlugin>>, core: &RoomCore) -> Guarded {
-        let stats = &core.context.stats.plugins;
+        let hooks = Hook::ALL.map(Hook::as_str);
         Guarded {
             plugin,
-            histograms: Hook::ALL
-                .iter()
-                .map(|hook| stats.hook_histogram(&core.kind, hook.as_str()))
-                .collect(),
-            budget: core.context.plugins.hook_budget,
+            histograms: core.context.stats.plugins.hook_histograms(&core.kind, &hooks),
             failure: None,
         }
     }
@@ -142,7 +139,7 @@ impl Guarded {
         if let Some(histogram) = index.and_then(|i| self.histograms.get(i)) {
             histogram.observe(took.as_secs_f64());
         }
-        if took > self.budget {
+        if took > core.context.plugins.hook_budget {
             let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
             warn!(room = %core.name, kind = %core.kind, hook = hook.as_str(), took_us, "room plugin hook over its budget (plugin_hook_budget_us)");
             core.context.stats.plugins.slow_hook(&core.kind, hook.as_str());

@@ -25,7 +25,6 @@ mod replies;
 mod rooms;
 mod world;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -41,13 +40,13 @@ pub use context::{LateSends, SessionContext};
 pub(crate) use handshake::tune;
 
 use self::limits::RateLimit;
-use self::rooms::InRoom;
+use self::rooms::JoinedRooms;
 use self::world::InWorld;
 use crate::ids::{DisconnectReason, SessionId};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, WriterSettings, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
-use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request, RoomName};
+use crate::protocol::{self, CodecError, Command, ErrorCode, FrameCodec, FrameLimit, ProtocolError, Request};
 use crate::room::Member;
 use crate::stats::MessageKind;
 
@@ -65,7 +64,7 @@ pub struct Session {
     /// Set by Welcome.
     member: Option<Member>,
     /// Rooms joined.
-    rooms: HashMap<RoomName, InRoom>,
+    rooms: JoinedRooms,
     /// The world entered, if any (boxed: most sessions never enter one, and
     /// an idle session's size sets the server's memory per connection).
     world: Option<Box<InWorld>>,
@@ -128,7 +127,7 @@ impl Session {
                 id,
                 peer,
                 member: None,
-                rooms: HashMap::new(),
+                rooms: JoinedRooms::default(),
                 world: None,
                 outbox,
                 frame_limit,

@@ -10,15 +10,58 @@ use bytes::Bytes;
 use super::Session;
 use crate::directory::{JoinError, Joiner, Wanted};
 use crate::ids::{DisconnectReason, OverloadLevel};
-use crate::inbox::TrySendError;
+use crate::inbox::{Inbox, TrySendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ChatText, ErrorCode, Filter, JoinSpec, ListSpec, RoomName, pb};
 use crate::room::{ChatSent, Leave, PluginSent, RoomCommand, RoomHandle, Seat, room_info};
 
 /// A room the session is in (or is joining).
 pub(super) struct InRoom {
-    handle: RoomHandle,
+    /// The room's inbox (all a member needs of its handle).
+    inbox: Inbox<RoomCommand>,
     seat: Seat,
+}
+
+/// The rooms a session is in: a list sized to fit (a session is in a room
+/// or two, and at most `max_rooms_per_session`), since an idle session's
+/// size sets the server's memory per connection.
+#[derive(Default)]
+pub(super) struct JoinedRooms(Vec<(RoomName, InRoom)>);
+
+impl JoinedRooms {
+    fn position(&self, room: &RoomName) -> Option<usize> {
+        self.0.iter().position(|(name, _)| name == room)
+    }
+
+    fn get(&self, room: &RoomName) -> Option<&InRoom> {
+        self.position(room)
+            .and_then(|i| self.0.get(i))
+            .map(|(_, in_room)| in_room)
+    }
+
+    fn remove(&mut self, room: &RoomName) -> Option<InRoom> {
+        self.position(room).map(|i| self.0.swap_remove(i).1)
+    }
+
+    /// Adds `room` (which the session is not in).
+    fn insert(&mut self, room: RoomName, in_room: InRoom) {
+        self.0.reserve_exact(1);
+        self.0.push((room, in_room));
+    }
+
+    /// Forgets the rooms whose seat was vacated (kicked, or the room closed).
+    fn prune(&mut self) {
+        self.0.retain(|(_, in_room)| in_room.seat.is_taken());
+        self.0.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = InRoom> + '_ {
+        self.0.drain(..).map(|(_, in_room)| in_room)
+    }
 }
 
 impl Session {
@@ -85,7 +128,8 @@ impl Session {
         };
         ctx.wait(joined.into_actor(self).map(move |joined, act, ctx| match joined {
             Ok((room, handle)) => {
-                act.rooms.insert(room, InRoom { handle, seat: kept });
+                let inbox = handle.inbox().clone();
+                act.rooms.insert(room, InRoom { inbox, seat: kept });
             }
             Err(JoinError::Stopping) => {
                 let (code, reason) = (ErrorCode::ServerShuttingDown, DisconnectReason::ServerShutdown);
@@ -99,9 +143,9 @@ impl Session {
 
     /// Whether this session may join `room` (or any room) now; if not, the error to answer.
     fn may_join(&mut self, room: Option<&RoomName>) -> Result<(), (ErrorCode, String)> {
-        self.rooms.retain(|_, in_room| in_room.seat.is_taken());
+        self.rooms.prune();
         if let Some(room) = room
-            && self.rooms.contains_key(room)
+            && self.rooms.get(room).is_some()
         {
             return Err((ErrorCode::AlreadyInRoom, format!("already in room {room}")));
         }
@@ -136,9 +180,9 @@ impl Session {
 
     pub(super) fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
         match self.rooms.remove(&room).and_then(InRoom::current) {
-            Some(handle) => {
+            Some(inbox) => {
                 let session = self.id;
-                self.send_to_room(ctx, &handle, RoomCommand::Leave(Leave { request_id, session }));
+                self.send_to_room(ctx, &inbox, RoomCommand::Leave(Leave { request_id, session }));
             }
             None => self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}")),
         }
@@ -168,9 +212,9 @@ impl Session {
     /// Sends `command` to `room` if this session is in it; answers NOT_IN_ROOM if not.
     fn send_as_member(&mut self, ctx: &mut Context<Self>, request_id: u64, room: &RoomName, command: RoomCommand) {
         match self.rooms.get(room).and_then(InRoom::current_ref) {
-            Some(handle) => {
-                let handle = handle.clone();
-                self.send_to_room(ctx, &handle, command);
+            Some(inbox) => {
+                let inbox = inbox.clone();
+                self.send_to_room(ctx, &inbox, command);
             }
             None => self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}")),
         }
@@ -179,12 +223,12 @@ impl Session {
     /// Queues `command` for the room; while the room's inbox is full, this
     /// session reads nothing more (and shutdown waits for the command). A
     /// room that stopped has already vacated this member's seat: nothing to do.
-    fn send_to_room(&mut self, ctx: &mut Context<Self>, room: &RoomHandle, command: RoomCommand) {
-        match room.inbox().try_send(command) {
+    fn send_to_room(&mut self, ctx: &mut Context<Self>, room: &Inbox<RoomCommand>, command: RoomCommand) {
+        match room.try_send(command) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(command)) => {
                 self.server.late_sends.wait_begins();
-                let inbox = room.inbox().clone();
+                let inbox = room.clone();
                 let sent = async move { inbox.send(command).await }.into_actor(self);
                 ctx.wait(sent.map(|_, act, _| act.server.late_sends.wait_ends()));
             }
@@ -193,23 +237,23 @@ impl Session {
 
     /// Leaves every room without waiting (the session is ending).
     pub(super) fn leave_all_rooms(&mut self) {
-        for (_, in_room) in self.rooms.drain() {
+        for in_room in self.rooms.drain() {
             if let Some(room) = in_room.current() {
                 let session = self.id;
-                room.inbox().post(RoomCommand::Leave(Leave { request_id: 0, session }));
+                room.post(RoomCommand::Leave(Leave { request_id: 0, session }));
             }
         }
     }
 }
 
 impl InRoom {
-    /// The room's handle while the member holds its seat.
-    fn current(self) -> Option<RoomHandle> {
-        self.seat.is_taken().then_some(self.handle)
+    /// The room's inbox while the member holds its seat.
+    fn current(self) -> Option<Inbox<RoomCommand>> {
+        self.seat.is_taken().then_some(self.inbox)
     }
 
-    fn current_ref(&self) -> Option<&RoomHandle> {
-        self.seat.is_taken().then_some(&self.handle)
+    fn current_ref(&self) -> Option<&Inbox<RoomCommand>> {
+        self.seat.is_taken().then_some(&self.inbox)
     }
 }
 

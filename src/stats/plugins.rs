@@ -1,6 +1,8 @@
 //! What room plugins cost and how they fail, by kind: hook time, hooks over
 //! their budget, panics, tick overruns, and inputs dropped for a full queue.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
@@ -20,6 +22,8 @@ pub struct PluginStats {
     panics: IntCounterVec,
     tick_overruns: IntCounterVec,
     inputs_dropped: IntCounterVec,
+    /// Each kind's hook histograms, looked up once per kind and shared by its rooms.
+    by_kind: Mutex<HashMap<Arc<str>, Arc<[Histogram]>>>,
     /// `RoomEvent` copies queued for members.
     pub events: IntCounter,
 }
@@ -53,13 +57,24 @@ impl PluginStats {
                 "Members' messages to a ticked room dropped because plugin_max_inputs were already waiting, by kind.",
                 "kind",
             ),
+            by_kind: Mutex::default(),
             events: reg.counter("plugin_events_total", "RoomEvent copies queued for members."),
         }
     }
 
-    /// The histogram of hook `hook` of kind `kind` (looked up once per room, not per call).
-    pub fn hook_histogram(&self, kind: &str, hook: &str) -> Histogram {
-        self.hook_seconds.with_label_values(&[kind, hook])
+    /// The histograms of kind `kind`'s `hooks`, in that order: made on the
+    /// kind's first room and shared by all its rooms (the hooks are always the same).
+    pub fn hook_histograms(&self, kind: &Arc<str>, hooks: &[&str]) -> Arc<[Histogram]> {
+        let mut by_kind = self.by_kind.lock().unwrap_or_else(PoisonError::into_inner);
+        by_kind
+            .entry(kind.clone())
+            .or_insert_with(|| {
+                hooks
+                    .iter()
+                    .map(|hook| self.hook_seconds.with_label_values(&[&**kind, hook]))
+                    .collect()
+            })
+            .clone()
     }
 
     /// A hook of `kind` ran over its budget.
