@@ -1,6 +1,6 @@
 //! Room plugins in time and order: ticks with batched inputs, timers (the
-//! lobby's countdown), and the one `seq` order of chat, presence and
-//! `RoomEvent`.
+//! lobby's countdown), the one `seq` order of chat, presence and
+//! `RoomEvent`, and kicks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -172,4 +172,55 @@ async fn chat_presence_and_events_share_one_order() {
     assert_eq!(kinds, expected);
     let first = joined.seq + 1;
     assert_eq!(seqs, (first..first + 8).collect::<Vec<_>>(), "one gap-free order");
+}
+
+/// Kicks whoever says "kick me", and sends "psst" to the named member only.
+struct Bouncer;
+
+impl RoomPlugin for Bouncer {
+    fn create(_room: &RoomName, _params: &[u8]) -> Result<(Self, RoomSettings), String> {
+        Ok((Bouncer, RoomSettings::default()))
+    }
+
+    fn chat(&mut self, room: &mut RoomCtx<'_>, from: &Member, text: ChatText) -> Option<ChatText> {
+        match text.as_str() {
+            "kick me" => {
+                room.kick(from.id, "asked for it");
+                None
+            }
+            "psst" => {
+                let others: Vec<_> = room.members().map(|m| m.id).filter(|id| *id != from.id).collect();
+                room.send_to_many(&others, 9, Bytes::from_static(b"secret"), Some(from.id));
+                None
+            }
+            _ => Some(text),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_kicked_member_is_out_and_may_come_back() {
+    let server = spawn_server_with(&[], |server| server.room_kind::<Bouncer>("bouncer"));
+    let mut ann = server.connect("ann").await;
+    ann.join_kind("k", "bouncer", Bytes::new(), Bytes::new()).await.unwrap();
+    let mut bob = server.connect("bob").await;
+    let joined = bob.join_kind("k", "bouncer", Bytes::new(), Bytes::new()).await.unwrap();
+    // A subset send is unsequenced and reaches only its members.
+    bob.chat("k", "psst").await.unwrap();
+    let secret = next_room_event(&mut ann).await;
+    assert_eq!((secret.op, secret.seq, &secret.data[..]), (9, 0, &b"secret"[..]));
+    bob.chat("k", "kick me").await.unwrap();
+    let Some(Body::RoomLeft(left)) = bob.next_event(WAIT).await.unwrap().body else {
+        panic!("expected RoomLeft");
+    };
+    assert_eq!((left.room.as_str(), left.reason.as_str()), ("k", "asked for it"));
+    let Some(Body::MemberLeft(gone)) = ann.next_event(WAIT).await.unwrap().body else {
+        panic!("expected MemberLeft");
+    };
+    assert_eq!(gone.seq, joined.seq + 1, "the subset send took no seq");
+    // Bob's session knows it is out: the room is not his to chat in, and he may join again.
+    let out = bob.leave("k").await.unwrap_err();
+    assert_eq!(out.code(), Some(ErrorCode::NotInRoom), "{out}");
+    let again = bob.join_kind("k", "bouncer", Bytes::new(), Bytes::new()).await.unwrap();
+    assert_eq!(again.members.len(), 2);
 }
