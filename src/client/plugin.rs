@@ -1,5 +1,6 @@
-//! The client's side of room plugins: joining a room of a kind, quick join,
-//! listing rooms, and messages to a room's plugin.
+//! The client's side of room plugins and recovery: joining a room of a
+//! kind, rejoining from where it left off, quick join, listing rooms, and
+//! messages to a room's plugin.
 
 use bytes::Bytes;
 
@@ -26,6 +27,23 @@ impl Client {
             kind: kind.into(),
             params,
             metadata,
+            ..pb::JoinRoom::default()
+        };
+        self.join_with(Request::JoinRoom(join)).await
+    }
+
+    /// Joins chat room `room` again, recovering what it missed since
+    /// `since_seq` in `epoch` if the room still holds it (`RoomJoined.recovered`:
+    /// the missed events follow, as the client reads them with [`Client::next_message`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with the server's refusal.
+    pub async fn rejoin(&mut self, room: &str, since_seq: u64, epoch: u64) -> Result<pb::RoomJoined, ClientError> {
+        let join = pb::JoinRoom {
+            room: room.into(),
+            since_seq: Some(since_seq),
+            epoch,
+            ..pb::JoinRoom::default()
         };
         self.join_with(Request::JoinRoom(join)).await
     }

@@ -124,6 +124,14 @@ pub struct Config {
     #[arg(long, env = "TAVERN_ROOM_INBOX", default_value_t = 4096)]
     pub room_inbox: usize,
 
+    /// Sequenced events each room keeps for recovery (`JoinRoom.since_seq`); 0 keeps none.
+    #[arg(long, env = "TAVERN_ROOM_HISTORY_SIZE", default_value_t = 128)]
+    pub room_history_size: usize,
+
+    /// Age past which a room's kept events are dropped, ms; 0 keeps none.
+    #[arg(long, env = "TAVERN_ROOM_HISTORY_TTL_MS", default_value_t = 60_000)]
+    pub room_history_ttl_ms: u64,
+
     /// Bound of the room directory's inbox (commands); senders wait for room. (The name
     /// predates game worlds, which use `room_inbox`.)
     #[arg(long, env = "TAVERN_WORLD_INBOX", default_value_t = 4096)]

@@ -28,8 +28,8 @@ use crate::ids::RoomId;
 use crate::inbox::{Gone, Inbox, PostOnDrop, Reply, inbox};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::Outbox;
-use crate::protocol::Filter;
 use crate::protocol::RoomName;
+use crate::protocol::{Filter, Recover};
 use crate::room::{
     Admission, Join, Kind, Kinds, Leave, Listing, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle, Seat,
 };
@@ -50,6 +50,8 @@ pub struct Wanted {
     pub params: Bytes,
     /// For the plugin's join attempt.
     pub metadata: Bytes,
+    /// Where the joiner left off, to recover from.
+    pub recover: Option<Recover>,
 }
 
 /// Who joins, and where its frames go.
@@ -178,7 +180,10 @@ impl DirectoryHandle {
                     kind,
                 });
             }
-            match self.enter(&handle, wanted.metadata.clone(), joiner).await {
+            match self
+                .enter(&handle, (wanted.metadata.clone(), wanted.recover), joiner)
+                .await
+            {
                 Ok(Admission::Joined) => return Ok(handle),
                 Ok(Admission::Refused) => return Err(JoinError::Refused),
                 Ok(Admission::AlreadyMember) => return Err(JoinError::AlreadyMember(wanted.room.clone())),
@@ -209,6 +214,7 @@ impl DirectoryHandle {
             kind: kind.to_string(),
             params: params.clone(),
             metadata: metadata.clone(),
+            recover: None,
         };
         for (room, _) in self.listing.find(Some(&kind), filter, true, QUICK_CANDIDATES) {
             match self.join(&wanted(room.clone(), &Bytes::new()), joiner).await {
@@ -253,7 +259,12 @@ impl DirectoryHandle {
     }
 
     /// Asks `handle`'s room to take `joiner`.
-    async fn enter(&self, handle: &RoomHandle, metadata: Bytes, joiner: Joiner<'_>) -> Result<Admission, Gone> {
+    async fn enter(
+        &self,
+        handle: &RoomHandle,
+        (metadata, recover): (Bytes, Option<Recover>),
+        joiner: Joiner<'_>,
+    ) -> Result<Admission, Gone> {
         // Leaves again if this call is dropped before the room answers (its session stopped).
         let leave = RoomCommand::Leave(Leave {
             request_id: 0,
@@ -269,6 +280,7 @@ impl DirectoryHandle {
                     outbox: joiner.outbox.clone(),
                     seat: joiner.seat.clone(),
                     metadata,
+                    recover,
                     accepted,
                 })
             })

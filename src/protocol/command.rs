@@ -77,6 +77,16 @@ pub enum Command {
     LeaveWorld(WorldName),
 }
 
+/// Where a returning member left off: the last seq it saw of a room, in
+/// which incarnation of it (`JoinRoom.since_seq`, `JoinRoom.epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recover {
+    /// The last seq seen.
+    pub since_seq: u64,
+    /// The room's epoch then.
+    pub epoch: u64,
+}
+
 /// A validated JoinRoom.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinSpec {
@@ -88,6 +98,8 @@ pub struct JoinSpec {
     pub params: Bytes,
     /// For the plugin's join attempt.
     pub metadata: Bytes,
+    /// Where the client left off, to recover from.
+    pub recover: Option<Recover>,
 }
 
 /// A validated ListRooms.
@@ -134,11 +146,16 @@ impl Request {
                 client_time_us: ping.client_time_us,
             }),
             Some(Body::JoinRoom(join)) => RoomName::parse(&join.room).map(|room| {
+                let recover = join.since_seq.map(|since_seq| Recover {
+                    since_seq,
+                    epoch: join.epoch,
+                });
                 Command::Join(JoinSpec {
                     room,
                     kind: join.kind,
                     params: join.params,
                     metadata: join.metadata,
+                    recover,
                 })
             }),
             Some(Body::QuickJoin(quick)) => {

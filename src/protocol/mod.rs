@@ -9,7 +9,7 @@ mod label;
 mod names;
 
 pub use codec::{CodecError, FrameCodec, FrameLimit, encode_frame};
-pub use command::{Command, JoinSpec, ListSpec, MoveInput, Request};
+pub use command::{Command, JoinSpec, ListSpec, MoveInput, Recover, Request};
 pub use label::{Filter, FilterError, Label, MAX_FILTER_LEN};
 pub use names::{ChatText, PlayerName, Point, ProtocolError, RoomName, WorldName};
 

@@ -220,7 +220,7 @@ impl Room {
                 server_time_us: protocol::now_us(),
             }),
         );
-        let mut delivered = self.core.broadcast(&encode_frame(&message), Some(i));
+        let mut delivered = self.core.publish(seq, &encode_frame(&message), Some(i));
         message.request_id = request_id;
         delivered += usize::from(self.core.send(i, encode_frame(&message)));
         let delivered = u64::try_from(delivered).unwrap_or(u64::MAX);

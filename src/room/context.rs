@@ -84,7 +84,7 @@ impl RoomCtx<'_> {
     pub fn broadcast(&mut self, op: u32, data: Bytes, from: Option<SessionId>) -> u64 {
         let seq = self.core.next_seq();
         let frame = self.event(seq, op, data, from);
-        let sent = self.core.broadcast(&frame, None);
+        let sent = self.core.publish(seq, &frame, None);
         self.core
             .context
             .stats

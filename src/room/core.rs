@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::context::Effects;
+use super::history::History;
 use super::seat::Seat;
 use super::{Kind, Member, RoomContext};
 use crate::broadcast::{Recipient, Refusal};
@@ -59,6 +60,10 @@ pub(super) struct RoomCore {
     pub(super) kind: Kind,
     /// The seq of the last sequenced frame.
     pub(super) seq: u64,
+    /// This incarnation of the room (random, never 0).
+    pub(super) epoch: u64,
+    /// The last sequenced frames, for recovery.
+    pub(super) history: History,
     pub(super) members: Vec<MemberEntry>,
     index: HashMap<SessionId, usize>,
     pub(super) settings: Settings,
@@ -81,6 +86,8 @@ impl RoomCore {
             id,
             kind,
             seq: 0,
+            epoch: fastrand::u64(1..),
+            history: History::new(context.history_size, context.history_ttl),
             members: Vec::new(),
             index: HashMap::new(),
             settings: Settings::default(),
@@ -146,6 +153,13 @@ impl RoomCore {
         sent
     }
 
+    /// Keeps `frame`, sent with `seq`, in the history, and queues it for
+    /// every member but `skip`. Returns how many took it.
+    pub(super) fn publish(&mut self, seq: u64, frame: &Bytes, skip: Option<usize>) -> usize {
+        self.history.push(seq, frame);
+        self.broadcast(frame, skip)
+    }
+
     /// Queues `frame` for the member at `i`; returns whether it took it.
     pub(super) fn send(&mut self, i: usize, frame: Bytes) -> bool {
         let Some(entry) = self.members.get(i) else { return false };
@@ -173,15 +187,17 @@ impl RoomCore {
         }
     }
 
-    /// Tells everyone that `member` joined, with the next seq.
-    pub(super) fn member_joined(&mut self, member: &Member) {
+    /// Tells everyone that `member` joined, with the next seq; returns the frame.
+    pub(super) fn member_joined(&mut self, member: &Member) -> Bytes {
         let seq = self.next_seq();
         let joined = Body::MemberJoined(pb::MemberJoined {
             room: self.name.to_string(),
             member: Some(member.to_pb()),
             seq,
         });
-        self.broadcast(&encode(0, joined), None);
+        let frame = encode(0, joined);
+        self.publish(seq, &frame, None);
+        frame
     }
 
     /// Tells everyone that `member` left, with the next seq.
@@ -192,14 +208,20 @@ impl RoomCore {
             member: Some(member.to_pb()),
             seq,
         });
-        self.broadcast(&encode(0, left), None);
+        self.publish(seq, &encode(0, left), None);
     }
 
     /// The member list a joiner gets (everyone, `joiner` last) as of `seq`:
     /// `RoomJoined` with the first members, the kind and `state`, and
     /// `RoomMembers` with the rest, each frame holding at most
-    /// [`RoomContext::members_per_frame`].
-    pub(super) fn member_list(&self, joiner: &Member, request_id: u64, seq: u64, state: Bytes) -> Vec<Bytes> {
+    /// [`RoomContext::members_per_frame`]. `recovered` says the missed events follow.
+    pub(super) fn member_list(
+        &self,
+        joiner: &Member,
+        (request_id, seq): (u64, u64),
+        state: Bytes,
+        recovered: bool,
+    ) -> Vec<Bytes> {
         let everyone: Vec<pb::Member> = self
             .members
             .iter()
@@ -220,6 +242,8 @@ impl RoomCore {
                     member_count: count,
                     kind: self.kind.to_string(),
                     state,
+                    epoch: self.epoch,
+                    recovered,
                 }),
                 None => Body::RoomMembers(pb::RoomMembers { room, members, seq }),
             };

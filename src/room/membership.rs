@@ -34,6 +34,7 @@ impl Room {
             outbox,
             seat,
             metadata,
+            recover,
             accepted,
         } = join;
         let attempt = self.plugin.call(Hook::JoinAttempt, &mut self.core, |plugin, room| {
@@ -53,15 +54,22 @@ impl Room {
             accepted.send(Admission::Rejected(PLUGIN_FAILED.to_owned()));
             return self.settle(ctx);
         };
-        let list = self.core.member_list(&member, request_id, self.core.seq + 1, state);
-        let bytes = list.iter().map(Bytes::len).sum();
-        if !outbox.has_room_for(list.len(), bytes) {
+        let missed = recover
+            .filter(|recover| recover.epoch == self.core.epoch)
+            .and_then(|recover| self.core.history.since(recover.since_seq, self.core.seq));
+        let list = self
+            .core
+            .member_list(&member, (request_id, self.core.seq + 1), state, missed.is_some());
+        let replay = missed.iter().flatten();
+        let frames = list.len() + missed.as_ref().map_or(0, |missed| missed.len() + 1);
+        let bytes = list.iter().chain(replay).map(Bytes::len).sum();
+        if !outbox.has_room_for(frames, bytes) {
             // Refused before anyone hears of the joiner: its queue cannot take the member list.
             self.core.slow_consumer(&member, &outbox);
             accepted.send(Admission::Refused);
             return self.settle(ctx);
         }
-        self.core.member_joined(&member);
+        let own = self.core.member_joined(&member);
         self.core.push(MemberEntry {
             member: member.clone(),
             outbox,
@@ -69,7 +77,10 @@ impl Room {
         });
         accepted.send(Admission::Joined);
         let joiner = self.core.members.len() - 1;
-        for frame in list {
+        // Recovered: the missed events, then the joiner's own MemberJoined, so its seqs run on unbroken.
+        let recovered = missed.is_some();
+        let replay = missed.into_iter().flatten().chain(recovered.then_some(own));
+        for frame in list.into_iter().chain(replay) {
             if !self.core.send(joiner, frame) {
                 break;
             }

@@ -21,6 +21,7 @@
 mod actor;
 mod context;
 mod core;
+mod history;
 mod hooks;
 mod kinds;
 mod listing;
@@ -44,7 +45,7 @@ use crate::ids::{RoomId, SessionId};
 use crate::inbox::{Inbox, Reply};
 use crate::lifecycle::Hooks;
 use crate::outbox::Outbox;
-use crate::protocol::{ChatText, PlayerName, pb};
+use crate::protocol::{ChatText, PlayerName, Recover, pb};
 use crate::stats::Stats;
 
 /// A room kind's name, as registered.
@@ -82,6 +83,8 @@ pub struct Join {
     pub seat: Seat,
     /// For the plugin's join attempt.
     pub metadata: Bytes,
+    /// Recover from this seq of this epoch, if the room can.
+    pub recover: Option<Recover>,
     /// Whether the room took the member.
     pub accepted: Reply<Admission>,
 }
@@ -223,4 +226,8 @@ pub struct RoomContext {
     pub max_members: usize,
     /// Members per member list frame ([`Config::members_per_frame`](crate::Config::members_per_frame)).
     pub members_per_frame: usize,
+    /// [`Config::room_history_size`](crate::Config::room_history_size).
+    pub history_size: usize,
+    /// [`Config::room_history_ttl_ms`](crate::Config::room_history_ttl_ms).
+    pub history_ttl: Duration,
 }

@@ -80,6 +80,8 @@ impl Core {
         };
         let (room_stats, room_hooks, room_inbox) = (stats.clone(), hooks.clone(), config.room_inbox);
         let (max_members, members_per_frame) = (config.max_room_members, config.members_per_frame());
+        let history_size = config.room_history_size;
+        let history_ttl = Duration::from_millis(config.room_history_ttl_ms);
         let plugins = PluginLimits {
             kinds: Arc::new(kinds),
             hook_budget: Duration::from_micros(config.plugin_hook_budget_us),
@@ -100,6 +102,8 @@ impl Core {
                 inbox: room_inbox,
                 max_members,
                 members_per_frame,
+                history_size,
+                history_ttl,
             },
         );
         let context = Arc::new(SessionContext {

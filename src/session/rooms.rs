@@ -75,12 +75,14 @@ impl Session {
             kind,
             params,
             metadata,
+            recover,
         } = spec;
         let wanted = Wanted {
             room,
             kind,
             params,
             metadata,
+            recover,
         };
         self.enter(ctx, request_id, async move |directory, joiner| {
             directory
