@@ -22,9 +22,11 @@ use crate::protocol::{CodecError, ErrorCode, FrameCodec, FrameLimit, PROTOCOL_VE
 
 pub use self::reader::ReaderParts;
 use self::reader::unexpected;
+pub use self::reconnect::{Backoff, Event, Reconnected, Reconnecting};
 
 mod plugin;
 mod reader;
+mod reconnect;
 
 /// Largest frame the client accepts from a server.
 pub const MAX_SERVER_FRAME: usize = 64 << 20;
