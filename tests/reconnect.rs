@@ -11,18 +11,16 @@ use support::{WAIT, spawn_server};
 use tavern::client::{Backoff, Event, Reconnecting};
 use tavern::protocol::pb::server_message::Body;
 
-/// The next room event's seq and what it is, reading past Reconnected.
+/// The next room event's seq and what it is (not a reconnection).
 async fn next_sequenced(client: &mut Reconnecting) -> (u64, String) {
-    loop {
-        let Event::Message(message) = client.next_event(WAIT).await.unwrap() else {
-            panic!("a second reconnection");
-        };
-        return match message.body {
-            Some(Body::Chat(chat)) => (chat.seq, format!("chat {}", chat.text)),
-            Some(Body::MemberJoined(joined)) => (joined.seq, format!("joined {}", joined.member.unwrap().name)),
-            Some(Body::MemberLeft(left)) => (left.seq, format!("left {}", left.member.unwrap().name)),
-            other => panic!("expected a room event, got {other:?}"),
-        };
+    let Event::Message(message) = client.next_event(WAIT).await.unwrap() else {
+        panic!("a second reconnection");
+    };
+    match message.body {
+        Some(Body::Chat(chat)) => (chat.seq, format!("chat {}", chat.text)),
+        Some(Body::MemberJoined(joined)) => (joined.seq, format!("joined {}", joined.member.unwrap().name)),
+        Some(Body::MemberLeft(left)) => (left.seq, format!("left {}", left.member.unwrap().name)),
+        other => panic!("expected a room event, got {other:?}"),
     }
 }
 
@@ -46,7 +44,9 @@ async fn a_dropped_client_reconnects_and_recovers_what_it_missed() {
         "requests fail fast while disconnected"
     );
     for text in ["one", "two"] {
+        // Ordered by the room (its echo came back) before Bob returns.
         ann.chat("r", text).await.unwrap();
+        while !matches!(ann.next_event(WAIT).await.unwrap().body, Some(Body::Chat(chat)) if chat.text == text) {}
     }
     let Event::Reconnected(back) = bob.next_event(WAIT).await.unwrap() else {
         panic!("expected Reconnected");

@@ -20,6 +20,18 @@ async fn next_sequenced(client: &mut Client) -> (u64, String) {
     }
 }
 
+/// Sends `text` to room `r` and waits for its echo: the room has ordered it.
+async fn chat_ordered(client: &mut Client, text: &str) {
+    client.chat("r", text).await.unwrap();
+    loop {
+        if let Some(Body::Chat(chat)) = client.next_event(WAIT).await.expect("the echo in time").body
+            && chat.text == text
+        {
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_returning_member_recovers_what_it_missed_in_order() {
     let server = spawn_server(&[]);
@@ -32,7 +44,7 @@ async fn a_returning_member_recovers_what_it_missed_in_order() {
     let (seen, _) = next_sequenced(&mut bob).await;
     bob.leave("r").await.unwrap();
     for text in ["one", "two", "three"] {
-        ann.chat("r", text).await.unwrap();
+        chat_ordered(&mut ann, text).await;
     }
     let back = bob.rejoin("r", seen, joined.epoch).await.unwrap();
     assert!(back.recovered);
@@ -68,7 +80,7 @@ async fn a_stale_epoch_or_a_short_history_is_not_recovered() {
     bob.leave("r").await.unwrap();
     // More missed than the room keeps.
     for text in ["one", "two", "three"] {
-        ann.chat("r", text).await.unwrap();
+        chat_ordered(&mut ann, text).await;
     }
     let short = bob.rejoin("r", stale.seq + 1, joined.epoch).await.unwrap();
     assert!(!short.recovered);
