@@ -50,7 +50,11 @@ fn world(players: u64, side: f32) -> (Space, Vec<View>) {
 /// steer each tick), the space advances, every view is diffed and encoded.
 fn tick(space: &mut Space, views: &mut [View], tick: u64) -> usize {
     let settings = space.settings.clone();
-    for entity in space.entities.iter_mut().filter(|e| (e.id.get() + tick) % 2 == 0) {
+    for entity in space
+        .entities
+        .iter_mut()
+        .filter(|e| (e.id.get() + tick).is_multiple_of(2))
+    {
         let to = Point {
             x: entity.position.x + fastrand::f32() * 4.0 - 2.0,
             y: entity.position.y + fastrand::f32() * 4.0 - 2.0,

@@ -1,25 +1,33 @@
-//! Server-signed session tokens (`--auth token`).
+//! Session tokens (`--auth token`): JSON Web Tokens (RFC 7519), checked with
+//! the `jsonwebtoken` crate.
 //!
-//! A token is `v1.PAYLOAD.MAC`: `PAYLOAD` is the base64url (unpadded) JSON
-//! `{"sub": player id, "name": display name, "exp": unix seconds, "jti": token id}`
-//! and `MAC` the base64url HMAC-SHA256, under the server's key, of
-//! `v1.PAYLOAD`. The MAC is checked first, in constant time; then the expiry
-//! (required), then the deny-list (a token id or a player id). Hello's name
-//! must be the token's name. `tavern token` mints tokens from the same key.
+//! A token is signed with HS256 under the server's shared key, or with RS256,
+//! ES256 or EdDSA by an identity service whose public keys the server holds
+//! (a PEM file or a JWKS). The algorithms a server accepts are pinned by its
+//! configuration: the header's `alg` only selects among them, and a key is
+//! only ever used for its own family (the shared key for HS256, public keys
+//! for the rest), so neither `alg: none` nor a public key used as an HMAC
+//! secret gets in. Then the claims: `exp` (required) and `nbf` (when present)
+//! against the clock, `iss` and `aud` when configured, the deny-list (`jti`
+//! or `sub`), and that Hello's name is the token's `name`. `tavern token`
+//! mints HS256 tokens from the shared key.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-/// The shortest key accepted, bytes.
-pub const MIN_KEY_LEN: usize = 32;
-const PREFIX: &str = "v1.";
+pub use keys::{KeyError, KeySources, MIN_KEY_LEN, SigningAlgorithm, parse_hex_key};
+
+use keys::Keys;
+
+mod keys;
 
 /// What a token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,10 +36,30 @@ pub struct Claims {
     pub sub: String,
     /// The display name the player may use.
     pub name: String,
-    /// Expiry, seconds since the Unix epoch.
+    /// Expiry, seconds since the Unix epoch (required).
     pub exp: u64,
+    /// Not before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// The token's own id, for revocation.
-    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Who issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Whom the token is for (one audience or several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+}
+
+/// A token's `aud`: one string, or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "game"`.
+    One(String),
+    /// `"aud": ["game", "chat"]`.
+    Many(Vec<String>),
 }
 
 /// Why a token was refused. Each is answered UNAUTHENTICATED.
@@ -40,15 +68,31 @@ pub enum TokenError {
     /// Hello carried no token.
     #[error("a token is required")]
     Missing,
-    /// Not `v1.PAYLOAD.MAC`, not base64url, or not the claims (an expiry included).
+    /// Not a JWT, not base64url, or not the claims (`sub`, `name` and `exp` included).
     #[error("malformed token")]
     Malformed,
-    /// The MAC does not match this server's key.
+    /// The header's `alg` is not one this server accepts (`none` never is).
+    #[error("token algorithm not accepted")]
+    WrongAlgorithm,
+    /// No key of this server fits the header's `alg` and `kid`.
+    #[error("no key for this token")]
+    UnknownKey,
+    /// The signature does not verify under the key.
     #[error("token signature does not verify")]
     BadSignature,
-    /// Past its expiry.
+    /// Past its expiry (`exp`).
     #[error("token expired")]
     Expired,
+    /// Before its `nbf`.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// Its `iss` is missing or not the configured issuer.
+    #[error("token issuer not accepted")]
+    WrongIssuer,
+    /// Its `aud` is missing or does not name the configured audience, or it
+    /// names an audience where none is configured.
+    #[error("token audience not accepted")]
+    WrongAudience,
     /// On the deny-list.
     #[error("token revoked")]
     Revoked,
@@ -57,49 +101,86 @@ pub enum TokenError {
     WrongName,
 }
 
-/// Why a signing key cannot be used (setting `auth_key`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// An odd number of hex digits.
-    #[error("auth_key must be an even number of hex digits")]
-    OddLength,
-    /// Something other than hex digits.
-    #[error("auth_key must be hex digits")]
-    NotHex,
-    /// Fewer bytes than [`MIN_KEY_LEN`].
-    #[error("auth_key has {0} bytes; at least {MIN_KEY_LEN} are needed")]
-    TooShort(usize),
+/// What a token must satisfy besides its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The algorithms accepted (`auth_algorithms`); a token's header picks among them.
+    pub algorithms: Vec<SigningAlgorithm>,
+    /// The `iss` required, if any (`auth_issuer`).
+    pub issuer: Option<String>,
+    /// The audience this server is, if any (`auth_audience`).
+    pub audience: Option<String>,
 }
 
-/// Signs and checks tokens with one key; holds the deny-list, which can be
-/// replaced while the server runs ([`Authority::replace_denied`]).
+impl Default for Policy {
+    /// HS256 only, no issuer or audience.
+    fn default() -> Self {
+        Policy {
+            algorithms: vec![SigningAlgorithm::Hs256],
+            issuer: None,
+            audience: None,
+        }
+    }
+}
+
+/// Checks tokens (and mints HS256 ones, given the shared key); holds the
+/// deny-list, which can be replaced while the server runs
+/// ([`Authority::replace_denied`]).
 #[derive(Clone)]
 pub struct Authority {
-    key: Vec<u8>,
+    keys: Arc<Keys>,
+    signing: Option<EncodingKey>,
+    /// One per accepted algorithm, allowing that one only (`jsonwebtoken`
+    /// wants every algorithm of a validation in the key's family).
+    validations: Arc<[Validation]>,
     denied: Arc<RwLock<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
-            .field("key", &"<secret>")
+            .field("keys", &"<keys>")
+            .field(
+                "algorithms",
+                &self.validations.iter().flat_map(|v| &v.algorithms).collect::<Vec<_>>(),
+            )
             .field("denied", &self.denied().len())
             .finish()
     }
 }
 
 impl Authority {
-    /// An authority with `key` (at least [`MIN_KEY_LEN`] bytes) and the
-    /// revoked token or player ids in `denied`.
+    /// An HS256 authority with the shared `key` (at least [`MIN_KEY_LEN`]
+    /// bytes) and the revoked token or player ids in `denied`.
     ///
     /// # Errors
     /// [`KeyError::TooShort`].
     pub fn new(key: Vec<u8>, denied: HashSet<String>) -> Result<Authority, KeyError> {
-        if key.len() < MIN_KEY_LEN {
-            return Err(KeyError::TooShort(key.len()));
-        }
+        let sources = KeySources {
+            shared: Some(&key),
+            ..KeySources::default()
+        };
+        Authority::build(&Policy::default(), sources, denied)
+    }
+
+    /// An authority accepting what `policy` allows, with the keys of
+    /// `sources` (files are read now), and the revoked ids in `denied`.
+    ///
+    /// # Errors
+    /// [`KeyError`] naming the setting at fault: a key cannot be read or used,
+    /// or a pinned algorithm has no key of its kind.
+    pub fn build(policy: &Policy, sources: KeySources<'_>, denied: HashSet<String>) -> Result<Authority, KeyError> {
+        let keys = Keys::load(sources, &policy.algorithms)?;
+        let signing = sources.shared.map(EncodingKey::from_secret).transpose().ok().flatten();
+        let validations = policy
+            .algorithms
+            .iter()
+            .map(|alg| validation(alg.jwt(), policy))
+            .collect();
         Ok(Authority {
-            key,
+            keys: Arc::new(keys),
+            signing,
+            validations,
             denied: Arc::new(RwLock::new(denied)),
         })
     }
@@ -113,19 +194,13 @@ impl Authority {
         self.denied.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!())
-    }
-
-    /// A token for `claims`.
-    pub fn mint(&self, claims: &Claims) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-        let signed = format!("{PREFIX}{payload}");
-        let mut mac = self.mac();
-        mac.update(signed.as_bytes());
-        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signed}.{tag}")
+    /// An HS256 token for `claims`, signed with the shared key.
+    ///
+    /// # Errors
+    /// [`KeyError::NoSharedKey`] without one; [`KeyError::Sign`] if signing fails.
+    pub fn mint(&self, claims: &Claims) -> Result<String, KeyError> {
+        let key = self.signing.as_ref().ok_or(KeyError::NoSharedKey)?;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, key).map_err(|e| KeyError::Sign(e.to_string()))
     }
 
     /// Checks `token` for a Hello naming `name`, at time `now`.
@@ -136,20 +211,25 @@ impl Authority {
         if token.is_empty() {
             return Err(TokenError::Missing);
         }
-        let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let payload = signed.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| header_error(token))?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|v| v.algorithms.contains(&header.alg))
+            .ok_or(TokenError::WrongAlgorithm)?;
+        let key = self.keys.select(&header)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| token_error(e.kind()))?
+            .claims;
         let now = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(TokenError::NotYetValid);
+        }
         let denied = self.denied();
-        if denied.contains(&claims.jti) || denied.contains(&claims.sub) {
+        if claims.jti.as_ref().is_some_and(|jti| denied.contains(jti)) || denied.contains(&claims.sub) {
             return Err(TokenError::Revoked);
         }
         if claims.name != name {
@@ -159,23 +239,60 @@ impl Authority {
     }
 }
 
-/// Reads a key given as hex (64 or more hex digits for 32 bytes).
-///
-/// # Errors
-/// [`KeyError`]: not hex, or an odd number of digits.
-pub fn parse_hex_key(hex: &str) -> Result<Vec<u8>, KeyError> {
-    let hex = hex.trim();
-    if hex.len() % 2 != 0 {
-        return Err(KeyError::OddLength);
+/// What `jsonwebtoken` checks of a token signed with `alg`: that algorithm
+/// only, `exp` present (the times themselves are checked against the caller's
+/// clock in [`Authority::verify`], to the second), and the issuer and
+/// audience of `policy`, both required when configured.
+fn validation(alg: Algorithm, policy: &Policy) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    let mut required = vec!["exp"];
+    if let Some(issuer) = &policy.issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or(KeyError::NotHex)
-        })
-        .collect()
+    if let Some(audience) = &policy.audience {
+        validation.set_audience(&[audience]);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+/// Why a header did not parse: a well-formed header naming an algorithm
+/// unknown here (`none` among them) is the wrong algorithm, anything else is
+/// malformed.
+fn header_error(token: &str) -> TokenError {
+    #[derive(Deserialize)]
+    struct Alg {
+        alg: String,
+    }
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|header| URL_SAFE_NO_PAD.decode(header).ok())
+        .and_then(|json| serde_json::from_slice::<Alg>(&json).ok());
+    match alg {
+        Some(Alg { alg }) if Algorithm::from_str(&alg).is_err() => TokenError::WrongAlgorithm,
+        _ => TokenError::Malformed,
+    }
+}
+
+/// The refusal for what `jsonwebtoken` found.
+fn token_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => TokenError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => TokenError::WrongAudience,
+        _ => TokenError::Malformed,
+    }
 }
 
 /// Reads a deny-list file: one token id or player id a line; blank lines and
@@ -193,71 +310,4 @@ pub fn read_deny_list(path: &std::path::Path) -> std::io::Result<HashSet<String>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn authority(denied: &[&str]) -> Authority {
-        Authority::new(vec![7; 32], denied.iter().map(|s| (*s).to_owned()).collect()).unwrap()
-    }
-
-    fn claims(exp: u64) -> Claims {
-        Claims {
-            sub: "p1".into(),
-            name: "ann".into(),
-            exp,
-            jti: "t1".into(),
-        }
-    }
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn a_minted_token_verifies_until_it_expires() {
-        let auth = authority(&[]);
-        let token = auth.mint(&claims(100));
-        assert_eq!(auth.verify(&token, "ann", at(99)), Ok(claims(100)));
-        assert_eq!(auth.verify(&token, "ann", at(100)), Err(TokenError::Expired));
-        assert_eq!(auth.verify(&token, "bob", at(99)), Err(TokenError::WrongName));
-    }
-
-    #[test]
-    fn forged_malformed_missing_and_revoked_tokens_are_refused() {
-        let auth = authority(&["t1"]);
-        let other = Authority::new(vec![8; 32], HashSet::new()).unwrap();
-        let forged = other.mint(&claims(100));
-        assert_eq!(
-            authority(&[]).verify(&forged, "ann", at(1)),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            auth.verify(&auth.mint(&claims(100)), "ann", at(1)),
-            Err(TokenError::Revoked)
-        );
-        assert_eq!(auth.verify("", "ann", at(1)), Err(TokenError::Missing));
-        for bad in ["v1", "v1.x", "v2.abc.def", "v1.abc.!!!", "..."] {
-            assert!(auth.verify(bad, "ann", at(1)).is_err(), "{bad}");
-        }
-        // A well-signed payload without an expiry is malformed.
-        let signed = format!(
-            "{PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(br#"{"sub":"p","name":"ann","jti":"j"}"#)
-        );
-        let mut mac = auth.mac();
-        mac.update(signed.as_bytes());
-        let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
-        assert_eq!(auth.verify(&token, "ann", at(1)), Err(TokenError::Malformed));
-    }
-
-    #[test]
-    fn keys_are_hex_of_at_least_32_bytes() {
-        assert_eq!(parse_hex_key("0aFF").unwrap(), vec![10, 255]);
-        assert_eq!(parse_hex_key("abc"), Err(KeyError::OddLength));
-        assert_eq!(parse_hex_key("zz"), Err(KeyError::NotHex));
-        assert_eq!(
-            Authority::new(vec![0; 31], HashSet::new()).map(|_| ()),
-            Err(KeyError::TooShort(31))
-        );
-    }
-}
+mod tests;

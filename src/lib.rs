@@ -16,7 +16,7 @@
 //! and keeps this true). Bottom first:
 //!
 //! 1. [`protocol`] (wire types, codec, validated requests) and [`auth`]
-//!    (session tokens): formats, knowing nothing of the server.
+//!    (session tokens: JWTs and their keys): formats, knowing nothing of the server.
 //! 2. Shared types and settings: [`ids`] (`SessionId`, `RoomId`, `WorldId`,
 //!    `DisconnectReason`, `OverloadLevel`), [`inbox`] (the one bounded actor
 //!    inbox), [`config`] (every setting, with defaults), [`tls`], [`sched`]

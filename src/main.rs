@@ -34,22 +34,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// `tavern token`: mints a token from the configured key (for development and tests).
+/// `tavern token`: mints an HS256 token from the shared key (for development and tests).
 #[derive(clap::Parser, Debug)]
-#[command(name = "tavern token", about = "Mint a session token signed with TAVERN_AUTH_KEY")]
+#[command(
+    name = "tavern token",
+    about = "Mint an HS256 session token (a JWT) signed with TAVERN_AUTH_KEY"
+)]
 struct TokenArgs {
-    /// The player's id.
+    /// The player's id (`sub`).
     #[arg(long)]
     player_id: String,
-    /// The display name the token allows.
+    /// The display name the token allows (`name`).
     #[arg(long)]
     name: String,
-    /// Lifetime, seconds.
+    /// Lifetime, seconds (`exp` is now plus this).
     #[arg(long, default_value_t = 3600)]
     ttl_s: u64,
-    /// The token's id, for revocation (default: the player id and the minting time).
+    /// The token's id (`jti`), for revocation (default: the player id and the minting time).
     #[arg(long)]
     jti: Option<String>,
+    /// The `iss` to put in the token, for a server run with `--auth-issuer`.
+    #[arg(long, env = "TAVERN_AUTH_ISSUER")]
+    issuer: Option<String>,
+    /// The `aud` to put in the token, for a server run with `--auth-audience`.
+    #[arg(long, env = "TAVERN_AUTH_AUDIENCE")]
+    audience: Option<String>,
     /// The signing key, as hex.
     #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
     auth_key: String,
@@ -58,26 +67,30 @@ struct TokenArgs {
 fn mint_token() -> ExitCode {
     use clap::Parser as _;
     let args = TokenArgs::parse_from(std::env::args_os().skip(1));
-    let authority = match tavern::auth::parse_hex_key(&args.auth_key)
-        .and_then(|key| tavern::auth::Authority::new(key, Default::default()))
-    {
-        Ok(authority) => authority,
-        Err(message) => TokenArgs::command()
-            .error(clap::error::ErrorKind::ValueValidation, message)
-            .exit(),
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let claims = tavern::auth::Claims {
-        jti: args
-            .jti
-            .unwrap_or_else(|| format!("{}-{}", args.player_id, now.as_nanos())),
+        jti: Some(
+            args.jti
+                .unwrap_or_else(|| format!("{}-{}", args.player_id, now.as_nanos())),
+        ),
         sub: args.player_id,
         name: args.name,
         exp: now.as_secs().saturating_add(args.ttl_s),
+        nbf: None,
+        iss: args.issuer,
+        aud: args.audience.map(tavern::auth::Audience::One),
     };
-    let token = authority.mint(&claims);
+    let token = match tavern::auth::parse_hex_key(&args.auth_key)
+        .and_then(|key| tavern::auth::Authority::new(key, Default::default()))
+        .and_then(|authority| authority.mint(&claims))
+    {
+        Ok(token) => token,
+        Err(message) => TokenArgs::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit(),
+    };
     // The token is the command's output, for scripts.
     std::io::Write::write_all(&mut std::io::stdout(), format!("{token}\n").as_bytes())
         .map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)

@@ -94,6 +94,13 @@ async fn stats_summarise_the_server() {
 #[tokio::test]
 async fn readiness_turns_false_before_the_listener_closes() {
     let (mut server, events) = observed_server(&["--unready-delay-ms", "5000"]);
+    // Ready once it serves (the admin endpoint answers from before that).
+    let events = tokio::task::spawn_blocking(move || {
+        wait_for(&events, |e| matches!(e, LifecycleEvent::ServerStarted { .. }));
+        events
+    })
+    .await
+    .unwrap();
     assert_eq!(server.admin_get("/healthz").await, (200, "ok\n".into()));
     assert_eq!(server.admin_get("/readyz").await.0, 200);
     let mut ann = server.connect("ann").await;

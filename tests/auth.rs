@@ -1,5 +1,9 @@
-//! Token authentication (`--auth token`) over real loopback TCP, and the
-//! `tavern token` command.
+//! Token authentication (`--auth token`, JWTs) over real loopback TCP, and
+//! the `tavern token` command.
+//!
+//! The keys are in `tests/fixtures/jwt/`, made once with `openssl genpkey` (RSA 2048, EC P-256,
+//! Ed25519) and `openssl pkey -pubout`; its README.md has the commands, and how `ec_jwks.json`
+//! was derived from `ec_public.pem`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -7,6 +11,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
 use support::{TestServer, read_to_close, spawn_server};
 use tavern::auth::{Authority, Claims};
 use tavern::client::Client;
@@ -19,14 +25,55 @@ fn authority(key: &str) -> Authority {
     Authority::new(tavern::auth::parse_hex_key(key).unwrap(), Default::default()).unwrap()
 }
 
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
 fn token(key: &str, name: &str, jti: &str, ttl: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    authority(key).mint(&Claims {
-        sub: format!("player-{name}"),
-        name: name.into(),
-        exp: now.checked_add_signed(ttl).unwrap(),
-        jti: jti.into(),
-    })
+    authority(key)
+        .mint(&Claims {
+            sub: format!("player-{name}"),
+            name: name.into(),
+            exp: now().checked_add_signed(ttl).unwrap(),
+            nbf: None,
+            jti: Some(jti.into()),
+            iss: None,
+            aud: None,
+        })
+        .unwrap()
+}
+
+/// The path of a key in `tests/fixtures/jwt/`.
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The signing key for `alg` from the fixtures (the shared key for HS256).
+fn signing_key(alg: Algorithm) -> EncodingKey {
+    let pem = |name: &str| std::fs::read(fixture(name)).unwrap();
+    match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem("ec_private.pem")).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem("ed25519_private.pem")).unwrap(),
+        _ => EncodingKey::from_secret(&tavern::auth::parse_hex_key(KEY).unwrap()).unwrap(),
+    }
+}
+
+/// A JWT with header `alg` (and `kid`) for `claims`, signed with `key`.
+fn jwt(alg: Algorithm, kid: Option<&str>, claims: &serde_json::Value, key: &EncodingKey) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// Claims for `name`, valid for a minute, with `extra` claims added.
+fn claims_for(name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut claims = json!({"sub": format!("player-{name}"), "name": name, "exp": now() + 60, "jti": name});
+    claims
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    claims
 }
 
 /// A token server whose deny-list is a new file (named after `tag`) holding `contents`.
@@ -174,4 +221,254 @@ async fn the_deny_list_is_read_again_on_sighup() {
         }
     }
     let _ = std::fs::remove_file(&deny);
+}
+
+/// A token server with `args` after `--auth token`.
+fn token_server(args: &[&str]) -> TestServer {
+    let mut all = vec!["--auth", "token"];
+    all.extend_from_slice(args);
+    spawn_server(&all)
+}
+
+#[tokio::test]
+async fn each_algorithm_gets_in_with_its_own_key() {
+    let (rsa, ec_jwks, ed) = (
+        fixture("rsa_public.pem"),
+        fixture("ec_jwks.json"),
+        fixture("ed25519_public.pem"),
+    );
+    let cases: [(&[&str], Algorithm, Option<&str>); 4] = [
+        (&["--auth-key", KEY], Algorithm::HS256, None),
+        (
+            &["--auth-algorithms", "RS256", "--auth-public-key", &rsa],
+            Algorithm::RS256,
+            None,
+        ),
+        (
+            &["--auth-algorithms", "ES256", "--auth-jwks", &ec_jwks],
+            Algorithm::ES256,
+            Some("ec-1"),
+        ),
+        (
+            &["--auth-algorithms", "EdDSA", "--auth-public-key", &ed],
+            Algorithm::EdDSA,
+            None,
+        ),
+    ];
+    for (args, alg, kid) in cases {
+        let server = token_server(args);
+        let token = jwt(alg, kid, &claims_for("ann", json!({})), &signing_key(alg));
+        let mut ann = Client::connect(server.addr).await.unwrap();
+        let welcome = ann.hello_with_token("ann", &token).await;
+        assert!(welcome.is_ok(), "{alg:?}: {welcome:?}");
+        // The same claims under another algorithm's key are refused.
+        let other = if alg == Algorithm::HS256 {
+            Algorithm::EdDSA
+        } else {
+            Algorithm::HS256
+        };
+        let token = jwt(other, kid, &claims_for("bob", json!({})), &signing_key(other));
+        assert_eq!(
+            refused(&server, "bob", &token).await,
+            ErrorCode::Unauthenticated,
+            "{alg:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsigned_tokens_and_public_keys_as_hmac_secrets_are_refused() {
+    let rsa = fixture("rsa_public.pem");
+    let rs_only = token_server(&["--auth-algorithms", "RS256", "--auth-public-key", &rsa]);
+    let both = token_server(&[
+        "--auth-algorithms",
+        "HS256,RS256",
+        "--auth-key",
+        KEY,
+        "--auth-public-key",
+        &rsa,
+    ]);
+    let encode = |value: &serde_json::Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        encode(&json!({"alg": "none", "typ": "JWT"})),
+        encode(&claims_for("eve", json!({})))
+    );
+    // HS256 signed with the RSA public key's PEM bytes as the HMAC secret.
+    let public_bytes = EncodingKey::from_secret(&std::fs::read(&rsa).unwrap()).unwrap();
+    let confused = jwt(Algorithm::HS256, None, &claims_for("eve", json!({})), &public_bytes);
+    for server in [&rs_only, &both] {
+        for token in [&unsigned, &confused] {
+            assert_eq!(
+                refused(server, "eve", token).await,
+                ErrorCode::Unauthenticated,
+                "{token}"
+            );
+        }
+        assert_eq!(server.stats.disconnects(DisconnectReason::Unauthenticated), 2);
+        // A genuine RS256 token still gets in.
+        let genuine = jwt(
+            Algorithm::RS256,
+            None,
+            &claims_for("ann", json!({})),
+            &signing_key(Algorithm::RS256),
+        );
+        Client::connect(server.addr)
+            .await
+            .unwrap()
+            .hello_with_token("ann", &genuine)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_tokens_are_refused() {
+    let server = token_server(&["--auth-key", KEY]);
+    let key = signing_key(Algorithm::HS256);
+    let expired = jwt(
+        Algorithm::HS256,
+        None,
+        &claims_for("bob", json!({"exp": now() - 1})),
+        &key,
+    );
+    let early = jwt(
+        Algorithm::HS256,
+        None,
+        &claims_for("bob", json!({"nbf": now() + 3600})),
+        &key,
+    );
+    let no_exp = {
+        let mut claims = claims_for("bob", json!({}));
+        claims.as_object_mut().unwrap().remove("exp");
+        jwt(Algorithm::HS256, None, &claims, &key)
+    };
+    for token in [&expired, &early, &no_exp] {
+        assert_eq!(
+            refused(&server, "bob", token).await,
+            ErrorCode::Unauthenticated,
+            "{token}"
+        );
+    }
+    let started = jwt(
+        Algorithm::HS256,
+        None,
+        &claims_for("ann", json!({"nbf": now() - 1})),
+        &key,
+    );
+    Client::connect(server.addr)
+        .await
+        .unwrap()
+        .hello_with_token("ann", &started)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_issuer_and_the_audience_are_checked_when_configured() {
+    let server = token_server(&[
+        "--auth-key",
+        KEY,
+        "--auth-issuer",
+        "https://id.example",
+        "--auth-audience",
+        "tavern",
+    ]);
+    let key = signing_key(Algorithm::HS256);
+    let scoped = |name: &str, iss: serde_json::Value, aud: serde_json::Value| {
+        jwt(
+            Algorithm::HS256,
+            None,
+            &claims_for(name, json!({"iss": iss, "aud": aud})),
+            &key,
+        )
+    };
+    let issuer = json!("https://id.example");
+    for (token, what) in [
+        (
+            scoped("bob", json!("https://evil.example"), json!("tavern")),
+            "wrong issuer",
+        ),
+        (scoped("bob", issuer.clone(), json!("chat")), "wrong audience"),
+        (scoped("bob", issuer.clone(), json!(["chat", "web"])), "wrong audiences"),
+        (
+            jwt(Algorithm::HS256, None, &claims_for("bob", json!({})), &key),
+            "neither",
+        ),
+    ] {
+        assert_eq!(
+            refused(&server, "bob", &token).await,
+            ErrorCode::Unauthenticated,
+            "{what}"
+        );
+    }
+    let good = scoped("ann", issuer, json!(["chat", "tavern"]));
+    Client::connect(server.addr)
+        .await
+        .unwrap()
+        .hello_with_token("ann", &good)
+        .await
+        .unwrap();
+    // `tavern token` mints for it, given the same issuer and audience.
+    let output = tavern()
+        .args(["token", "--player-id", "p8", "--name", "cid"])
+        .env("TAVERN_AUTH_KEY", KEY)
+        .env("TAVERN_AUTH_ISSUER", "https://id.example")
+        .env("TAVERN_AUTH_AUDIENCE", "tavern")
+        .output()
+        .unwrap();
+    let minted = String::from_utf8(output.stdout).unwrap();
+    Client::connect(server.addr)
+        .await
+        .unwrap()
+        .hello_with_token("cid", minted.trim())
+        .await
+        .unwrap();
+}
+
+#[test]
+fn public_key_algorithms_need_a_public_key_at_start() {
+    let parse = |args: &[&str]| {
+        let mut all = vec!["tavern", "--auth", "token"];
+        all.extend_from_slice(args);
+        tavern::Config::parse_from(all)
+    };
+    let setting = |args: &[&str]| match parse(args) {
+        Err(tavern::config::ConfigError::Invalid(invalid)) => invalid.setting,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(setting(&["--auth-algorithms", "RS256"]), "auth_algorithms");
+    assert_eq!(
+        setting(&["--auth-algorithms", "RS256,HS256", "--auth-public-key", "k.pem"]),
+        "auth_key"
+    );
+    assert_eq!(setting(&["--auth-key", KEY, "--auth-jwks", "keys.json"]), "auth_jwks");
+    assert_eq!(setting(&["--auth-key", KEY, "--auth-issuer", ""]), "auth_issuer");
+    assert!(matches!(
+        parse(&["--auth-algorithms", "none"]),
+        Err(tavern::config::ConfigError::Parse(_))
+    ));
+    assert!(parse(&["--auth-algorithms", "es256,EdDSA", "--auth-jwks", "keys.json"]).is_ok());
+    // The files are read when the server starts: a private key, or a key of the wrong kind, stops it.
+    for (file, setting) in [
+        ("rsa_private.pem", "auth_public_key"),
+        ("ec_public.pem", "auth_algorithms"),
+    ] {
+        let config = parse(&[
+            "--auth-algorithms",
+            "RS256",
+            "--auth-public-key",
+            &fixture(file),
+            "--addr",
+            "127.0.0.1:0",
+        ]);
+        let error = tavern::ServerThread::start(config.unwrap())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(setting), "{file}: {error}");
+    }
 }

@@ -267,7 +267,7 @@ pub struct CommonArgs {
     /// Where the spawned server's output goes [default: $TMPDIR/loadtest-tavern-PID.log].
     #[arg(long, requires = "spawn_server")]
     pub server_log: Option<PathBuf>,
-    /// Sign each bot's Hello with a token minted from this key (hex), for a server run with
+    /// Sign each bot's Hello with an HS256 JWT minted from this key (hex), for a server run with
     /// `--auth token`; a spawned server gets `--auth token` and the key.
     #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true, value_parser = auth_key)]
     #[serde(skip)]

@@ -49,9 +49,9 @@ impl AuthKey {
     /// How long the tokens it mints are valid.
     const TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
-    /// A token for the player `name` (its player id and token id are the name too).
-    /// The key was checked when parsed; were it unusable, the token is empty and
-    /// the server answers UNAUTHENTICATED.
+    /// An HS256 JWT for the player `name` (its player id and token id are the name
+    /// too). The key was checked when parsed; were it unusable, the token is empty
+    /// and the server answers UNAUTHENTICATED.
     pub fn token_for(&self, name: &str) -> String {
         let authority = tavern::auth::parse_hex_key(&self.0)
             .and_then(|key| tavern::auth::Authority::new(key, std::collections::HashSet::new()));
@@ -62,11 +62,16 @@ impl AuthKey {
         let exp = expiry
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        authority.mint(&tavern::auth::Claims {
-            sub: name.to_owned(),
-            name: name.to_owned(),
-            exp,
-            jti: name.to_owned(),
-        })
+        authority
+            .mint(&tavern::auth::Claims {
+                sub: name.to_owned(),
+                name: name.to_owned(),
+                exp,
+                nbf: None,
+                jti: Some(name.to_owned()),
+                iss: None,
+                aud: None,
+            })
+            .unwrap_or_default()
     }
 }

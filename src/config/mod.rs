@@ -10,8 +10,10 @@ use clap::builder::TypedValueParser as _;
 
 use crate::sched::SchedPolicy;
 
+pub use auth::{AuthConfig, AuthMode, Secret};
 pub use validate::{ConfigError, InvalidSetting};
 
+mod auth;
 mod validate;
 
 /// The default of [`Config::max_text_len`], bytes.
@@ -41,7 +43,7 @@ pub const MEMBER_FRAME_OVERHEAD: usize = 128;
     version,
     about = "Tavern game session server",
     max_term_width = 100,
-    after_help = "`tavern token --player-id ID --name NAME [--ttl-s S]` mints a session token with TAVERN_AUTH_KEY."
+    after_help = "`tavern token --player-id ID --name NAME [--ttl-s S]` mints an HS256 session token (a JWT) with TAVERN_AUTH_KEY."
 )]
 pub struct Config {
     /// Address to listen on.
@@ -339,56 +341,13 @@ pub struct Config {
     #[arg(long, env = "TAVERN_TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub tls_handshake_timeout_ms: u64,
 
-    /// Authentication: `none`, or `token` (Hello must carry a token signed with `auth_key`).
-    #[arg(long, env = "TAVERN_AUTH", value_enum, default_value_t = AuthMode::None)]
-    pub auth: AuthMode,
-
-    /// The key tokens are signed with, as hex (at least 32 bytes: 64 hex digits). Required with
-    /// `--auth token`; also what `tavern token` signs with.
-    #[arg(long, env = "TAVERN_AUTH_KEY", hide_env_values = true)]
-    pub auth_key: Option<Secret>,
-
-    /// With `--auth token`: close each session when its token expires (TOKEN_EXPIRED, checked
-    /// every heartbeat interval), so that a revoked player cannot stay on past its token.
-    /// `false` lets sessions outlive tokens.
-    #[arg(long, env = "TAVERN_AUTH_CLOSE_AT_EXPIRY", default_value_t = true, action = clap::ArgAction::Set)]
-    pub auth_close_at_expiry: bool,
-
-    /// A file of revoked token ids or player ids, one a line, checked on every Hello and
-    /// read again on SIGHUP.
-    #[arg(long, env = "TAVERN_AUTH_DENY_LIST")]
-    pub auth_deny_list: Option<std::path::PathBuf>,
+    /// Authentication: `--auth`, the token keys, algorithms and claims, the deny-list.
+    #[command(flatten)]
+    pub auth: AuthConfig,
 
     /// Overload: a level ends once every figure is below this percentage of what started it.
     #[arg(long, env = "TAVERN_OVERLOAD_RECOVER_PCT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=99))]
     pub overload_recover_pct: u8,
-}
-
-/// How clients authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AuthMode {
-    /// Anyone may say Hello.
-    None,
-    /// Hello must carry a valid server-signed token.
-    Token,
-}
-
-/// A secret setting: never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(value.to_owned()))
-    }
 }
 
 /// Where the admin endpoint listens, if anywhere.

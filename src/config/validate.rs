@@ -4,10 +4,8 @@
 use clap::Parser as _;
 
 use super::{
-    AdminAddr, AuthMode, CHAT_FRAME_OVERHEAD, Config, MAX_MEMBER_BYTES, MAX_WORLD_CELLS, MAX_WORLD_SIDE,
-    MEMBER_FRAME_OVERHEAD,
+    AdminAddr, CHAT_FRAME_OVERHEAD, Config, MAX_MEMBER_BYTES, MAX_WORLD_CELLS, MAX_WORLD_SIDE, MEMBER_FRAME_OVERHEAD,
 };
-use crate::auth::{self, KeyError};
 
 /// A setting that cannot work, or could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +22,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{problem}")]
 pub struct InvalidSetting {
-    /// The setting at fault (its field name, as in `Config`).
+    /// The setting at fault: its field name in `Config`, or for the authentication settings
+    /// (`Config::auth`) its flag's name in snake case (`auth_key` for `--auth-key`).
     pub setting: &'static str,
     /// What is wrong, in a sentence that names the setting.
     pub problem: String,
@@ -202,7 +201,7 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the TLS files go together and a token key is usable.
+    /// Checks the TLS files go together and the token settings are usable.
     fn validate_security(&self) -> Result<(), InvalidSetting> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             let setting = if self.tls_cert.is_some() { "tls_key" } else { "tls_cert" };
@@ -214,19 +213,6 @@ impl Config {
                 "tls_client_ca needs tls_cert and tls_key",
             ));
         }
-        if self.auth == AuthMode::Token {
-            let Some(key) = &self.auth_key else {
-                return Err(InvalidSetting::new(
-                    "auth_key",
-                    "auth token needs auth_key (TAVERN_AUTH_KEY)",
-                ));
-            };
-            let key = auth::parse_hex_key(&key.0).map_err(|e| InvalidSetting::new("auth_key", e.to_string()))?;
-            if key.len() < auth::MIN_KEY_LEN {
-                let problem = KeyError::TooShort(key.len()).to_string();
-                return Err(InvalidSetting::new("auth_key", problem));
-            }
-        }
-        Ok(())
+        self.auth.validate()
     }
 }

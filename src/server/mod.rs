@@ -38,7 +38,7 @@ pub use thread::ServerThread;
 
 use self::wiring::{Core, Extras};
 use crate::admin;
-use crate::auth::{self, Authority};
+use crate::auth::{self, Authority, KeySources, SigningAlgorithm};
 use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
@@ -219,11 +219,12 @@ impl Server {
 /// balancers look elsewhere first.
 async fn serve(core: &Core, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: impl Future<Output = ()>) {
     let context = &core.context;
+    // Ready before the event says it started, so that whoever hears of the start finds it ready.
+    context.stats.set_ready(true);
     match listener.local_addr() {
         Ok(addr) => context.hooks.emit(LifecycleEvent::ServerStarted { addr }),
         Err(e) => warn!(error = %e, "listening (address unknown)"),
     }
-    context.stats.set_ready(true);
     // Boxed, so that dropping it closes the listener.
     let mut accepting = Box::pin(accept::accept(listener, tls, context.clone(), core.session_homes()));
     tokio::select! {
@@ -317,7 +318,7 @@ impl Watch {
 /// file that cannot be read keeps the list in force.
 fn reload_deny_list_on_sighup(context: &SessionContext) -> Option<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (authority, path) = (context.authority.clone()?, context.config.auth_deny_list.clone()?);
+    let (authority, path) = (context.authority.clone()?, context.config.auth.deny_list.clone()?);
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(e) => {
@@ -338,25 +339,31 @@ fn reload_deny_list_on_sighup(context: &SessionContext) -> Option<tokio::task::J
     }))
 }
 
-/// The token checker `config` asks for, if any.
+/// The token checker `config` asks for, if any, its key files and deny-list read.
 fn authority(config: &Config) -> Result<Option<Authority>, ServerError> {
-    if config.auth != AuthMode::Token {
+    let settings = &config.auth;
+    if settings.mode != AuthMode::Token {
         return Ok(None);
     }
-    let invalid = |problem: String| ConfigError::Invalid(InvalidSetting::new("auth_key", problem));
-    let key = config
-        .auth_key
-        .as_ref()
-        .ok_or_else(|| invalid("auth token needs a hex auth_key".into()))?;
-    let key = auth::parse_hex_key(&key.0).map_err(|e| invalid(e.to_string()))?;
-    let denied = match &config.auth_deny_list {
+    // The shared key is used for HS256 only, and read only when HS256 is accepted.
+    let shared = if settings.algorithms.contains(&SigningAlgorithm::Hs256) {
+        Some(settings.shared_key().map_err(ConfigError::Invalid)?)
+    } else {
+        None
+    };
+    let denied = match &settings.deny_list {
         Some(path) => auth::read_deny_list(path).map_err(|source| ServerError::DenyList {
             path: path.clone(),
             source,
         })?,
         None => Default::default(),
     };
-    Authority::new(key, denied)
+    let sources = KeySources {
+        shared: shared.as_deref(),
+        public_key: settings.public_key.as_deref(),
+        jwks: settings.jwks.as_deref(),
+    };
+    Authority::build(&settings.policy(), sources, denied)
         .map(Some)
-        .map_err(|e| invalid(e.to_string()).into())
+        .map_err(|e| ConfigError::Invalid(InvalidSetting::new(e.setting(), e.to_string())).into())
 }

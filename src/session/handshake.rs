@@ -51,9 +51,11 @@ impl Session {
 
     /// Notes when the session's token expires (`exp`, Unix seconds): the
     /// heartbeat check closes it then with TOKEN_EXPIRED, unless
-    /// [`Config::auth_close_at_expiry`] is off.
+    /// [`AuthConfig::close_at_expiry`] is off.
+    ///
+    /// [`AuthConfig::close_at_expiry`]: crate::config::AuthConfig::close_at_expiry
     fn close_at_expiry(&mut self, exp: u64) {
-        if self.server.config.auth_close_at_expiry {
+        if self.server.config.auth.close_at_expiry {
             self.token_expires = Some(UNIX_EPOCH + Duration::from_secs(exp));
         }
     }

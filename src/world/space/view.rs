@@ -74,7 +74,7 @@ impl View {
                 Some(seen) if d2 <= leave2 => {
                     seen.tick = tick;
                     let far = j != me && d2 > near2;
-                    if far && (tick.wrapping_add(entity.id.get())) % far_every != 0 {
+                    if far && !tick.wrapping_add(entity.id.get()).is_multiple_of(far_every) {
                         continue;
                     }
                     let now = quantised(entity);
