@@ -85,12 +85,7 @@ impl RoomCtx<'_> {
         let seq = self.core.next_seq();
         let frame = self.event(seq, op, data, from);
         let sent = self.core.publish(seq, &frame, None);
-        self.core
-            .context
-            .stats
-            .plugins
-            .events
-            .inc_by(u64::try_from(sent).unwrap_or(u64::MAX));
+        self.count_events(sent);
         seq
     }
 
@@ -101,7 +96,7 @@ impl RoomCtx<'_> {
         let Some(i) = self.core.position(to) else { return false };
         let frame = self.event(0, op, data, from);
         let sent = self.core.send(i, frame);
-        self.core.context.stats.plugins.events.inc_by(u64::from(sent));
+        self.count_events(usize::from(sent));
         sent
     }
 
@@ -115,12 +110,7 @@ impl RoomCtx<'_> {
                 sent += usize::from(self.core.send(i, frame.clone()));
             }
         }
-        self.core
-            .context
-            .stats
-            .plugins
-            .events
-            .inc_by(u64::try_from(sent).unwrap_or(u64::MAX));
+        self.count_events(sent);
         sent
     }
 
@@ -189,6 +179,12 @@ impl RoomCtx<'_> {
     /// `RoomLeft { reason }`, then the dispose hook runs.
     pub fn close(&mut self, reason: &str) {
         self.core.effects.close.get_or_insert_with(|| reason.to_owned());
+    }
+
+    /// Counts `sent` event copies queued.
+    fn count_events(&self, sent: usize) {
+        let sent = u64::try_from(sent).unwrap_or(u64::MAX);
+        self.core.context.stats.plugins.events.inc_by(sent);
     }
 
     fn event(&self, seq: u64, op: u32, data: Bytes, from: Option<SessionId>) -> Bytes {
