@@ -49,6 +49,7 @@ const LOADTEST: &[&[&str]] = &[
         "scenarios/churn",
         "scenarios/slowloris",
         "scenarios/mmo",
+        "scenarios/reconnect",
     ],
     &["workloads", "cli", "report", "table"],
 ];

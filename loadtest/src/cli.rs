@@ -37,6 +37,8 @@ pub enum Command {
     Flood(FloodArgs),
     /// A connections trickling a Hello that never completes, beside C normal clients connecting.
     Slowloris(SlowlorisArgs),
+    /// Chat rooms whose bots' connections are cut (reset) in rounds; recovery, loss and order across the cuts.
+    Reconnect(ReconnectArgs),
     /// B bots random-walking in one world; input-to-echo latency, update traffic, server tick time.
     Mmo(MmoArgs),
     /// Internal: a worker process of --procs (reads its job on stdin).
@@ -53,6 +55,23 @@ pub struct ChatArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub find_max: FindMaxArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `reconnect`.
+#[derive(Debug, Args, Serialize)]
+pub struct ReconnectArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub rooms: RoomArgs,
+    /// Share of all bots whose connection is cut (reset) in each round.
+    #[arg(long, default_value_t = 0.05)]
+    pub cut_share: f64,
+    /// Seconds between rounds of cuts (the first comes this long after the start).
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    pub cut_every_s: f64,
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
@@ -322,6 +341,7 @@ impl Command {
             Command::Flood(args) => Some(&args.common),
             Command::Slowloris(args) => Some(&args.common),
             Command::Mmo(args) => Some(&args.common),
+            Command::Reconnect(args) => Some(&args.common),
             Command::Worker(_) => None,
         }
     }
@@ -417,84 +437,4 @@ fn to_duration(seconds: f64) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn common(addr: &str, source_ips: u8) -> CommonArgs {
-        let cli = Cli::parse_from([
-            "loadtest",
-            "idle",
-            "--addr",
-            addr,
-            "--source-ips",
-            &source_ips.to_string(),
-        ]);
-        match cli.command {
-            Command::Idle(args) => args.common,
-            other => panic!("parsed {other:?}"),
-        }
-    }
-
-    #[test]
-    fn only_loopback_targets() {
-        assert_eq!(
-            common("127.0.0.1:4000", 1).target().unwrap(),
-            "127.0.0.1:4000".parse().unwrap()
-        );
-        assert!(common("127.3.2.1:4000", 4).target().is_ok());
-        assert!(common("[::1]:4000", 1).target().is_ok());
-        let error = common("10.0.0.5:4000", 1).target().unwrap_err().to_string();
-        assert!(error.contains("not a loopback address"), "{error}");
-        assert!(common("[::1]:4000", 2).target().is_err());
-        assert!(common("nonsense", 1).target().is_err());
-    }
-
-    #[test]
-    fn seconds_are_checked() {
-        assert_eq!(seconds("1.5"), Ok(1.5));
-        assert!(seconds("-1").is_err());
-        assert!(seconds("inf").is_err());
-        assert!(seconds("x").is_err());
-    }
-
-    #[test]
-    fn mmo_flags_and_defaults() {
-        let cli = Cli::parse_from([
-            "loadtest",
-            "mmo",
-            "--density",
-            "clustered",
-            "--admin-addr",
-            "127.0.0.1:4001",
-        ]);
-        let Command::Mmo(args) = &cli.command else {
-            panic!("parsed {cli:?}");
-        };
-        assert_eq!((args.bots, args.world.as_str(), args.input_hz), (1000, "w", 10));
-        assert_eq!(args.density, Density::Clustered);
-        assert_eq!(args.step, 1.0);
-        assert_eq!(cli.command.admin_addr(), Some("127.0.0.1:4001".parse().unwrap()));
-        assert!(Cli::try_parse_from(["loadtest", "mmo", "--admin-addr", "10.0.0.1:4001"]).is_err());
-        assert!(Cli::try_parse_from(["loadtest", "mmo", "--spawn-server", "--admin-addr", "127.0.0.1:1"]).is_err());
-        let settings = serde_json::to_value(args).unwrap();
-        assert_eq!(settings["density"], "clustered");
-    }
-
-    #[test]
-    fn plugin_flags_and_defaults() {
-        let cli = Cli::parse_from(["loadtest", "plugin", "--rooms", "10", "--find-max"]);
-        let Command::Plugin(args) = &cli.command else {
-            panic!("parsed {cli:?}");
-        };
-        assert_eq!((args.kind.as_str(), args.rooms.members), ("echo", 100));
-        assert!(args.find_max.find_max);
-        let settings = serde_json::to_value(args).unwrap();
-        assert_eq!((&settings["kind"], &settings["rooms"]), (&"echo".into(), &10.into()));
-    }
-
-    #[test]
-    fn the_cli_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
+mod tests;

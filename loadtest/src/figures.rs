@@ -165,6 +165,29 @@ pub struct ChurnFigures {
     pub cycle_latency_us: LatencySummary,
 }
 
+/// Cut connections and their recovery (`reconnect`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReconnectFigures {
+    /// Share of the bots cut each round.
+    pub cut_share: f64,
+    /// Seconds between rounds of cuts.
+    pub cut_every_s: f64,
+    /// Connections cut (reset).
+    pub cuts: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Rooms joined again that recovered what was missed.
+    pub recovered: u64,
+    /// Rooms joined again that fell back to `recovered: false`.
+    pub not_recovered: u64,
+    /// Bots that gave up reconnecting.
+    pub failed: u64,
+    /// Scheduled messages not sent while the publisher was disconnected.
+    pub not_sent: u64,
+    /// From the cut to every room joined again, µs.
+    pub latency_us: LatencySummary,
+}
+
 /// Attacking connections (`slowloris`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SlowlorisFigures {

@@ -16,7 +16,7 @@
 //! 5 engine          workload progress workers runner findmax: steps of any Workload, here or in workers
 //! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
 //! 7 scenario parts  scenarios/rooms{,/*}: the rooms of chat or a plugin; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
-//! 8 scenarios       scenarios/{chat,plugin,slow,flood,idle,churn,slowloris,mmo}: each scenario, with its figures
+//! 8 scenarios       scenarios/{chat,plugin,slow,flood,idle,churn,slowloris,mmo,reconnect{,/bot}}: each scenario, with its figures
 //! 9 app             workloads cli report table{,/text,/sections} main: commands, the report, every workload's type
 //! ```
 //!
@@ -76,7 +76,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, FindMaxArgs, RoomArgs};
+use crate::cli::{Cli, Command, FindMaxArgs, ReconnectArgs, RoomArgs};
 use crate::findmax::FindMaxOptions;
 use crate::report::{Report, TargetInfo};
 use crate::runner::{Env, Runner};
@@ -86,6 +86,7 @@ use crate::scenarios::flood::FloodScenario;
 use crate::scenarios::idle::{IdleScenario, IdleWorkload};
 use crate::scenarios::mmo::{MmoScenario, MmoWorkload};
 use crate::scenarios::plugin::PluginScenario;
+use crate::scenarios::reconnect::{ReconnectScenario, ReconnectWorkload};
 use crate::scenarios::rooms::{FloodSpec, RoomsWorkload, Traffic};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
@@ -239,21 +240,17 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
             execute(SlowScenario { workload }, runner).await
         }
         Command::Flood(args) => {
-            let workload = rooms_workload(&args.rooms, Traffic::Chat, 0.0);
+            let (workload, flood_first) = (rooms_workload(&args.rooms, Traffic::Chat, 0.0), args.flood_first);
             let flood = FloodSpec {
                 size: args.flood_size,
                 in_flight: args.flood_in_flight,
             };
-            let flood_first = args.flood_first;
-            execute(
-                FloodScenario {
-                    workload,
-                    flood,
-                    flood_first,
-                },
-                runner,
-            )
-            .await
+            let scenario = FloodScenario {
+                workload,
+                flood,
+                flood_first,
+            };
+            execute(scenario, runner).await
         }
         Command::Idle(args) => {
             let workload = IdleWorkload {
@@ -293,6 +290,10 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
             };
             execute(MmoScenario { workload }, runner).await
         }
+        Command::Reconnect(args) => {
+            let workload = reconnect_workload(args);
+            execute(ReconnectScenario { workload }, runner).await
+        }
         Command::Worker(_) => anyhow::bail!("the worker is not a scenario"),
     }
 }
@@ -315,6 +316,15 @@ fn rooms_workload(rooms: &RoomArgs, traffic: Traffic, slow_fraction: f64) -> Roo
         slow_fraction,
         flood: None,
         traffic,
+    }
+}
+
+/// The rooms of `reconnect`, and its cuts.
+fn reconnect_workload(args: &ReconnectArgs) -> ReconnectWorkload {
+    ReconnectWorkload {
+        rooms: rooms_workload(&args.rooms, Traffic::Chat, 0.0),
+        cut_share: args.cut_share,
+        cut_every_ms: units::round_to_u64(args.cut_every_s * 1e3),
     }
 }
 
@@ -357,6 +367,7 @@ fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
         Command::Flood(args) => serde_json::to_value(args)?,
         Command::Slowloris(args) => serde_json::to_value(args)?,
         Command::Mmo(args) => serde_json::to_value(args)?,
+        Command::Reconnect(args) => serde_json::to_value(args)?,
         Command::Worker(_) => serde_json::Value::Null,
     };
     Ok(value)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::figures::{
     BotFigures, ChatFigures, ChurnFigures, FloodFigures, GeneratorFigures, IdleFigures, MmoFigures, PluginFigures,
-    ServerFigures, SlowFigures, SlowlorisFigures, Verdict,
+    ReconnectFigures, ServerFigures, SlowFigures, SlowlorisFigures, Verdict,
 };
 use crate::tally::Tally;
 use crate::timeline::Timeline;
@@ -58,6 +58,8 @@ pub struct StepReport {
     pub slowloris: Option<SlowlorisFigures>,
     /// Bots in a world (`mmo`).
     pub mmo: Option<MmoFigures>,
+    /// Cuts and recovery (`reconnect`).
+    pub reconnect: Option<ReconnectFigures>,
     /// The server's CPU and memory in the window, when its process is known.
     pub server: Option<ServerFigures>,
     /// The load generator's own CPU in the window.
@@ -93,6 +95,7 @@ impl StepReport {
             churn: None,
             slowloris: None,
             mmo: None,
+            reconnect: None,
             server: outcome.server.map(|server| {
                 let cpu_s = server.cpu.as_secs_f64();
                 ServerFigures {

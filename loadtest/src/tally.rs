@@ -27,6 +27,39 @@ pub struct Tally {
     pub slowloris: SlowlorisTally,
     /// Bots in a world (`mmo`).
     pub mmo: MmoTally,
+    /// Cut connections and their recovery (`reconnect`).
+    pub reconnect: ReconnectTally,
+}
+
+/// Connections cut on purpose, and how the bots came back (`reconnect`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReconnectTally {
+    /// Connections cut (reset) by the cutter.
+    pub cuts: u64,
+    /// Reconnections (after a cut or any other drop).
+    pub reconnects: u64,
+    /// Rooms joined again with `recovered: true`.
+    pub recovered: u64,
+    /// Rooms joined again with `recovered: false` (history gone: a fresh start).
+    pub not_recovered: u64,
+    /// Bots that gave up reconnecting.
+    pub failed: u64,
+    /// Scheduled messages not sent because the publisher's connection was down.
+    pub not_sent: u64,
+    /// From the cut to `Reconnected` (every room joined again), µs.
+    pub latency: Latency,
+}
+
+impl ReconnectTally {
+    fn merge(&mut self, other: &ReconnectTally) {
+        self.cuts += other.cuts;
+        self.reconnects += other.reconnects;
+        self.recovered += other.recovered;
+        self.not_recovered += other.not_recovered;
+        self.failed += other.failed;
+        self.not_sent += other.not_sent;
+        self.latency.merge(&other.latency);
+    }
 }
 
 /// Connections of the step's bots.
@@ -198,6 +231,7 @@ impl Tally {
         self.churn.merge(&other.churn);
         self.slowloris.merge(&other.slowloris);
         self.mmo.merge(&other.mmo);
+        self.reconnect.merge(&other.reconnect);
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::scenarios::churn::ChurnWorkload;
 use crate::scenarios::idle::IdleWorkload;
 use crate::scenarios::mmo::MmoWorkload;
+use crate::scenarios::reconnect::ReconnectWorkload;
 use crate::scenarios::rooms::RoomsWorkload;
 use crate::scenarios::slowloris::SlowlorisWorkload;
 use crate::share::Share;
@@ -58,4 +59,6 @@ any_workload! {
     Slowloris(SlowlorisWorkload),
     /// Bots random-walking in one world.
     Mmo(MmoWorkload),
+    /// Chat rooms whose bots' connections are cut in rounds, and reconnect.
+    Reconnect(ReconnectWorkload),
 }

@@ -10,14 +10,20 @@
 //! nothing is queued, so nothing is sent twice or out of order; the
 //! application sends again after [`Event::Reconnected`].
 //!
+//! [`Reconnecting::disconnect`] ends the connection with a TCP reset (RST),
+//! as a network failure looks to the server, not with an orderly close.
+//!
 //! [`RoomJoined.recovered`]: crate::protocol::pb::RoomJoined::recovered
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
+
 use super::{Client, ClientError};
 use crate::protocol::ErrorCode;
+use crate::protocol::pb::client_message::Body as Request;
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::pb::{self, ServerMessage};
 
@@ -86,6 +92,8 @@ pub struct Reconnecting {
     token: String,
     backoff: Backoff,
     client: Option<Client>,
+    /// A second handle on the connection's socket, to reset it on [`Reconnecting::disconnect`].
+    socket: Option<socket2::Socket>,
     rooms: BTreeMap<String, Position>,
 }
 
@@ -96,7 +104,7 @@ impl Reconnecting {
     /// # Errors
     /// The first connection or its Hello failed.
     pub async fn connect(addr: SocketAddr, name: &str, token: &str, backoff: Backoff) -> Result<Self, ClientError> {
-        let mut client = Client::connect(addr).await?;
+        let (mut client, socket) = open(addr).await?;
         client.hello_with_token(name, token).await?;
         Ok(Reconnecting {
             addr,
@@ -104,6 +112,7 @@ impl Reconnecting {
             token: token.to_owned(),
             backoff,
             client: Some(client),
+            socket: Some(socket),
             rooms: BTreeMap::new(),
         })
     }
@@ -130,6 +139,18 @@ impl Reconnecting {
         self.connected()?.chat(room, text).await
     }
 
+    /// Sends a `Ping` (keep-alive) without waiting for its `Pong`, which
+    /// arrives as an [`Event::Message`]; returns the request id.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] while disconnected.
+    pub async fn ping(&mut self) -> Result<u64, ClientError> {
+        let ping = pb::Ping {
+            client_time_us: crate::protocol::now_us(),
+        };
+        self.connected()?.send(Request::Ping(ping)).await
+    }
+
     /// The next event within `timeout`. A dropped connection is not an
     /// error: it is reconnected, and the result is [`Event::Reconnected`].
     ///
@@ -147,15 +168,20 @@ impl Reconnecting {
             }
             Err(e) if dropped(&e) => {
                 self.client = None;
+                self.socket = None;
                 self.reconnect().await.map(Event::Reconnected)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Drops the connection, as a network failure would; the next
-    /// [`Reconnecting::next_event`] reconnects.
+    /// Drops the connection with a TCP reset (`SO_LINGER` 0, then close), as
+    /// a network failure would; the next [`Reconnecting::next_event`] reconnects.
     pub fn disconnect(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            // Best effort: if it fails, the close below is an orderly one.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
         self.client = None;
     }
 
@@ -187,8 +213,9 @@ impl Reconnecting {
         for attempt in 0..self.backoff.attempts {
             tokio::time::sleep(self.backoff.delay(attempt)).await;
             match self.rejoin().await {
-                Ok((client, rooms)) => {
+                Ok((client, socket, rooms)) => {
                     self.client = Some(client);
+                    self.socket = Some(socket);
                     let attempts = attempt + 1;
                     return Ok(Reconnected {
                         resumed: false,
@@ -204,8 +231,8 @@ impl Reconnecting {
     }
 
     /// One attempt: connect, Hello, and join every room from where it left off.
-    async fn rejoin(&mut self) -> Result<(Client, Vec<(String, bool)>), ClientError> {
-        let mut client = Client::connect(self.addr).await?;
+    async fn rejoin(&mut self) -> Result<(Client, socket2::Socket, Vec<(String, bool)>), ClientError> {
+        let (mut client, socket) = open(self.addr).await?;
         client.hello_with_token(&self.name, &self.token).await?;
         let mut rooms = Vec::with_capacity(self.rooms.len());
         for (room, position) in &mut self.rooms {
@@ -217,8 +244,18 @@ impl Reconnecting {
             position.epoch = joined.epoch;
             rooms.push((room.clone(), joined.recovered));
         }
-        Ok((client, rooms))
+        Ok((client, socket, rooms))
     }
+}
+
+/// Connects to `addr` (no Hello yet), keeping a duplicate of the socket's
+/// handle so that [`Reconnecting::disconnect`] can reset it.
+async fn open(addr: SocketAddr) -> Result<(Client, socket2::Socket), ClientError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(&stream).try_clone()?;
+    let (read, write) = stream.into_split();
+    Ok((Client::over(read, write), socket))
 }
 
 /// Whether `error` means the connection is gone (not that the server refused something).

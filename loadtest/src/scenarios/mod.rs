@@ -13,6 +13,7 @@ pub mod flood;
 pub mod idle;
 pub mod mmo;
 pub mod plugin;
+pub mod reconnect;
 pub mod rooms;
 pub mod slow;
 pub mod slowloris;

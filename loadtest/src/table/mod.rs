@@ -4,7 +4,9 @@
 mod sections;
 mod text;
 
-use self::sections::{chat_rows, churn_rows, flood_row, idle_row, mmo_rows, plugin_rows, slow_row, slowloris_rows};
+use self::sections::{
+    chat_rows, churn_rows, flood_row, idle_row, mmo_rows, plugin_rows, reconnect_rows, slow_row, slowloris_rows,
+};
 use self::text::{counts, latency, line, mib, ms, row};
 use crate::figures::BotFigures;
 use crate::report::Report;
@@ -118,6 +120,7 @@ fn step_block(out: &mut String, step: &StepReport) {
     section(out, step.churn.as_ref(), churn_rows);
     section(out, step.slowloris.as_ref(), slowloris_rows);
     section(out, step.mmo.as_ref(), mmo_rows);
+    section(out, step.reconnect.as_ref(), reconnect_rows);
     machine_rows(out, step);
 }
 

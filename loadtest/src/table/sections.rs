@@ -2,7 +2,8 @@
 
 use super::text::{counts, latency, row};
 use crate::figures::{
-    ChatFigures, ChurnFigures, FloodFigures, IdleFigures, MmoFigures, PluginFigures, SlowFigures, SlowlorisFigures,
+    ChatFigures, ChurnFigures, FloodFigures, IdleFigures, MmoFigures, PluginFigures, ReconnectFigures, SlowFigures,
+    SlowlorisFigures,
 };
 
 /// The chat rooms: their shape, rates, delivery and latency.
@@ -129,6 +130,32 @@ pub fn churn_rows(out: &mut String, churn: &ChurnFigures) {
     );
     row(out, "failures", counts(&churn.failures));
     row(out, "cycle", latency(&churn.cycle_latency_us));
+}
+
+/// The cuts, the reconnections and how long they took.
+pub fn reconnect_rows(out: &mut String, reconnect: &ReconnectFigures) {
+    row(
+        out,
+        "cuts",
+        format!(
+            "{:.0}% of the bots every {:.1} s: cut {}, reconnected {}, failed {}; not sent while down {}",
+            reconnect.cut_share * 100.0,
+            reconnect.cut_every_s,
+            reconnect.cuts,
+            reconnect.reconnects,
+            reconnect.failed,
+            reconnect.not_sent
+        ),
+    );
+    row(
+        out,
+        "rooms",
+        format!(
+            "recovered {}, not recovered (recovered: false) {}",
+            reconnect.recovered, reconnect.not_recovered
+        ),
+    );
+    row(out, "reconnect", latency(&reconnect.latency_us));
 }
 
 /// The attacking connections, and how the server closed them.

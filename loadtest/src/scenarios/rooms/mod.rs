@@ -13,7 +13,7 @@ mod workload;
 use std::sync::Arc;
 
 pub use self::flooder::FloodSpec;
-pub use self::workload::{RoomsWorkload, Traffic};
+pub use self::workload::{Role, RoomsWorkload, Traffic};
 use super::{Findings, Reported, one_step};
 use crate::bots;
 use crate::figures::{ChatFigures, PluginFigures};
