@@ -84,15 +84,10 @@ pub struct PluginArgs {
     /// RoomSend, carrying its data (the server's `echo` does).
     #[arg(long, default_value = "echo")]
     pub kind: String,
+    /// The rest is `chat`'s.
     #[command(flatten)]
     #[serde(flatten)]
-    pub rooms: RoomArgs,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub find_max: FindMaxArgs,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub common: CommonArgs,
+    pub chat: ChatArgs,
 }
 
 /// `slow`.
@@ -334,7 +329,7 @@ impl Command {
     pub fn common(&self) -> Option<&CommonArgs> {
         match self {
             Command::Chat(args) => Some(&args.common),
-            Command::Plugin(args) => Some(&args.common),
+            Command::Plugin(args) => Some(&args.chat.common),
             Command::Idle(args) => Some(&args.common),
             Command::Churn(args) => Some(&args.common),
             Command::Slow(args) => Some(&args.common),

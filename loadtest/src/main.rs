@@ -230,8 +230,8 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
         }
         Command::Plugin(args) => {
             let scenario = PluginScenario {
-                workload: rooms_workload(&args.rooms, Traffic::Plugin(args.kind.clone()), 0.0),
-                find_max: find_max(&args.find_max)?,
+                workload: rooms_workload(&args.chat.rooms, Traffic::Plugin(args.kind.clone()), 0.0),
+                find_max: find_max(&args.chat.find_max)?,
             };
             execute(scenario, runner).await
         }

@@ -66,8 +66,8 @@ fn plugin_flags_and_defaults() {
     let Command::Plugin(args) = &cli.command else {
         panic!("parsed {cli:?}");
     };
-    assert_eq!((args.kind.as_str(), args.rooms.members), ("echo", 100));
-    assert!(args.find_max.find_max);
+    assert_eq!((args.kind.as_str(), args.chat.rooms.members), ("echo", 100));
+    assert!(args.chat.find_max.find_max);
     let settings = serde_json::to_value(args).unwrap();
     assert_eq!((&settings["kind"], &settings["rooms"]), (&"echo".into(), &10.into()));
 }
