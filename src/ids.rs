@@ -102,11 +102,29 @@ pub enum DisconnectReason {
     ServerShutdown,
     /// Something inside the server failed (a room stopped).
     Internal,
+    /// The client said Goodbye.
+    Goodbye,
+    /// Another connection resumed the session (`Hello.resume_token`).
+    Resumed,
 }
 
 impl DisconnectReason {
+    /// Whether the connection dropped (reset, closed without Goodbye, silent,
+    /// or unwritable), rather than being ended on purpose by the client or the
+    /// server: a session whose connection drops is held for a resume.
+    pub fn is_drop(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::ClientClosed
+                | DisconnectReason::ReadError
+                | DisconnectReason::IdleTimeout
+                | DisconnectReason::WriteError
+                | DisconnectReason::WriteTimeout
+        )
+    }
+
     /// Every reason, in the order of the metric's labels.
-    pub const ALL: [DisconnectReason; 12] = [
+    pub const ALL: [DisconnectReason; 14] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ReadError,
         DisconnectReason::WriteError,
@@ -119,6 +137,8 @@ impl DisconnectReason {
         DisconnectReason::Unauthenticated,
         DisconnectReason::ServerShutdown,
         DisconnectReason::Internal,
+        DisconnectReason::Goodbye,
+        DisconnectReason::Resumed,
     ];
 
     /// The name used in metrics labels and logs.
@@ -136,6 +156,8 @@ impl DisconnectReason {
             DisconnectReason::Unauthenticated => "unauthenticated",
             DisconnectReason::ServerShutdown => "server_shutdown",
             DisconnectReason::Internal => "internal",
+            DisconnectReason::Goodbye => "goodbye",
+            DisconnectReason::Resumed => "resumed",
         }
     }
 }

@@ -155,7 +155,7 @@ async fn hooks_see_connect_join_leave_disconnect_in_order() {
             room: RoomName::parse("den").unwrap()
         }
     );
-    drop(ann);
+    ann.goodbye().await.unwrap();
     let LifecycleEvent::ConnectionClosed {
         session: closed,
         reason,
@@ -164,7 +164,7 @@ async fn hooks_see_connect_join_leave_disconnect_in_order() {
     else {
         panic!("connection_closed")
     };
-    assert_eq!((closed, reason), (session, DisconnectReason::ClientClosed));
+    assert_eq!((closed, reason), (session, DisconnectReason::Goodbye));
 
     server.shutdown().await.unwrap();
     assert_eq!(next_event(&events), LifecycleEvent::ServerDraining);

@@ -55,10 +55,10 @@ async fn duplicate_name_is_refused_and_hello_may_be_retried() {
 }
 
 #[tokio::test]
-async fn a_name_is_free_again_once_its_holder_disconnects() {
+async fn a_name_is_free_again_once_its_holder_says_goodbye() {
     let server = spawn_server(&[]);
     let ann = server.connect("ann").await;
-    drop(ann);
+    ann.goodbye().await.unwrap();
     // The release races the reconnect: retry on NAME_TAKEN within the bound.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -88,7 +88,7 @@ async fn invalid_names_and_versions() {
     let hello = pb::Hello {
         protocol_version: 99,
         name: "old".into(),
-        token: String::new(),
+        ..pb::Hello::default()
     };
     old.send(Request::Hello(hello)).await.unwrap();
     let (_, mut reader) = old.into_split();
@@ -181,7 +181,7 @@ async fn the_server_pings_a_silent_session_and_an_answer_keeps_it() {
         .send(send(client_message::Body::Hello(Hello {
             protocol_version: 1,
             name: "quiet".into(),
-            token: String::new(),
+            ..Hello::default()
         })))
         .await
         .unwrap();

@@ -87,7 +87,7 @@ async fn a_stale_epoch_or_a_short_history_is_not_recovered() {
     ann.chat("r", "after").await.unwrap();
     assert_eq!(next_sequenced(&mut bob).await, (short.seq + 1, "chat after".to_owned()));
     // A room made again is another epoch.
-    drop(ann);
+    ann.goodbye().await.unwrap();
     bob.leave("r").await.unwrap();
     let mut cat = server.connect("cat").await;
     let again = cat.join("r").await.unwrap();

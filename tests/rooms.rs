@@ -42,12 +42,12 @@ async fn join_and_leave_tell_the_others() {
     };
     assert_eq!((l.member.unwrap().name.as_str(), l.seq), ("bob", 3));
 
-    // A disconnect leaves every room too.
+    // Goodbye leaves every room too (a dropped connection is held for a resume: see tests/resume.rs).
     bob.join("lobby").await.unwrap();
     let Body::MemberJoined(_) = next_body(&mut ann).await else {
         panic!("expected MemberJoined")
     };
-    drop(bob);
+    bob.goodbye().await.unwrap();
     let Body::MemberLeft(l) = next_body(&mut ann).await else {
         panic!("expected MemberLeft")
     };

@@ -128,7 +128,7 @@ async fn players_speak_the_protocol_over_tls_and_plaintext_is_closed() {
             tavern::protocol::pb::Hello {
                 protocol_version: 1,
                 name: "eve".into(),
-                token: String::new(),
+                ..Default::default()
             },
         )),
     });

@@ -27,6 +27,7 @@ pub use self::reconnect::{Backoff, Event, Reconnected, Reconnecting};
 mod plugin;
 mod reader;
 mod reconnect;
+mod resume;
 
 /// Largest frame the client accepts from a server.
 pub const MAX_SERVER_FRAME: usize = 64 << 20;
@@ -197,6 +198,7 @@ impl Client {
             protocol_version: PROTOCOL_VERSION,
             name: name.into(),
             token: token.into(),
+            resume_token: String::new(),
         };
         match self.request(Request::Hello(hello)).await? {
             Reply::Welcome(welcome) => Ok(welcome),

@@ -1,7 +1,9 @@
 //! A client that reconnects by itself: when its connection drops it
 //! connects again with exponential backoff and full jitter (up to a cap),
-//! says Hello again, and joins each of its rooms again from the last seq it
-//! saw, so that the rooms replay what it missed ([`RoomJoined.recovered`]).
+//! says Hello again with the last Welcome's resume token (so that the server
+//! gives the session back, with its name and seats, if it still holds it),
+//! and joins each of its rooms again from the last seq it saw, so that the
+//! rooms replay what it missed ([`RoomJoined.recovered`]).
 //! The application reads [`Event`]s: the server's messages, and a
 //! [`Reconnected`] report after each reconnection saying which rooms
 //! recovered.
@@ -70,7 +72,8 @@ pub enum Event {
 /// A reconnection's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconnected {
-    /// Whether the server gave the old session back (not yet: always false).
+    /// Whether the server gave the old session back (its name, its seats
+    /// and world entity held, the others told nothing): `Welcome.resumed`.
     pub resumed: bool,
     /// Each room joined again, and whether it recovered what was missed.
     pub rooms: Vec<(String, bool)>,
@@ -90,6 +93,8 @@ pub struct Reconnecting {
     addr: SocketAddr,
     name: String,
     token: String,
+    /// The last Welcome's, for the next connection.
+    resume_token: String,
     backoff: Backoff,
     client: Option<Client>,
     /// A second handle on the connection's socket, to reset it on [`Reconnecting::disconnect`].
@@ -105,11 +110,12 @@ impl Reconnecting {
     /// The first connection or its Hello failed.
     pub async fn connect(addr: SocketAddr, name: &str, token: &str, backoff: Backoff) -> Result<Self, ClientError> {
         let (mut client, socket) = open(addr).await?;
-        client.hello_with_token(name, token).await?;
+        let welcome = client.hello_with_token(name, token).await?;
         Ok(Reconnecting {
             addr,
             name: name.to_owned(),
             token: token.to_owned(),
+            resume_token: welcome.resume_token,
             backoff,
             client: Some(client),
             socket: Some(socket),
@@ -213,15 +219,11 @@ impl Reconnecting {
         for attempt in 0..self.backoff.attempts {
             tokio::time::sleep(self.backoff.delay(attempt)).await;
             match self.rejoin().await {
-                Ok((client, socket, rooms)) => {
+                Ok((client, socket, mut reconnected)) => {
                     self.client = Some(client);
                     self.socket = Some(socket);
-                    let attempts = attempt + 1;
-                    return Ok(Reconnected {
-                        resumed: false,
-                        rooms,
-                        attempts,
-                    });
+                    reconnected.attempts = attempt + 1;
+                    return Ok(reconnected);
                 }
                 Err(e) if retryable(&e) => last = e,
                 Err(e) => return Err(e),
@@ -230,10 +232,15 @@ impl Reconnecting {
         Err(last)
     }
 
-    /// One attempt: connect, Hello, and join every room from where it left off.
-    async fn rejoin(&mut self) -> Result<(Client, socket2::Socket, Vec<(String, bool)>), ClientError> {
+    /// One attempt: connect, Hello with the resume token, and join every
+    /// room from where it left off (taking back the seats a resumed session
+    /// held). A session that was not resumed rejoins its rooms as a new member.
+    async fn rejoin(&mut self) -> Result<(Client, socket2::Socket, Reconnected), ClientError> {
         let (mut client, socket) = open(self.addr).await?;
-        client.hello_with_token(&self.name, &self.token).await?;
+        let welcome = client
+            .hello_resuming(&self.name, &self.token, &self.resume_token)
+            .await?;
+        self.resume_token = welcome.resume_token;
         let mut rooms = Vec::with_capacity(self.rooms.len());
         for (room, position) in &mut self.rooms {
             let joined = client.rejoin(room, position.seq, position.epoch).await?;
@@ -244,7 +251,12 @@ impl Reconnecting {
             position.epoch = joined.epoch;
             rooms.push((room.clone(), joined.recovered));
         }
-        Ok((client, socket, rooms))
+        let reconnected = Reconnected {
+            resumed: welcome.resumed,
+            rooms,
+            attempts: 0,
+        };
+        Ok((client, socket, reconnected))
     }
 }
 

@@ -199,6 +199,18 @@ pub struct Config {
     #[arg(long, env = "TAVERN_HELLO_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub hello_timeout_ms: u64,
 
+    /// Resume grace period, ms: a session whose connection drops (reset, closed without
+    /// Goodbye, silent past the idle timeout) is held this long for `Hello.resume_token`:
+    /// its name, its rooms' seats (the others see no MemberLeft) and its world entity.
+    /// 0 holds nothing, and Welcome carries no resume token.
+    #[arg(long, env = "TAVERN_RESUME_GRACE_MS", default_value_t = 30_000)]
+    pub resume_grace_ms: u32,
+
+    /// Most sessions held for a resume at once; a connection that drops past it ends its
+    /// session at once, as with no grace period.
+    #[arg(long, env = "TAVERN_MAX_HELD_SESSIONS", default_value_t = 10_000)]
+    pub max_held_sessions: usize,
+
     /// Write deadline: a connection whose socket takes no bytes for this long while frames wait
     /// is closed, even if its queue is not full, ms.
     #[arg(long, env = "TAVERN_WRITE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -388,6 +400,11 @@ impl Config {
     /// See [`Config::hello_timeout_ms`].
     pub fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// See [`Config::resume_grace_ms`].
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_millis(u64::from(self.resume_grace_ms))
     }
 
     /// See [`Config::tls_handshake_timeout_ms`].

@@ -210,7 +210,8 @@ mod tests {
                 pb::Hello {
                     protocol_version,
                     name,
-                    token
+                    token,
+                    resume_token: String::new(),
                 }
             ))),
             any::<u64>().prop_map(|client_time_us| Some(Body::Ping(pb::Ping { client_time_us }))),

@@ -23,9 +23,13 @@ pub enum Command {
     Hello {
         /// The player's display name.
         name: PlayerName,
-        /// Authentication token, not checked by protocol version 1.
+        /// Authentication token (checked with `--auth token`).
         token: String,
+        /// A previous Welcome's resume token; empty for a fresh session.
+        resume_token: String,
     },
+    /// The client leaves for good: end the session now, holding nothing for a resume.
+    Goodbye,
     /// Measure round-trip time.
     Ping {
         /// Echoed in the Pong.
@@ -141,7 +145,9 @@ impl Request {
             Some(Body::Hello(hello)) => PlayerName::parse(&hello.name).map(|name| Command::Hello {
                 name,
                 token: hello.token,
+                resume_token: hello.resume_token,
             }),
+            Some(Body::Goodbye(_)) => Ok(Command::Goodbye),
             Some(Body::Ping(ping)) => Ok(Command::Ping {
                 client_time_us: ping.client_time_us,
             }),
@@ -231,15 +237,28 @@ mod tests {
             protocol_version: 1,
             name: "ann".into(),
             token: "t".into(),
+            resume_token: "r".into(),
         };
         let Ok(Request {
             id: 4,
-            command: Command::Hello { name, token },
+            command:
+                Command::Hello {
+                    name,
+                    token,
+                    resume_token,
+                },
         }) = parse(4, Body::Hello(hello))
         else {
             panic!("hello did not parse")
         };
-        assert_eq!((name.as_str(), token.as_str()), ("ann", "t"));
+        assert_eq!(
+            (name.as_str(), token.as_str(), resume_token.as_str()),
+            ("ann", "t", "r")
+        );
+        assert_eq!(
+            parse(1, Body::Goodbye(pb::Goodbye {})).unwrap().command,
+            Command::Goodbye
+        );
         assert!(matches!(
             parse(1, Body::Ping(pb::Ping { client_time_us: 9 })).unwrap().command,
             Command::Ping { client_time_us: 9 }
@@ -277,7 +296,7 @@ mod tests {
         let hello = pb::Hello {
             protocol_version: 2,
             name: "ann".into(),
-            token: String::new(),
+            ..pb::Hello::default()
         };
         assert_eq!(
             parse(5, Body::Hello(hello)),

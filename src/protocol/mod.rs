@@ -40,6 +40,7 @@ impl ErrorCode {
                 | ErrorCode::IdleTimeout
                 | ErrorCode::TooManyHellos
                 | ErrorCode::TokenExpired
+                | ErrorCode::ResumedElsewhere
         )
     }
 }

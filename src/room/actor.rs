@@ -128,7 +128,7 @@ impl Room {
         let listed = Listed {
             id: core.id,
             kind: core.kind.clone(),
-            members: core.members.len(),
+            members: core.member_count(),
             max_members: core.settings.max_members,
             label: core.settings.label.clone(),
             metadata: core.settings.metadata.clone(),
@@ -264,6 +264,7 @@ impl StreamHandler<RoomCommand> for Room {
             RoomCommand::Leave(leave) => self.leave(leave, ctx),
             RoomCommand::Chat(chat) => self.chat(chat, ctx),
             RoomCommand::Send(sent) => self.plugin_sent(sent, ctx),
+            RoomCommand::Hold(session) => self.hold_command(session, ctx),
             RoomCommand::Drain(done) => done.send(()),
         }
     }

@@ -47,15 +47,31 @@ impl RoomCtx<'_> {
         &self.core.kind
     }
 
-    /// The members, in no particular order.
-    pub fn members(&self) -> impl ExactSizeIterator<Item = &Member> {
-        self.core.members.iter().map(|entry| &entry.member)
+    /// The members, in no particular order: everyone with a seat, those
+    /// held for a resume included (see [`RoomCtx::is_connected`]).
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.core.everyone().map(|entry| &entry.member)
     }
 
-    /// The member with session `session`, if it is in the room.
+    /// How many members the room has (held ones included).
+    pub fn member_count(&self) -> usize {
+        self.core.member_count()
+    }
+
+    /// The member with session `session`, if it is in the room (held or not).
     pub fn member(&self, session: SessionId) -> Option<&Member> {
-        let i = self.core.position(session)?;
-        self.core.members.get(i).map(|entry| &entry.member)
+        let entry = match self.core.position(session) {
+            Some(i) => self.core.members.get(i),
+            None => self.core.held.get(self.core.held_position(session)?),
+        };
+        entry.map(|entry| &entry.member)
+    }
+
+    /// Whether `session` is a member with a connection: false for one held
+    /// for a resume (see [`RoomPlugin::dropped`](super::RoomPlugin::dropped)),
+    /// which frames sent to it do not reach.
+    pub fn is_connected(&self, session: SessionId) -> bool {
+        self.core.position(session).is_some()
     }
 
     /// The seq of the room's last sequenced frame.

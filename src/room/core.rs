@@ -64,8 +64,11 @@ pub(super) struct RoomCore {
     pub(super) epoch: u64,
     /// The last sequenced frames, for recovery.
     pub(super) history: History,
+    /// The members with a connection: the fan-out list.
     pub(super) members: Vec<MemberEntry>,
     index: HashMap<SessionId, usize>,
+    /// Members whose session is held for a resume: counted and listed, sent nothing.
+    pub(super) held: Vec<MemberEntry>,
     pub(super) settings: Settings,
     /// Members that refused a frame since the room last looked.
     pub(super) refused: Vec<Refused>,
@@ -90,6 +93,7 @@ impl RoomCore {
             history: History::new(context.history_size, context.history_ttl),
             members: Vec::new(),
             index: HashMap::new(),
+            held: Vec::new(),
             settings: Settings::default(),
             refused: Vec::new(),
             effects: Effects::default(),
@@ -104,9 +108,24 @@ impl RoomCore {
         self.index.get(&session).copied()
     }
 
-    /// Whether `session` is a member.
+    /// Whether `session` is a member (held or not).
     pub(super) fn contains(&self, session: SessionId) -> bool {
-        self.index.contains_key(&session)
+        self.index.contains_key(&session) || self.held_position(session).is_some()
+    }
+
+    /// The index of `session` among the held members.
+    pub(super) fn held_position(&self, session: SessionId) -> Option<usize> {
+        self.held.iter().position(|entry| entry.member.id == session)
+    }
+
+    /// Everyone with a seat: members, and members held for a resume.
+    pub(super) fn everyone(&self) -> impl Iterator<Item = &MemberEntry> {
+        self.members.iter().chain(&self.held)
+    }
+
+    /// How many have a seat.
+    pub(super) fn member_count(&self) -> usize {
+        self.members.len() + self.held.len()
     }
 
     /// Adds a member at the end of the list.
@@ -115,20 +134,54 @@ impl RoomCore {
         self.members.push(entry);
     }
 
-    /// Takes `session` out of the member list, if it is in, and vacates its seat.
+    /// Takes `session` out of the room (held or not), if it is in, and vacates its seat.
     pub(super) fn take(&mut self, session: SessionId) -> Option<MemberEntry> {
+        let entry = match self.detach(session) {
+            Some(entry) => entry,
+            None => {
+                let i = self.held_position(session)?;
+                self.held.swap_remove(i)
+            }
+        };
+        entry.seat.vacate();
+        Some(entry)
+    }
+
+    /// Takes `session` out of the fan-out list, leaving its seat as it is.
+    fn detach(&mut self, session: SessionId) -> Option<MemberEntry> {
         let i = self.index.remove(&session)?;
         let entry = self.members.swap_remove(i);
         if let Some(moved) = self.members.get(i) {
             self.index.insert(moved.member.id, i);
         }
-        entry.seat.vacate();
         Some(entry)
+    }
+
+    /// Moves `session` from the fan-out list to the held members: it keeps
+    /// its seat but is sent nothing. Returns whether it was moved now.
+    pub(super) fn hold(&mut self, session: SessionId) -> bool {
+        let Some(entry) = self.detach(session) else {
+            return false;
+        };
+        self.held.push(entry);
+        true
+    }
+
+    /// Why the connection of `session` (a member with a connection) closed, if it did.
+    pub(super) fn close_reason(&self, session: SessionId) -> Option<crate::ids::DisconnectReason> {
+        let i = self.position(session)?;
+        self.members.get(i)?.outbox.close_reason()
+    }
+
+    /// Takes `session` out of the held members.
+    pub(super) fn unhold(&mut self, session: SessionId) -> Option<MemberEntry> {
+        let i = self.held_position(session)?;
+        Some(self.held.swap_remove(i))
     }
 
     /// Whether the room holds as many members as it may.
     pub(super) fn is_full(&self) -> bool {
-        self.members.len() >= self.settings.max_members
+        self.member_count() >= self.settings.max_members
     }
 
     /// Takes the next seq.
@@ -223,8 +276,7 @@ impl RoomCore {
         recovered: bool,
     ) -> Vec<Bytes> {
         let everyone: Vec<pb::Member> = self
-            .members
-            .iter()
+            .everyone()
             .map(|m| m.member.to_pb())
             .chain(std::iter::once(joiner.to_pb()))
             .collect();

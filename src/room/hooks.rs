@@ -23,6 +23,8 @@ pub(super) enum Hook {
     JoinAttempt,
     Snapshot,
     Join,
+    Dropped,
+    Reconnected,
     Leave,
     Message,
     Chat,
@@ -32,11 +34,13 @@ pub(super) enum Hook {
 }
 
 impl Hook {
-    const ALL: [Hook; 10] = [
+    const ALL: [Hook; 12] = [
         Hook::Create,
         Hook::JoinAttempt,
         Hook::Snapshot,
         Hook::Join,
+        Hook::Dropped,
+        Hook::Reconnected,
         Hook::Leave,
         Hook::Message,
         Hook::Chat,
@@ -51,6 +55,8 @@ impl Hook {
             Hook::JoinAttempt => "join_attempt",
             Hook::Snapshot => "snapshot",
             Hook::Join => "join",
+            Hook::Dropped => "dropped",
+            Hook::Reconnected => "reconnected",
             Hook::Leave => "leave",
             Hook::Message => "message",
             Hook::Chat => "chat",

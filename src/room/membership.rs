@@ -17,12 +17,16 @@ use super::plugin::LeaveReason;
 use super::{Admission, Join, Leave, Member};
 use crate::ids::{OverloadLevel, SessionId};
 use crate::outbox::SendError;
+use crate::protocol::Recover;
 
 /// Why members leave when the room closes because its plugin panicked.
-const PLUGIN_FAILED: &str = "plugin failed";
+pub(super) const PLUGIN_FAILED: &str = "plugin failed";
 
 impl Room {
     pub(super) fn join(&mut self, join: Join, ctx: &mut Context<Self>) {
+        if self.core.held_position(join.member.id).is_some() {
+            return self.reclaim(join, ctx);
+        }
         if let Some(refusal) = self.refusal(&join) {
             join.accepted.send(refusal);
             // A room that refuses its very first joiner has nobody: it closes like any emptied room.
@@ -54,16 +58,8 @@ impl Room {
             accepted.send(Admission::Rejected(PLUGIN_FAILED.to_owned()));
             return self.settle(ctx);
         };
-        let missed = recover
-            .filter(|recover| recover.epoch == self.core.epoch)
-            .and_then(|recover| self.core.history.since(recover.since_seq, self.core.seq));
-        let list = self
-            .core
-            .member_list(&member, (request_id, self.core.seq + 1), state, missed.is_some());
-        let replay = missed.iter().flatten();
-        let frames = list.len() + missed.as_ref().map_or(0, |missed| missed.len() + 1);
-        let bytes = list.iter().chain(replay).map(Bytes::len).sum();
-        if !outbox.has_room_for(frames, bytes) {
+        let greeting = self.greeting(&member, (request_id, self.core.seq + 1), state, recover);
+        if !greeting.fits(&outbox, 1) {
             // Refused before anyone hears of the joiner: its queue cannot take the member list.
             self.core.slow_consumer(&member, &outbox);
             accepted.send(Admission::Refused);
@@ -78,13 +74,7 @@ impl Room {
         accepted.send(Admission::Joined);
         let joiner = self.core.members.len() - 1;
         // Recovered: the missed events, then the joiner's own MemberJoined, so its seqs run on unbroken.
-        let recovered = missed.is_some();
-        let replay = missed.into_iter().flatten().chain(recovered.then_some(own));
-        for frame in list.into_iter().chain(replay) {
-            if !self.core.send(joiner, frame) {
-                break;
-            }
-        }
+        self.greet(joiner, greeting, Some(own));
         if self.core.settings.lock_when_full && self.core.is_full() && !self.core.settings.locked {
             self.core.settings.locked = true;
             self.auto_locked = true;
@@ -93,6 +83,39 @@ impl Room {
         self.plugin
             .call(Hook::Join, &mut self.core, |plugin, room| plugin.join(room, &member));
         self.settle(ctx);
+    }
+
+    /// What a joiner gets first: its member list (`RoomJoined` as of `seq`,
+    /// answering `request_id`), and the events it missed if it asked to
+    /// recover and the room's history still holds them all.
+    pub(super) fn greeting(
+        &mut self,
+        member: &Member,
+        (request_id, seq): (u64, u64),
+        state: Bytes,
+        recover: Option<Recover>,
+    ) -> Greeting {
+        let missed = recover
+            .filter(|recover| recover.epoch == self.core.epoch)
+            .and_then(|recover| self.core.history.since(recover.since_seq, self.core.seq));
+        let list = self
+            .core
+            .member_list(member, (request_id, seq), state, missed.is_some());
+        Greeting { list, missed }
+    }
+
+    /// Queues `greeting` for the member at `i`; when it recovers, `own` (its
+    /// own MemberJoined, already published) follows the missed events so
+    /// that its seqs run on unbroken.
+    pub(super) fn greet(&mut self, i: usize, greeting: Greeting, own: Option<Bytes>) {
+        let Greeting { list, missed } = greeting;
+        let recovered = missed.is_some();
+        let replay = missed.into_iter().flatten().chain(own.filter(|_| recovered));
+        for frame in list.into_iter().chain(replay) {
+            if !self.core.send(i, frame) {
+                break;
+            }
+        }
     }
 
     /// Why `join` is refused before the plugin is asked, if it is.
@@ -127,7 +150,7 @@ impl Room {
     /// (so a crowd leaving at once costs one pass over the room per member,
     /// not one refusal per member per departure), then runs the leave hook.
     /// `request_id` is echoed by the `RoomLeft` of a member that asked to leave.
-    fn depart(&mut self, gone: Vec<(SessionId, LeaveReason)>, request_id: u64) {
+    pub(super) fn depart(&mut self, gone: Vec<(SessionId, LeaveReason)>, request_id: u64) {
         let taken: Vec<(MemberEntry, LeaveReason)> = gone
             .into_iter()
             .filter_map(|(session, reason)| Some((self.core.take(session)?, reason)))
@@ -159,7 +182,7 @@ impl Room {
 
     /// Tells the remaining members that `member` left (later, while presence is paused).
     fn announce_left(&mut self, member: &Member) {
-        if self.core.members.is_empty() {
+        if self.core.member_count() == 0 {
             self.unannounced.clear();
         } else if self.core.context.stats.overload() == OverloadLevel::PresencePaused {
             self.unannounced.push(member.clone());
@@ -190,17 +213,19 @@ impl Room {
             if let Some(reason) = self.core.effects.close.take() {
                 return self.close(&reason, ctx);
             }
-            let refused = mem::take(&mut self.core.refused).into_iter().map(|(session, error)| {
-                let reason = match error {
-                    SendError::Full => LeaveReason::SlowConsumer,
-                    SendError::Closed => LeaveReason::Disconnected,
-                };
-                (session, reason)
-            });
+            let mut refused = Vec::new();
+            for (session, error) in mem::take(&mut self.core.refused) {
+                match error {
+                    SendError::Full => refused.push((session, LeaveReason::SlowConsumer)),
+                    // A connection that dropped under a session that may resume: the member stays.
+                    SendError::Closed if self.held_on_close(session, ctx) => {}
+                    SendError::Closed => refused.push((session, LeaveReason::Disconnected)),
+                }
+            }
             let kicked = mem::take(&mut self.core.effects.kicks)
                 .into_iter()
                 .map(|(session, reason)| (session, LeaveReason::Kicked(reason)));
-            let gone: Vec<_> = refused.chain(kicked).collect();
+            let gone: Vec<_> = refused.into_iter().chain(kicked).collect();
             if gone.is_empty() {
                 break;
             }
@@ -216,7 +241,7 @@ impl Room {
     /// Closes the room: every member gets `RoomLeft { reason }`.
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         debug!(room = %self.core.name, reason, "room closing");
-        let everyone: Vec<SessionId> = self.core.members.iter().map(|entry| entry.member.id).collect();
+        let everyone: Vec<SessionId> = self.core.everyone().map(|entry| entry.member.id).collect();
         for session in everyone {
             if let Some(entry) = self.core.take(session) {
                 let frame = self.core.room_left(0, reason);
@@ -232,7 +257,7 @@ impl Room {
     /// With nobody in it, the room refuses further joins, reports itself
     /// empty (once), stops its clock and disposes of its plugin.
     pub(super) fn close_if_empty(&mut self, ctx: &mut Context<Self>) {
-        if !self.core.members.is_empty() || self.closing {
+        if self.core.member_count() > 0 || self.closing {
             return;
         }
         self.closing = true;
@@ -245,5 +270,25 @@ impl Room {
         self.core.effects = super::context::Effects::default();
         self.core.refused.clear();
         self.plugin.failure = None;
+    }
+}
+
+/// What a joiner gets first: see [`Room::greeting`].
+pub(super) struct Greeting {
+    list: Vec<Bytes>,
+    missed: Option<Vec<Bytes>>,
+}
+
+impl Greeting {
+    /// Whether `outbox` has room for it all, and for `own` more frames after a recovery.
+    pub(super) fn fits(&self, outbox: &crate::outbox::Outbox, own: usize) -> bool {
+        let frames = self.list.len() + self.missed.as_ref().map_or(0, |missed| missed.len() + own);
+        let bytes = self
+            .list
+            .iter()
+            .chain(self.missed.iter().flatten())
+            .map(Bytes::len)
+            .sum();
+        outbox.has_room_for(frames, bytes)
     }
 }

@@ -21,6 +21,7 @@
 mod actor;
 mod context;
 mod core;
+mod held;
 mod history;
 mod hooks;
 mod kinds;
@@ -153,6 +154,9 @@ pub enum RoomCommand {
     Chat(ChatSent),
     /// See [`PluginSent`].
     Send(PluginSent),
+    /// Sent by a session whose connection is going while it is held for a
+    /// resume (its seats held): the room keeps the member but sends it nothing.
+    Hold(SessionId),
     /// Sent by the directory at shutdown: answered once everything queued before it is handled.
     Drain(Reply<()>),
 }
@@ -230,4 +234,6 @@ pub struct RoomContext {
     pub history_size: usize,
     /// [`Config::room_history_ttl_ms`](crate::Config::room_history_ttl_ms).
     pub history_ttl: Duration,
+    /// [`Config::resume_grace_ms`](crate::Config::resume_grace_ms); zero when sessions are not held.
+    pub resume_grace: Duration,
 }

@@ -50,6 +50,18 @@ pub trait RoomPlugin: Send + 'static {
     /// `RoomJoined`, so what this hook sends reaches the joiner after both.
     fn join(&mut self, _room: &mut RoomCtx<'_>, _member: &Member) {}
 
+    /// `member`'s connection dropped, and its session is held for a resume
+    /// ([`Config::resume_grace_ms`](crate::Config::resume_grace_ms)): it keeps
+    /// its seat (the others are told nothing) but is sent nothing meanwhile.
+    /// [`RoomPlugin::reconnected`] follows if it comes back in time;
+    /// otherwise [`RoomPlugin::leave`], with [`LeaveReason::Disconnected`].
+    fn dropped(&mut self, _room: &mut RoomCtx<'_>, _member: &Member) {}
+
+    /// `member`, held since its connection dropped, took its seat back on a
+    /// new connection: it has its `RoomJoined` (and the events it missed, if
+    /// it could recover them), so what this hook sends reaches it after those.
+    fn reconnected(&mut self, _room: &mut RoomCtx<'_>, _member: &Member) {}
+
     /// `member` left, for `reason`; the others have been told.
     fn leave(&mut self, _room: &mut RoomCtx<'_>, _member: &Member, _reason: LeaveReason) {}
 

@@ -18,7 +18,7 @@ use crate::directory::{Directory, Names};
 use crate::lifecycle::Hooks;
 use crate::overload;
 use crate::room::{Kinds, PluginLimits, RoomContext};
-use crate::session::{LateSends, SessionContext};
+use crate::session::{LateSends, ResumeTokens, SessionContext};
 use crate::stats::Stats;
 use crate::world::Worlds;
 
@@ -82,6 +82,7 @@ impl Core {
         let (max_members, members_per_frame) = (config.max_room_members, config.members_per_frame());
         let history_size = config.room_history_size;
         let history_ttl = Duration::from_millis(config.room_history_ttl_ms);
+        let resume_grace = config.resume_grace();
         let plugins = PluginLimits {
             kinds: Arc::new(kinds),
             hook_budget: Duration::from_micros(config.plugin_hook_budget_us),
@@ -104,6 +105,7 @@ impl Core {
                 members_per_frame,
                 history_size,
                 history_ttl,
+                resume_grace,
             },
         );
         let context = Arc::new(SessionContext {
@@ -119,6 +121,7 @@ impl Core {
             tracker: TaskTracker::new(),
             shutdown_deadline: Arc::default(),
             late_sends: LateSends::default(),
+            resume: ResumeTokens::default(),
         });
         Ok(Core {
             context,

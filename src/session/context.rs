@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::resume::ResumeTokens;
 use crate::auth::Authority;
 use crate::config::Config;
 use crate::directory::{DirectoryHandle, Names};
@@ -43,6 +44,8 @@ pub struct SessionContext {
     pub shutdown_deadline: Arc<OnceLock<Instant>>,
     /// Room commands still on their way at shutdown.
     pub late_sends: LateSends,
+    /// The sessions a resume token can take over.
+    pub resume: ResumeTokens,
 }
 
 /// What stands between the start of shutdown and draining the rooms:

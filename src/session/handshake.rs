@@ -8,7 +8,8 @@ use actix::Context;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::Session;
+use super::resume::Handed;
+use super::{Phase, Session};
 use crate::config::Config;
 use crate::ids::DisconnectReason;
 use crate::lifecycle::LifecycleEvent;
@@ -60,7 +61,15 @@ impl Session {
         }
     }
 
-    pub(super) fn hello(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, token: &str) {
+    /// Answers Hello: checks its token (with `--auth token`), then resumes
+    /// the session its resume token names, or claims the name for a new one.
+    pub(super) fn hello(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request_id: u64,
+        name: PlayerName,
+        (token, resume_token): (&str, &str),
+    ) {
         if self.member.is_some() {
             return self.reply_error(
                 ctx,
@@ -80,22 +89,35 @@ impl Session {
                 }
             }
         }
-        if !self.server.names.claim(&name, self.id) {
-            return self.reply_error(
-                ctx,
-                request_id,
-                ErrorCode::NameTaken,
-                format!("the name {name:?} is taken"),
-            );
+        if resume_token.is_empty() {
+            return self.welcome(ctx, request_id, name, None);
+        }
+        self.take_over(ctx, (resume_token, name.clone()), move |act, ctx, handed| {
+            act.welcome(ctx, request_id, name, handed);
+        });
+    }
+
+    /// Welcomes the session: the one `handed` over by a resume, or a new one
+    /// under `name` if the name is free.
+    fn welcome(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, handed: Option<Handed>) {
+        let resumed = handed.is_some();
+        match handed {
+            Some(handed) => self.adopt(handed),
+            None if self.server.names.claim(&name, self.id) => self.member = Some(Member { id: self.id, name }),
+            None => {
+                let message = format!("the name {name:?} is taken");
+                return self.reply_error(ctx, request_id, ErrorCode::NameTaken, message);
+            }
         }
         let stats = &self.server.stats;
         stats.sessions_handshake.dec();
         stats.sessions_active.inc();
+        self.phase = Phase::Active;
+        let Some(member) = &self.member else { return };
         self.server.hooks.emit(LifecycleEvent::SessionAuthenticated {
             session: self.id,
-            name: name.clone(),
+            name: member.name.clone(),
         });
-        self.member = Some(Member { id: self.id, name });
         let config = &self.server.config;
         self.frame_limit.set(config.max_frame_len);
         let welcome = pb::Welcome {
@@ -103,7 +125,13 @@ impl Session {
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             max_frame_len: u32::try_from(config.max_frame_len).unwrap_or(u32::MAX),
+            resume_token: self.issue_resume_token(ctx),
+            resumed,
+            resume_grace_ms: config.resume_grace_ms,
         };
         self.send(ctx, &protocol::server_message(request_id, Body::Welcome(welcome)));
+        if resumed {
+            self.after_resume(ctx);
+        }
     }
 }

@@ -12,9 +12,12 @@
 //! without reading further frames, so a client sending faster than its rooms
 //! are served is slowed by TCP, never buffered.
 //!
-//! The files, by concern: `handshake` (socket options, Hello), `limits`
-//! (rate limit, heartbeat), `rooms`, `world`, `replies` (what the
-//! session sends of its own), and `context` (what every session shares).
+//! A session whose connection drops is held for a resume (see `resume`).
+//!
+//! The files, by concern: `handshake` (socket options, Hello), `resume`
+//! (resume tokens, holding and handing over), `limits` (rate limit,
+//! heartbeat), `rooms`, `world`, `replies` (what the session sends of its
+//! own), and `context` (what every session shares).
 //!
 //! [`Config::max_frame_len`]: crate::Config::max_frame_len
 
@@ -22,6 +25,7 @@ mod context;
 mod handshake;
 mod limits;
 mod replies;
+mod resume;
 mod rooms;
 mod world;
 
@@ -38,6 +42,7 @@ use tracing::debug;
 
 pub use context::{LateSends, SessionContext};
 pub(crate) use handshake::tune;
+pub use resume::ResumeTokens;
 
 use self::limits::RateLimit;
 use self::rooms::JoinedRooms;
@@ -57,9 +62,24 @@ const READ_BUFFER_START: usize = 1024;
 
 type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
 
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for Hello.
+    Handshake,
+    /// Welcomed, with its connection.
+    Active,
+    /// Its connection dropped; held for a resume.
+    Held,
+    /// Ended, or handed over to the connection that resumed it.
+    Gone,
+}
+
 /// The session actor. See the module documentation.
 pub struct Session {
+    /// The session's id: the connection's own until a resume adopts the resumed session's.
     id: SessionId,
+    phase: Phase,
     peer: SocketAddr,
     /// Set by Welcome.
     member: Option<Member>,
@@ -125,6 +145,7 @@ impl Session {
             let reader = ctx.add_stream(FramedRead::with_capacity(read, codec, READ_BUFFER_START));
             Session {
                 id,
+                phase: Phase::Handshake,
                 peer,
                 member: None,
                 rooms: JoinedRooms::default(),
@@ -146,7 +167,16 @@ impl Session {
     fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
         let Request { id, command } = request;
         match command {
-            Command::Hello { name, token } => self.hello(ctx, id, name, &token),
+            Command::Hello {
+                name,
+                token,
+                resume_token,
+            } => self.hello(ctx, id, name, (&token, &resume_token)),
+            Command::Goodbye => {
+                debug!(session = %self.id, "goodbye");
+                self.close(Queued::Flush, None, DisconnectReason::Goodbye);
+                ctx.stop();
+            }
             Command::Ping { client_time_us } => {
                 let pong = pb::Pong {
                     client_time_us,
@@ -219,6 +249,9 @@ impl Actor for Session {
                 ctx.cancel_future(reader);
                 act.server.late_sends.reading_stops();
             }
+            if act.phase == Phase::Held {
+                ctx.stop();
+            }
         }));
         // Second phase, once the rooms delivered what they had: say goodbye after all that.
         let closing = self.server.closing.clone().cancelled_owned();
@@ -238,7 +271,18 @@ impl Actor for Session {
         ctx.run_interval(config.heartbeat_interval(), Self::check_idle);
     }
 
-    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.phase == Phase::Held {
+            // Its own connection closing stops nothing: only the grace period's end, a
+            // resume or shutdown ends a held session.
+            if !self.server.stop_reading.is_cancelled() {
+                return Running::Continue;
+            }
+            self.end_hold();
+        }
+        if self.hold(ctx) {
+            return Running::Continue;
+        }
         if self.server.stop_reading.is_cancelled() {
             self.say_goodbye();
         }
@@ -248,10 +292,10 @@ impl Actor for Session {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         let stats = &self.server.stats;
-        if self.member.is_some() {
-            stats.sessions_active.dec();
-        } else {
-            stats.sessions_handshake.dec();
+        match self.phase {
+            Phase::Handshake => stats.sessions_handshake.dec(),
+            Phase::Active => stats.sessions_active.dec(),
+            Phase::Held | Phase::Gone => {}
         }
         let reason = self.outbox.close_reason().unwrap_or(DisconnectReason::ClientClosed);
         self.server.hooks.emit(LifecycleEvent::ConnectionClosed {
@@ -278,6 +322,7 @@ impl Session {
         );
         if let Some(member) = &self.member {
             self.server.names.release(&member.name, self.id);
+            self.forget_resume_token();
         }
         self.leave_world_now();
         self.leave_all_rooms();

@@ -13,7 +13,9 @@ use crate::ids::{DisconnectReason, OverloadLevel};
 use crate::inbox::{Inbox, TrySendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ChatText, ErrorCode, Filter, JoinSpec, ListSpec, RoomName, pb};
-use crate::room::{ChatSent, Leave, PluginSent, RoomCommand, RoomHandle, Seat, room_info};
+use crate::room::{
+    Admission, ChatSent, Join, Leave, LeaveReason, PluginSent, RoomCommand, RoomHandle, Seat, room_info,
+};
 
 /// A room the session is in (or is joining).
 pub(super) struct InRoom {
@@ -51,8 +53,15 @@ impl JoinedRooms {
 
     /// Forgets the rooms whose seat was vacated (kicked, or the room closed).
     fn prune(&mut self) {
-        self.0.retain(|(_, in_room)| in_room.seat.is_taken());
+        self.0.retain(|(_, in_room)| !in_room.seat.is_vacated());
         self.0.shrink_to_fit();
+    }
+
+    /// Takes out the rooms whose seat is held for a resume.
+    fn take_held(&mut self) -> Vec<InRoom> {
+        let (held, kept) = self.0.drain(..).partition(|(_, in_room)| in_room.seat.is_held());
+        self.0 = kept;
+        held.into_iter().map(|(_, in_room)| in_room).collect()
     }
 
     fn len(&self) -> usize {
@@ -62,11 +71,19 @@ impl JoinedRooms {
     fn drain(&mut self) -> impl Iterator<Item = InRoom> + '_ {
         self.0.drain(..).map(|(_, in_room)| in_room)
     }
+
+    fn iter(&self) -> impl Iterator<Item = &InRoom> {
+        self.0.iter().map(|(_, in_room)| in_room)
+    }
 }
 
 impl Session {
     /// Joins `spec.room` through the directory; the room answers the client.
+    /// A seat held since a resume is taken back from its room instead.
     pub(super) fn join(&mut self, ctx: &mut Context<Self>, request_id: u64, spec: JoinSpec) {
+        if self.rooms.get(&spec.room).is_some_and(|in_room| in_room.seat.is_held()) {
+            return self.reclaim(ctx, request_id, spec);
+        }
         if let Err((code, message)) = self.may_join(Some(&spec.room)) {
             return self.reply_error(ctx, request_id, code, message);
         }
@@ -182,7 +199,19 @@ impl Session {
 
     pub(super) fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, room: RoomName) {
         match self.rooms.remove(&room).and_then(InRoom::current) {
-            Some(inbox) => {
+            // A seat held since a resume: the room has no connection to answer on.
+            Some((inbox, true)) => {
+                inbox.post(RoomCommand::Leave(Leave {
+                    request_id: 0,
+                    session: self.id,
+                }));
+                let left = pb::RoomLeft {
+                    room: room.to_string(),
+                    reason: LeaveReason::Left.as_str().to_owned(),
+                };
+                self.send(ctx, &protocol::server_message(request_id, Body::RoomLeft(left)));
+            }
+            Some((inbox, false)) => {
                 let session = self.id;
                 self.send_to_room(ctx, &inbox, RoomCommand::Leave(Leave { request_id, session }));
             }
@@ -218,7 +247,15 @@ impl Session {
                 let inbox = inbox.clone();
                 self.send_to_room(ctx, &inbox, command);
             }
-            None => self.reply_error(ctx, request_id, ErrorCode::NotInRoom, format!("not in room {room}")),
+            None => {
+                let message = match self.rooms.get(room) {
+                    Some(_) => {
+                        format!("room {room} holds this session's seat since the resume: JoinRoom takes it back")
+                    }
+                    None => format!("not in room {room}"),
+                };
+                self.reply_error(ctx, request_id, ErrorCode::NotInRoom, message);
+            }
         }
     }
 
@@ -237,10 +274,67 @@ impl Session {
         }
     }
 
+    /// Takes back the seat in `spec.room` held since a resume: the room sends
+    /// `RoomJoined` (recovering from `spec.recover` if it can) without telling
+    /// the others, who never saw the member leave. A room that let the seat
+    /// go meanwhile is joined afresh.
+    fn reclaim(&mut self, ctx: &mut Context<Self>, request_id: u64, spec: JoinSpec) {
+        let (Some(member), Some(in_room)) = (self.member.clone(), self.rooms.get(&spec.room)) else {
+            return;
+        };
+        let (inbox, seat, outbox) = (in_room.inbox.clone(), in_room.seat.clone(), self.outbox.clone());
+        let (metadata, recover) = (spec.metadata.clone(), spec.recover);
+        let asked = async move {
+            let join = |accepted| {
+                RoomCommand::Join(Join {
+                    request_id,
+                    member,
+                    outbox,
+                    seat,
+                    metadata,
+                    recover,
+                    accepted,
+                })
+            };
+            inbox.ask(join).await
+        };
+        ctx.wait(asked.into_actor(self).map(move |answer, act, ctx| match answer {
+            // Back in (the room took the seat back), or this connection is closing.
+            Ok(Admission::Joined | Admission::Refused) => {}
+            _ => {
+                if let Some(in_room) = act.rooms.remove(&spec.room) {
+                    in_room.seat.vacate();
+                    let session = act.id;
+                    in_room.inbox.post(RoomCommand::Leave(Leave { request_id: 0, session }));
+                }
+                act.join(ctx, request_id, spec);
+            }
+        }));
+    }
+
+    /// Holds every seat for a resume and tells each room, so that none
+    /// announces the member leaving when its connection closes.
+    pub(super) fn hold_rooms(&mut self) {
+        self.rooms.prune();
+        for in_room in self.rooms.iter() {
+            if in_room.seat.hold() {
+                in_room.inbox.post(RoomCommand::Hold(self.id));
+            }
+        }
+    }
+
+    /// Gives up the seats held since the resume that the client did not take back.
+    pub(super) fn leave_unclaimed_rooms(&mut self) {
+        for in_room in self.rooms.take_held() {
+            let session = self.id;
+            in_room.inbox.post(RoomCommand::Leave(Leave { request_id: 0, session }));
+        }
+    }
+
     /// Leaves every room without waiting (the session is ending).
     pub(super) fn leave_all_rooms(&mut self) {
         for in_room in self.rooms.drain() {
-            if let Some(room) = in_room.current() {
+            if let Some((room, _)) = in_room.current() {
                 let session = self.id;
                 room.post(RoomCommand::Leave(Leave { request_id: 0, session }));
             }
@@ -249,11 +343,13 @@ impl Session {
 }
 
 impl InRoom {
-    /// The room's inbox while the member holds its seat.
-    fn current(self) -> Option<Inbox<RoomCommand>> {
-        self.seat.is_taken().then_some(self.inbox)
+    /// The room's inbox while the member has a seat there, and whether it is held.
+    fn current(self) -> Option<(Inbox<RoomCommand>, bool)> {
+        let held = self.seat.is_held();
+        (!self.seat.is_vacated()).then_some((self.inbox, held))
     }
 
+    /// The room's inbox while the member is in it with this connection.
     fn current_ref(&self) -> Option<&Inbox<RoomCommand>> {
         self.seat.is_taken().then_some(&self.inbox)
     }

@@ -8,7 +8,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use super::Session;
 use crate::ids::OverloadLevel;
 use crate::protocol::{ErrorCode, MoveInput, Point, WorldName};
-use crate::world::{Arrival, InputSlot, WorldCommand, WorldHandle};
+use crate::world::{Arrival, Enter, InputSlot, WorldCommand, WorldHandle};
 
 /// The world a session is in.
 pub(super) struct InWorld {
@@ -96,6 +96,37 @@ impl Session {
             }
             None => self.reply_error(ctx, request_id, ErrorCode::NotInWorld, format!("not in world {name}")),
         }
+    }
+
+    /// Keeps the player's entity in its world while the session is held:
+    /// the world sends it nothing, and takes its closed connection for a pause.
+    pub(super) fn hold_world(&self) {
+        if let Some(world) = &self.world {
+            world.input.hold();
+        }
+    }
+
+    /// After a resume: the world sends `WorldEntered` and a fresh full view
+    /// to this connection (movement is never replayed).
+    pub(super) fn rejoin_world(&mut self, ctx: &mut Context<Self>) {
+        let (Some(world), Some(member)) = (&mut self.world, &self.member) else {
+            return;
+        };
+        world.last_client_tick = None;
+        world.input.resume();
+        let arrival = Arrival {
+            request_id: 0,
+            session: self.id,
+            name: member.name.clone(),
+            outbox: self.outbox.clone(),
+            input: world.input.clone(),
+            spawn: None,
+        };
+        let inbox = world.world.inbox.clone();
+        let rejoined = async move {
+            let _ = inbox.ask(|answer| WorldCommand::Enter(Enter { arrival, answer })).await;
+        };
+        ctx.spawn(rejoined.into_actor(self));
     }
 
     /// Leaves the world without waiting (the session is ending).

@@ -27,12 +27,14 @@ pub enum MessageKind {
     ListRooms,
     /// RoomSend.
     RoomSend,
+    /// Goodbye.
+    Goodbye,
     /// A frame that is not a valid message this server handles.
     Invalid,
 }
 
 impl MessageKind {
-    pub(super) const ALL: [MessageKind; 12] = [
+    pub(super) const ALL: [MessageKind; 13] = [
         MessageKind::Hello,
         MessageKind::Ping,
         MessageKind::Join,
@@ -44,6 +46,7 @@ impl MessageKind {
         MessageKind::QuickJoin,
         MessageKind::ListRooms,
         MessageKind::RoomSend,
+        MessageKind::Goodbye,
         MessageKind::Invalid,
     ];
 
@@ -62,6 +65,7 @@ impl MessageKind {
             Some(Body::QuickJoin(_)) => MessageKind::QuickJoin,
             Some(Body::ListRooms(_)) => MessageKind::ListRooms,
             Some(Body::RoomSend(_)) => MessageKind::RoomSend,
+            Some(Body::Goodbye(_)) => MessageKind::Goodbye,
             None => MessageKind::Invalid,
         }
     }
@@ -79,6 +83,7 @@ impl MessageKind {
             MessageKind::QuickJoin => "quick_join",
             MessageKind::ListRooms => "list_rooms",
             MessageKind::RoomSend => "room_send",
+            MessageKind::Goodbye => "goodbye",
             MessageKind::Invalid => "invalid",
         }
     }

@@ -65,8 +65,10 @@ pub struct Stats {
     pub tls_handshake_failures: IntCounter,
     /// Sessions waiting for Hello.
     pub sessions_handshake: IntGauge,
-    /// Welcomed sessions.
+    /// Welcomed sessions with a connection.
     pub sessions_active: IntGauge,
+    /// Sessions whose connection dropped, held for a resume.
+    pub sessions_held: IntGauge,
     /// Rooms alive now.
     pub rooms_open: IntGauge,
     /// Rooms created.
@@ -171,6 +173,7 @@ impl Stats {
             tls_handshake_failures: rejected.with_label_values(&["tls_handshake"]),
             sessions_handshake: sessions.with_label_values(&["handshake"]),
             sessions_active: sessions.with_label_values(&["active"]),
+            sessions_held: sessions.with_label_values(&["held"]),
             rooms_open: reg.gauge("rooms_open", "Rooms alive now."),
             rooms_created: reg.counter("rooms_created_total", "Rooms created."),
             room_members: reg.histogram(

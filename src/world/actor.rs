@@ -15,7 +15,7 @@ use crate::ids::{DisconnectReason, SessionId, WorldId};
 use crate::inbox::Mailbox;
 use crate::outbox::{Outbox, Queued, SendError};
 use crate::protocol::pb::server_message::Body;
-use crate::protocol::{self, ErrorCode, WorldName, encode_frame, pb};
+use crate::protocol::{self, ErrorCode, Point, WorldName, encode_frame, pb};
 
 /// Players handled per rayon task in a tick (below this, splitting costs more than it saves).
 const MIN_PLAYERS_PER_TASK: usize = 64;
@@ -93,7 +93,10 @@ impl World {
     }
 
     fn enter(&mut self, Enter { arrival, answer }: Enter) {
-        let entered = if self.closing {
+        let entered = if let Some(i) = self.space.index_of(arrival.session) {
+            self.resume(i, arrival);
+            Entered::Yes
+        } else if self.closing {
             Entered::Closing
         } else if self.players.len() >= self.context.max_players {
             Entered::Full
@@ -114,10 +117,29 @@ impl World {
         self.players.push(Player {
             view: View::default(),
             outbox: arrival.outbox.clone(),
-            input: arrival.input,
+            input: arrival.input.clone(),
             stale: 0,
         });
         self.context.stats.world_players.inc();
+        self.welcome(&arrival, position);
+        debug!(world = %self.name, session = %arrival.session, players = self.players.len(), "entered");
+    }
+
+    /// The player at `i` is back on a new connection (its session resumed):
+    /// `WorldEntered` where its entity is, then a full view from scratch.
+    fn resume(&mut self, i: usize, arrival: Arrival) {
+        let Some(player) = self.players.get_mut(i) else { return };
+        player.outbox = arrival.outbox.clone();
+        player.input = arrival.input.clone();
+        player.view = View::default();
+        player.stale = 0;
+        let position = self.space.entities[i].position;
+        self.welcome(&arrival, position);
+        debug!(world = %self.name, session = %arrival.session, "player resumed");
+    }
+
+    /// Queues `arrival`'s `WorldEntered`, at `position`.
+    fn welcome(&self, arrival: &Arrival, position: Point) {
         let settings = &self.context.settings;
         let entered = pb::WorldEntered {
             world: self.name.as_str().to_owned(),
@@ -138,7 +160,6 @@ impl World {
         };
         let reply = protocol::server_message(arrival.request_id, Body::WorldEntered(entered));
         self.reply(&arrival.outbox, &reply);
-        debug!(world = %self.name, session = %arrival.session, players = self.players.len(), "entered");
     }
 
     fn leave(&mut self, ctx: &mut Context<Self>, request_id: u64, session: SessionId) {
@@ -239,7 +260,8 @@ impl World {
                 .filter_map(|(i, player)| {
                     let id = space.entities[i].id;
                     if player.outbox.is_closed() {
-                        return Some((id, false));
+                        // A held session's entity stays, unseen by its player, until it resumes or ends.
+                        return (!player.input.is_held()).then_some((id, false));
                     }
                     if player.outbox.latest_pending() {
                         skipped.fetch_add(1, Ordering::Relaxed);

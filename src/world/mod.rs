@@ -20,6 +20,7 @@ mod load;
 mod registry;
 pub mod space;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use actor::World;
@@ -34,19 +35,39 @@ use crate::outbox::Outbox;
 use crate::protocol::{MoveInput, PlayerName, Point};
 use crate::stats::Stats;
 
-/// The latest Move of a session, waiting for its world's next tick.
+/// The latest Move of a session, waiting for its world's next tick; and
+/// whether the session is held for a resume (its connection gone, its
+/// entity kept).
 #[derive(Debug, Default)]
-pub struct InputSlot(Mutex<Option<MoveInput>>);
+pub struct InputSlot {
+    latest: Mutex<Option<MoveInput>>,
+    held: AtomicBool,
+}
 
 impl InputSlot {
     /// Replaces whatever Move was waiting with `input`.
     pub fn put(&self, input: MoveInput) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(input);
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(input);
     }
 
     /// Takes the waiting Move, if any.
     pub fn take(&self) -> Option<MoveInput> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The session is held: its world keeps the entity though its connection closes.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::Release);
+    }
+
+    /// The session was resumed (or never held).
+    pub fn resume(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+
+    /// Whether the session is held for a resume.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
     }
 }
 
@@ -90,7 +111,8 @@ pub enum Entered {
 /// What a world's inbox carries.
 #[derive(Debug)]
 pub enum WorldCommand {
-    /// A player enters.
+    /// A player enters; a player already in (its session resumed) gets
+    /// `WorldEntered` and a fresh full view on its new connection.
     Enter(Enter),
     /// A player leaves: on request (`request_id` set, answered `WorldLeft`),
     /// or because its session ends (`request_id` 0).

@@ -1,0 +1,114 @@
+//! Members held for a resume: a member whose session's connection dropped
+//! keeps its seat (it is counted and listed, and the others are told
+//! nothing) but is sent nothing, until its session takes the seat back with
+//! a join on its new connection, or ends (and the member leaves as usual).
+//!
+//! The session says so ([`RoomCommand::Hold`](super::RoomCommand::Hold)),
+//! but the room may find the connection closed first (a write failed): when
+//! the close was a drop and sessions are held, it holds the member at once
+//! and waits for the session's word, a hold or a leave. In case that word
+//! never comes (a session gone mid-join, say), a member whose seat its
+//! session did not hold leaves once the grace period is over.
+
+use std::time::Duration;
+
+use actix::{AsyncContext, Context};
+
+use super::actor::Room;
+use super::core::MemberEntry;
+use super::hooks::Hook;
+use super::plugin::LeaveReason;
+use super::{Admission, Join};
+use crate::ids::{DisconnectReason, SessionId};
+
+/// How long past the grace period the room waits for the session's word.
+const UNCONFIRMED_MARGIN: Duration = Duration::from_secs(1);
+
+impl Room {
+    /// Sent by a session whose connection is going, its seats held: the
+    /// member stays, is sent nothing, and the plugin is told.
+    pub(super) fn hold_command(&mut self, session: SessionId, ctx: &mut Context<Self>) {
+        self.core.hold(session);
+        let held = self.core.held_position(session).and_then(|i| self.core.held.get(i));
+        if let Some(member) = held.map(|entry| entry.member.clone()) {
+            self.plugin.call(Hook::Dropped, &mut self.core, |plugin, room| {
+                plugin.dropped(room, &member)
+            });
+        }
+        self.settle(ctx);
+    }
+
+    /// The connection of `session` refused a frame because it is closed:
+    /// returns whether the member is held (it dropped, and its session may
+    /// resume) rather than gone.
+    pub(super) fn held_on_close(&mut self, session: SessionId, ctx: &mut Context<Self>) -> bool {
+        if self.core.held_position(session).is_some() {
+            return true;
+        }
+        let grace = self.core.context.resume_grace;
+        let dropped = self.core.close_reason(session).is_some_and(DisconnectReason::is_drop);
+        if grace.is_zero() || !dropped || !self.core.hold(session) {
+            return false;
+        }
+        ctx.run_later(grace + UNCONFIRMED_MARGIN, move |room, ctx| {
+            let unconfirmed = room
+                .core
+                .held_position(session)
+                .and_then(|i| room.core.held.get(i))
+                .is_some_and(|entry| entry.seat.is_taken());
+            if unconfirmed {
+                room.depart(vec![(session, LeaveReason::Disconnected)], 0);
+                room.settle(ctx);
+            }
+        });
+        true
+    }
+
+    /// A held member's session, resumed, takes its seat back: `RoomJoined`
+    /// (as of the room's seq: the member never left, so there is no
+    /// MemberJoined) and the events it missed, when it asked to recover and
+    /// the history holds them; the others are told nothing.
+    pub(super) fn reclaim(&mut self, join: Join, ctx: &mut Context<Self>) {
+        let Join {
+            request_id,
+            member,
+            outbox,
+            seat,
+            recover,
+            accepted,
+            ..
+        } = join;
+        if outbox.is_closed() {
+            return accepted.send(Admission::Refused);
+        }
+        let state = self.plugin.call(Hook::Snapshot, &mut self.core, |plugin, room| {
+            plugin.snapshot(room, &member)
+        });
+        let Some(state) = state else {
+            accepted.send(Admission::Rejected(super::membership::PLUGIN_FAILED.to_owned()));
+            return self.settle(ctx);
+        };
+        let greeting = self.greeting(&member, (request_id, self.core.seq), state, recover);
+        if !greeting.fits(&outbox, 0) {
+            // Its new connection cannot take the member list: the seat stays held.
+            self.core.slow_consumer(&member, &outbox);
+            accepted.send(Admission::Refused);
+            return self.settle(ctx);
+        }
+        let Some(held) = self.core.unhold(member.id) else {
+            return accepted.send(Admission::Refused);
+        };
+        seat.retake();
+        self.core.push(MemberEntry {
+            member: held.member,
+            outbox,
+            seat,
+        });
+        accepted.send(Admission::Joined);
+        self.greet(self.core.members.len() - 1, greeting, None);
+        self.plugin.call(Hook::Reconnected, &mut self.core, |plugin, room| {
+            plugin.reconnected(room, &member);
+        });
+        self.settle(ctx);
+    }
+}
