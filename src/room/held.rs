@@ -88,16 +88,17 @@ impl Room {
             accepted.send(Admission::Rejected(super::membership::PLUGIN_FAILED.to_owned()));
             return self.settle(ctx);
         };
+        let Some(held) = self.core.unhold(member.id) else {
+            return accepted.send(Admission::Refused);
+        };
         let greeting = self.greeting(&member, (request_id, self.core.seq), state, recover);
         if !greeting.fits(&outbox, 0) {
             // Its new connection cannot take the member list: the seat stays held.
+            self.core.held.push(held);
             self.core.slow_consumer(&member, &outbox);
             accepted.send(Admission::Refused);
             return self.settle(ctx);
         }
-        let Some(held) = self.core.unhold(member.id) else {
-            return accepted.send(Admission::Refused);
-        };
         seat.retake();
         self.core.push(MemberEntry {
             member: held.member,

@@ -62,16 +62,21 @@ impl ResumeTokens {
         Some(format!("{id}.{}", URL_SAFE_NO_PAD.encode(secret)))
     }
 
-    /// The session `token` names, taken (so the token works once); `None`
-    /// for a malformed, unknown or used token.
-    fn take(&self, token: &str) -> Option<(SessionId, Addr<Session>)> {
+    /// The session `token` names, taken (so the token works once), with its
+    /// secret; `None` for a malformed, unknown or used token.
+    fn take(&self, token: &str) -> Option<(SessionId, Addr<Session>, [u8; SECRET_LEN])> {
         let (id, secret) = token.split_once('.')?;
         let id = SessionId::new(id.parse().ok()?);
         let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
         let (_, resumable) = self
             .sessions
             .remove_if(&id, |_, resumable| bool::from(resumable.secret.ct_eq(&secret)))?;
-        Some((id, resumable.session))
+        Some((id, resumable.session, resumable.secret))
+    }
+
+    /// Puts back a token taken by a Hello that could not use it (another name).
+    fn restore(&self, id: SessionId, secret: [u8; SECRET_LEN], session: Addr<Session>) {
+        self.sessions.entry(id).or_insert(Resumable { secret, session });
     }
 
     /// `session` ends: its token works no more.
@@ -97,6 +102,8 @@ impl ResumeTokens {
 pub(super) struct Handover {
     /// The name the resuming Hello gave: it must be the session's.
     name: PlayerName,
+    /// The token's secret, put back if the name is not the session's.
+    secret: [u8; SECRET_LEN],
 }
 
 impl Message for Handover {
@@ -117,7 +124,10 @@ impl Handler<Handover> for Session {
     type Result = Option<Handed>;
 
     fn handle(&mut self, handover: Handover, ctx: &mut Context<Self>) -> Option<Handed> {
-        if self.member.as_ref().is_none_or(|member| member.name != handover.name) {
+        let Some(member) = &self.member else { return None };
+        if member.name != handover.name {
+            // Not this player's: the token stays good for the one it was given to.
+            self.server.resume.restore(self.id, handover.secret, ctx.address());
             return None;
         }
         match self.phase {
@@ -167,11 +177,11 @@ impl Session {
             0 => None,
             _ => self.server.resume.take(token),
         };
-        let Some((id, session)) = taken else {
+        let Some((id, session, secret)) = taken else {
             debug!(session = %self.id, "resume token not taken: unknown, used or expired");
             return on_welcome(self, ctx, None);
         };
-        let asked = async move { session.send(Handover { name }).await.ok().flatten() };
+        let asked = async move { session.send(Handover { name, secret }).await.ok().flatten() };
         ctx.wait(asked.into_actor(self).map(move |handed, act, ctx| {
             if handed.is_none() {
                 debug!(session = %act.id, resumed = %id, "the session to resume was gone or not this player's");
