@@ -7,8 +7,11 @@
 
 mod support;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use support::{WAIT, next_body, spawn_server, spawn_server_with};
+use tavern::auth::{Authority, Claims, parse_hex_key};
 use tavern::client::Client;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::{ErrorCode, RoomName};
@@ -207,4 +210,40 @@ async fn a_resumed_world_player_gets_world_entered_and_a_fresh_view() {
         }
     }
     assert!(moved, "Bob's move reached the resumed player");
+}
+
+#[tokio::test]
+async fn with_token_auth_a_resume_needs_a_token_that_admits_the_player() {
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let authority = Authority::new(parse_hex_key(KEY).unwrap(), std::collections::HashSet::new()).unwrap();
+    let jwt = |name: &str| {
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 60;
+        let claims = Claims {
+            sub: format!("player-{name}"),
+            name: name.into(),
+            exp,
+            nbf: None,
+            jti: None,
+            iss: None,
+            aud: None,
+        };
+        authority.mint(&claims).unwrap()
+    };
+    let server = spawn_server(&["--auth", "token", "--auth-key", KEY]);
+    let mut ann = Client::connect(server.addr).await.unwrap();
+    let welcome = ann.hello_with_token("ann", &jwt("ann")).await.unwrap();
+    drop(ann);
+    // The resume token alone is not enough, nor with someone else's token.
+    for token in [String::new(), jwt("bob")] {
+        let mut thief = Client::connect(server.addr).await.unwrap();
+        let refused = thief.hello_resuming("ann", &token, &welcome.resume_token).await;
+        assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unauthenticated));
+    }
+    let mut back = Client::connect(server.addr).await.unwrap();
+    let resumed = back
+        .hello_resuming("ann", &jwt("ann"), &welcome.resume_token)
+        .await
+        .unwrap();
+    assert!(resumed.resumed);
+    assert_eq!(resumed.session_id, welcome.session_id);
 }
