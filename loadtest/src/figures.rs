@@ -176,6 +176,9 @@ pub struct ReconnectFigures {
     pub cuts: u64,
     /// Reconnections.
     pub reconnects: u64,
+    /// Reconnections that got their session back (the others started a new one).
+    #[serde(default)]
+    pub resumed: u64,
     /// Rooms joined again that recovered what was missed.
     pub recovered: u64,
     /// Rooms joined again that fell back to `recovered: false`.

@@ -38,6 +38,9 @@ pub struct ReconnectTally {
     pub cuts: u64,
     /// Reconnections (after a cut or any other drop).
     pub reconnects: u64,
+    /// Reconnections that got their session back (`Welcome.resumed`).
+    #[serde(default)]
+    pub resumed: u64,
     /// Rooms joined again with `recovered: true`.
     pub recovered: u64,
     /// Rooms joined again with `recovered: false` (history gone: a fresh start).
@@ -54,6 +57,7 @@ impl ReconnectTally {
     fn merge(&mut self, other: &ReconnectTally) {
         self.cuts += other.cuts;
         self.reconnects += other.reconnects;
+        self.resumed += other.resumed;
         self.recovered += other.recovered;
         self.not_recovered += other.not_recovered;
         self.failed += other.failed;

@@ -5,7 +5,8 @@
 //! again from the last seq it saw. The report gives the chat figures across
 //! the cuts (gaps, duplicates and reorders must stay zero: recovery replays
 //! with the original seqs), how long each reconnection took from the cut to
-//! `Reconnected`, and how many rooms fell back to `recovered: false`.
+//! `Reconnected`, how many reconnections got their session back, and how
+//! many rooms fell back to `recovered: false`.
 //!
 //! Loss stays exact: a publisher whose connection is down does not send
 //! what falls due meanwhile (the client fails fast, nothing is queued), and
@@ -168,6 +169,7 @@ impl Reported for ReconnectWorkload {
             cut_every_s: Duration::from_millis(self.cut_every_ms).as_secs_f64(),
             cuts: reconnect.cuts,
             reconnects: reconnect.reconnects,
+            resumed: reconnect.resumed,
             recovered: reconnect.recovered,
             not_recovered: reconnect.not_recovered,
             failed: reconnect.failed,

@@ -138,11 +138,12 @@ pub fn reconnect_rows(out: &mut String, reconnect: &ReconnectFigures) {
         out,
         "cuts",
         format!(
-            "{:.0}% of the bots every {:.1} s: cut {}, reconnected {}, failed {}; not sent while down {}",
+            "{:.0}% of the bots every {:.1} s: cut {}, reconnected {} (session resumed {}), failed {}; not sent while down {}",
             reconnect.cut_share * 100.0,
             reconnect.cut_every_s,
             reconnect.cuts,
             reconnect.reconnects,
+            reconnect.resumed,
             reconnect.failed,
             reconnect.not_sent
         ),

@@ -85,6 +85,7 @@ struct Counts {
     cut_at_ns: Option<u64>,
     cuts: u64,
     reconnects: u64,
+    resumed: u64,
     recovered: u64,
     not_recovered: u64,
     reconnect_us: Vec<u64>,
@@ -302,6 +303,7 @@ impl ReconnectBot {
         let reconnect = &mut tally.reconnect;
         reconnect.cuts += counts.cuts;
         reconnect.reconnects += counts.reconnects;
+        reconnect.resumed += counts.resumed;
         reconnect.recovered += counts.recovered;
         reconnect.not_recovered += counts.not_recovered;
         reconnect.not_sent += counts.not_sent;
@@ -317,6 +319,7 @@ impl Counts {
     fn reconnected(&mut self, reconnected: &Reconnected) {
         let now = wall_ns();
         self.reconnects += 1;
+        self.resumed += u64::from(reconnected.resumed);
         if let Some(cut) = self.cut_at_ns.take() {
             self.reconnect_us.push(latency_us(cut, now));
         }
