@@ -8,7 +8,7 @@ use actix::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::Session;
+use super::{Phase, Session};
 use crate::config::Config;
 use crate::ids::DisconnectReason;
 use crate::protocol::pb::{self, server_message::Body};
@@ -83,6 +83,10 @@ impl Session {
     /// closed; one silent for one interval gets a Heartbeat to answer;
     /// silent for three, it is closed.
     pub(super) fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        // A held session has no connection to watch.
+        if self.phase == Phase::Held {
+            return;
+        }
         if self
             .token_expires
             .is_some_and(|expires| expires <= std::time::SystemTime::now())

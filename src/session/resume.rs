@@ -133,7 +133,7 @@ impl Handler<Handover> for Session {
         match self.phase {
             Phase::Active => {
                 // Its old connection is still open: close it, holding the seats for the new one.
-                self.detach();
+                self.detach(ctx);
                 let error = protocol::error_message(0, ErrorCode::ResumedElsewhere, "resumed by another connection");
                 self.server.stats.error_sent(ErrorCode::ResumedElsewhere);
                 self.close(Queued::Discard, Some(encode_frame(&error)), DisconnectReason::Resumed);
@@ -237,7 +237,7 @@ impl Session {
         {
             return false;
         }
-        self.detach();
+        self.detach(ctx);
         self.close(
             Queued::Discard,
             None,
@@ -268,8 +268,9 @@ impl Session {
 
     /// Leaves the connection without leaving anything else: every room and
     /// the world hold this member for the connection that resumes it.
-    fn detach(&mut self) {
-        if self.reader.take().is_some() {
+    fn detach(&mut self, ctx: &mut Context<Self>) {
+        if let Some(reader) = self.reader.take() {
+            ctx.cancel_future(reader);
             self.server.late_sends.reading_stops();
         }
         self.hold_rooms();

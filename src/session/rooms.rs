@@ -7,7 +7,7 @@
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use bytes::Bytes;
 
-use super::Session;
+use super::{Phase, Session};
 use crate::directory::{JoinError, Joiner, Wanted};
 use crate::ids::{DisconnectReason, OverloadLevel};
 use crate::inbox::{Inbox, TrySendError};
@@ -148,6 +148,10 @@ impl Session {
         ctx.wait(joined.into_actor(self).map(move |joined, act, ctx| match joined {
             Ok((room, handle)) => {
                 let inbox = handle.inbox().clone();
+                // Joined while the connection dropped: held like the others.
+                if act.phase == Phase::Held && kept.hold() {
+                    inbox.post(RoomCommand::Hold(act.id));
+                }
                 act.rooms.insert(room, InRoom { inbox, seat: kept });
             }
             Err(JoinError::Stopping) => {
@@ -325,6 +329,10 @@ impl Session {
 
     /// Gives up the seats held since the resume that the client did not take back.
     pub(super) fn leave_unclaimed_rooms(&mut self) {
+        // Dropped again meanwhile: the seats wait for the next resume.
+        if self.phase != Phase::Active {
+            return;
+        }
         for in_room in self.rooms.take_held() {
             let session = self.id;
             in_room.inbox.post(RoomCommand::Leave(Leave { request_id: 0, session }));

@@ -113,7 +113,6 @@ impl Session {
             return;
         };
         world.last_client_tick = None;
-        world.input.resume();
         let arrival = Arrival {
             request_id: 0,
             session: self.id,

@@ -131,6 +131,9 @@ impl World {
         let Some(player) = self.players.get_mut(i) else { return };
         player.outbox = arrival.outbox.clone();
         player.input = arrival.input.clone();
+        // Only now, with its new connection in place: until then a tick must not take the
+        // closed one for a player gone.
+        player.input.resume();
         player.view = View::default();
         player.stale = 0;
         let position = self.space.entities[i].position;
