@@ -48,19 +48,47 @@ async fn a_resume_token_works_once_and_takes_over_an_open_connection() {
     let welcome = again.hello_resuming("eve", "", &resumed.resume_token).await.unwrap();
     assert!(!welcome.resumed);
 
-    // The new token takes the session over while its connection is still open.
+    // The new token takes the session over while its connection is still open, chat going on.
+    let mut cat = server.member("cat", "r").await;
+    let joined = back.join("r").await.unwrap();
+    let Body::MemberJoined(_) = next_body(&mut cat).await else {
+        panic!("expected MemberJoined")
+    };
+    cat.chat("r", "one").await.unwrap();
     let (mut taken, over) = resume(&server, "ann", &resumed.resume_token).await;
     assert!(over.resumed);
     assert_eq!(over.session_id, first.session_id);
-    let Body::Error(error) = next_body(&mut back).await else {
-        panic!("expected the old connection's error");
-    };
-    assert_eq!(error.code(), ErrorCode::ResumedElsewhere);
+    cat.chat("r", "two").await.unwrap();
+    loop {
+        match next_body(&mut back).await {
+            Body::Error(error) => {
+                assert_eq!(error.code(), ErrorCode::ResumedElsewhere);
+                break;
+            }
+            Body::Chat(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     assert!(matches!(
         back.next_event(WAIT).await,
         Err(tavern::client::ClientError::Closed)
     ));
-    taken.ping().await.unwrap();
+    // Its seat was held across the takeover: both chats come back, and Cat saw no one leave.
+    let again = taken.rejoin("r", joined.seq, joined.epoch).await.unwrap();
+    assert!(again.recovered);
+    for text in ["one", "two"] {
+        let Body::Chat(chat) = next_body(&mut taken).await else {
+            panic!("expected the missed chat")
+        };
+        assert_eq!(chat.text, text);
+    }
+    cat.chat("r", "three").await.unwrap();
+    for text in ["one", "two", "three"] {
+        let Body::Chat(chat) = next_body(&mut cat).await else {
+            panic!("Cat saw something other than chat")
+        };
+        assert_eq!(chat.text, text);
+    }
 }
 
 #[tokio::test]

@@ -39,11 +39,18 @@ impl Room {
     }
 
     /// The connection of `session` refused a frame because it is closed:
-    /// returns whether the member is held (it dropped, and its session may
-    /// resume) rather than gone.
+    /// returns whether the member is held (its session holds its seat, or
+    /// the connection dropped and its session may hold it) rather than gone.
     pub(super) fn held_on_close(&mut self, session: SessionId, ctx: &mut Context<Self>) -> bool {
         if self.core.held_position(session).is_some() {
             return true;
+        }
+        let Some(i) = self.core.position(session) else {
+            return false;
+        };
+        // Held by its session already (its connection closed after it said so, for whatever reason).
+        if self.core.members[i].seat.is_held() {
+            return self.core.hold(session);
         }
         let grace = self.core.context.resume_grace;
         let dropped = self.core.close_reason(session).is_some_and(DisconnectReason::is_drop);
