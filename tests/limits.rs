@@ -139,8 +139,11 @@ async fn one_address_opens_connections_at_most_at_its_rate() {
 #[tokio::test]
 async fn a_socket_that_takes_nothing_is_closed_by_the_write_deadline() {
     // A small kernel buffer, and queues big enough never to fill here: only
-    // the deadline can end the connection.
+    // the deadline can end the connection. (A connection that stalls is a drop:
+    // no grace period here, so that the room says at once that the member left.)
     let server = spawn_server(&[
+        "--resume-grace-ms",
+        "0",
         "--socket-send-buffer",
         "16384",
         "--outbound-queue-frames",
