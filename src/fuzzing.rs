@@ -59,6 +59,7 @@ pub fn decode_in_chunks(data: &[u8]) {
                     return;
                 }
                 Err(CodecError::Io(e)) => panic!("decoding bytes in memory failed: {e}"),
+                Err(e @ CodecError::Violation { .. }) => panic!("the frame codec broke no transport rule: {e}"),
             }
         }
     }

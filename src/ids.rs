@@ -108,6 +108,41 @@ pub enum DisconnectReason {
     Resumed,
 }
 
+/// What a connection speaks: length-prefixed frames over TCP (or TLS), or
+/// WebSocket messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// The game port.
+    Tcp,
+    /// The WebSocket listener.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// Every kind, in the order of the metrics' labels.
+    pub const ALL: [TransportKind; 2] = [TransportKind::Tcp, TransportKind::WebSocket];
+
+    /// The label value: `tcp` or `ws`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Tcp => "tcp",
+            TransportKind::WebSocket => "ws",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            TransportKind::Tcp => 0,
+            TransportKind::WebSocket => 1,
+        }
+    }
+
+    /// The element of `values` (in the order of [`TransportKind::ALL`]) for this kind.
+    pub fn of<T>(self, values: &[T; 2]) -> &T {
+        &values[self.index()]
+    }
+}
+
 impl DisconnectReason {
     /// Whether the connection dropped (reset, closed without Goodbye, silent,
     /// or unwritable), rather than being ended on purpose by the client or the

@@ -59,6 +59,7 @@ pub mod session;
 pub mod stats;
 pub mod tls;
 pub mod world;
+pub mod ws;
 
 pub use config::Config;
 pub use lifecycle::{LifecycleEvent, Observer};

@@ -49,7 +49,8 @@ async fn metrics_move_by_exactly_what_a_chat_exchange_did() {
     assert_eq!(delta("tavern_room_members_sum"), 6.0, "3 events to 2 members");
     assert_eq!(delta("tavern_errors_total{code=\"NOT_IN_ROOM\"}"), 1.0);
     assert!(delta("tavern_bytes_out_total") > 0.0);
-    assert_eq!(after["tavern_connections_open"], 2.0);
+    assert_eq!(after["tavern_connections_open{transport=\"tcp\"}"], 2.0);
+    assert_eq!(after["tavern_connections_open{transport=\"ws\"}"], 0.0);
     assert_eq!(after["tavern_sessions{phase=\"active\"}"], 2.0);
     assert_eq!(after["tavern_rooms_open"], 1.0);
     assert_eq!(after["tavern_overload_level"], 0.0);

@@ -14,7 +14,7 @@ const SERVER: &[&[&str]] = &[
     &["ids", "inbox", "config", "tls", "client", "sched"],
     &["stats", "lifecycle", "overload", "admin"],
     &["outbox"],
-    &["broadcast"],
+    &["broadcast", "ws"],
     &["room", "plugins", "directory", "world"],
     &["session"],
     &["server", "fuzzing"],

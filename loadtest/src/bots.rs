@@ -17,6 +17,7 @@ use tavern::protocol::pb::{self, ServerMessage};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::settings::Transport;
 use crate::share::{SetupError, ShareSpec, Shared, Signals};
 use crate::tally::bump;
 use crate::timeline::Timeline;
@@ -100,7 +101,7 @@ pub async fn connect_hello(
 ) -> Result<(Client, pb::Welcome), SetupError> {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_from(spec.target, source)).await {
+        let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, connect(spec, source)).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
             Err(_) => return Err(SetupError("connect: timeout".into())),
@@ -113,6 +114,28 @@ pub async fn connect_hello(
             Ok(welcome) => return Ok((client, welcome)),
             Err(e) if overloaded(&e) && backoff <= LAST_BACKOFF => backoff = wait(backoff).await,
             Err(e) => return Err(SetupError(format!("hello: {}", describe(&e)))),
+        }
+    }
+}
+
+/// A connection to `spec.target` over `spec.transport`, from `source`.
+///
+/// # Errors
+/// The connection (or the WebSocket handshake) failed.
+pub async fn connect(spec: &ShareSpec, source: Option<IpAddr>) -> Result<Client, ClientError> {
+    match spec.transport {
+        Transport::Tcp => Client::connect_from(spec.target, source).await,
+        Transport::Ws => {
+            let socket = match spec.target {
+                std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            if let Some(source) = source {
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+            }
+            let stream = socket.connect(spec.target).await?;
+            stream.set_nodelay(true)?;
+            tavern::ws::client::connect_over(stream, spec.target, None).await
         }
     }
 }

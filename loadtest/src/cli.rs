@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::settings::{AuthKey, Density};
+use crate::settings::{AuthKey, Density, Transport};
 
 /// Tavern's bot swarm: real protocol v1 clients that load a server on this machine and report.
 #[derive(Debug, Parser)]
@@ -266,9 +266,13 @@ pub struct FindMaxArgs {
 /// Flags every scenario shares.
 #[derive(Debug, Args, Serialize)]
 pub struct CommonArgs {
-    /// The server's address; loopback only (127.0.0.0/8 or ::1).
+    /// The server's address; loopback only (127.0.0.0/8 or ::1). With `--transport ws`, its
+    /// WebSocket listener's.
     #[arg(long, default_value = "127.0.0.1:4000")]
     pub addr: String,
+    /// How the bots connect: `tcp` (the game port) or `ws` (the WebSocket listener).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
     /// Start the tavern server on a free loopback port, and stop it at the end.
     #[arg(long, conflicts_with_all = ["server_pid"])]
     pub spawn_server: bool,

@@ -91,6 +91,7 @@ use crate::scenarios::rooms::{FloodSpec, RoomsWorkload, Traffic};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
+use crate::settings::Transport;
 use crate::spawn::{SpawnOptions, SpawnedServer};
 use crate::workloads::AnyWorkload;
 
@@ -164,8 +165,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Some(server) => server.admin_addr,
         None => command.admin_addr(),
     };
+    let server_target = |server: &SpawnedServer| match common.transport {
+        Transport::Tcp => Ok(server.addr),
+        Transport::Ws => server
+            .ws_addr
+            .context("--transport ws: the spawned server has no WebSocket listener"),
+    };
+    let bot_target = match &server {
+        Some(server) => server_target(server)?,
+        None => given_target,
+    };
     let target = TargetInfo {
-        addr: server.as_ref().map_or(given_target, |server| server.addr).to_string(),
+        addr: bot_target.to_string(),
         spawned: server.is_some(),
         server_pid: server.as_ref().map(|server| server.pid).or(common.server_pid),
         admin_addr: admin.map(|addr| addr.to_string()),
@@ -174,7 +185,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         pinned: common.pin,
     };
     let mut runner = Runner::<AnyWorkload>::new(Env {
-        target: server.as_ref().map_or(given_target, |server| server.addr),
+        target: bot_target,
+        transport: common.transport,
         source_ips: common.source_ips,
         procs: common.procs,
         threads: usize::from(common.threads),

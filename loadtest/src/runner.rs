@@ -61,6 +61,8 @@ pub struct Env {
     pub auth_key: Option<AuthKey>,
     /// Whether to draw the progress line.
     pub progress: bool,
+    /// How the bots connect (`target` is that transport's address).
+    pub transport: crate::settings::Transport,
 }
 
 impl Env {
@@ -150,6 +152,7 @@ impl<W: Workload> Runner<W> {
                 connect_concurrency: env.connect_concurrency,
                 setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),
                 auth_key: env.auth_key.clone(),
+                transport: env.transport,
             })
             .collect()
     }

@@ -75,3 +75,13 @@ impl AuthKey {
             .unwrap_or_default()
     }
 }
+
+/// How the bots reach the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Transport {
+    /// Length-prefixed frames over TCP (the game port).
+    #[default]
+    Tcp,
+    /// One message per binary WebSocket message (the WebSocket listener).
+    Ws,
+}

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::settings::AuthKey;
+use crate::settings::{AuthKey, Transport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 use crate::units::micros;
@@ -41,6 +41,9 @@ pub struct ShareSpec {
     pub setup_timeout_ms: u64,
     /// Sign each Hello with a token from this key.
     pub auth_key: Option<AuthKey>,
+    /// How the bots connect (`target` is that transport's address).
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 impl ShareSpec {
@@ -379,6 +382,7 @@ mod tests {
             connect_concurrency: 8,
             setup_timeout_ms: 1000,
             auth_key: None,
+            transport: Transport::Tcp,
         }
     }
 

@@ -47,6 +47,8 @@ pub struct SpawnedServer {
     pub addr: SocketAddr,
     /// Where its admin endpoint listens, when known (not `off`, not port 0).
     pub admin_addr: Option<SocketAddr>,
+    /// Where its WebSocket listener listens, when known (not `off`, not port 0).
+    pub ws_addr: Option<SocketAddr>,
     /// Its process id.
     pub pid: u32,
     /// The executable.
@@ -88,12 +90,23 @@ impl SpawnedServer {
         }
         // A free admin port unless one was asked for, so spawned servers never collide on it,
         // and this run knows where to scrape.
-        let admin_addr = match (admin_flag(&options.args), std::env::var("TAVERN_ADMIN_ADDR")) {
-            (Some(given), _) | (None, Ok(given)) => known_admin_addr(&given),
+        let admin_addr = match (flag(&options.args, "--admin-addr"), std::env::var("TAVERN_ADMIN_ADDR")) {
+            (Some(given), _) | (None, Ok(given)) => known_addr(&given),
             (None, Err(_)) => {
                 let admin = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, free_port(&[port])?));
                 command.env("TAVERN_ADMIN_ADDR", admin.to_string());
                 Some(admin)
+            }
+        };
+        // The same for the WebSocket listener.
+        let ws_addr = match (flag(&options.args, "--ws-addr"), std::env::var("TAVERN_WS_ADDR")) {
+            (Some(given), _) | (None, Ok(given)) => known_addr(&given),
+            (None, Err(_)) => {
+                let taken = [Some(port), admin_addr.map(|admin| admin.port())];
+                let taken: Vec<u16> = taken.into_iter().flatten().collect();
+                let ws = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, free_port(&taken)?));
+                command.env("TAVERN_WS_ADDR", ws.to_string());
+                Some(ws)
             }
         };
         let child = if options.pin {
@@ -107,6 +120,7 @@ impl SpawnedServer {
             child: Some(child),
             addr,
             admin_addr,
+            ws_addr,
             bin,
             log,
         };
@@ -241,23 +255,23 @@ fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
         .context("no free loopback port in 20000..32000")
 }
 
-/// The value of `--admin-addr` among the server's flags, if given.
-fn admin_flag(args: &[String]) -> Option<String> {
+/// The value of flag `name` (`--admin-addr`, say) among the server's flags, if given.
+fn flag(args: &[String], name: &str) -> Option<String> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        if let Some(value) = arg.strip_prefix("--admin-addr=") {
+        if let Some(value) = arg.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')) {
             return Some(value.to_owned());
         }
-        if arg == "--admin-addr" {
+        if arg == name {
             return args.next().cloned();
         }
     }
     None
 }
 
-/// The admin address `text` names, when this run can reach it: a loopback
+/// The address `text` names, when this run can reach it: a loopback
 /// address with a port (`off`, a wildcard or port 0 give none).
-fn known_admin_addr(text: &str) -> Option<SocketAddr> {
+fn known_addr(text: &str) -> Option<SocketAddr> {
     let addr: SocketAddr = text.trim().parse().ok()?;
     (addr.ip().is_loopback() && addr.port() != 0).then_some(addr)
 }
@@ -286,18 +300,18 @@ mod tests {
     fn the_admin_address_from_flags_or_environment() {
         let args = |list: &[&str]| list.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            admin_flag(&args(&["--x", "--admin-addr", "127.0.0.1:7"])).as_deref(),
+            flag(&args(&["--x", "--admin-addr", "127.0.0.1:7"]), "--admin-addr").as_deref(),
             Some("127.0.0.1:7")
         );
-        assert_eq!(admin_flag(&args(&["--admin-addr=off"])).as_deref(), Some("off"));
-        assert_eq!(admin_flag(&args(&["--max-connections=5"])), None);
         assert_eq!(
-            known_admin_addr("127.0.0.1:4001"),
-            Some("127.0.0.1:4001".parse().unwrap())
+            flag(&args(&["--admin-addr=off"]), "--admin-addr").as_deref(),
+            Some("off")
         );
-        assert_eq!(known_admin_addr("off"), None);
-        assert_eq!(known_admin_addr("127.0.0.1:0"), None);
-        assert_eq!(known_admin_addr("0.0.0.0:4001"), None);
+        assert_eq!(flag(&args(&["--max-connections=5"]), "--admin-addr"), None);
+        assert_eq!(known_addr("127.0.0.1:4001"), Some("127.0.0.1:4001".parse().unwrap()));
+        assert_eq!(known_addr("off"), None);
+        assert_eq!(known_addr("127.0.0.1:0"), None);
+        assert_eq!(known_addr("0.0.0.0:4001"), None);
     }
 
     #[test]

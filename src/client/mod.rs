@@ -78,7 +78,7 @@ impl From<CodecError> for ClientError {
     fn from(error: CodecError) -> Self {
         match error {
             CodecError::Io(e) => ClientError::Io(e),
-            e @ CodecError::FrameTooLarge { .. } => ClientError::Frame(e),
+            e @ (CodecError::FrameTooLarge { .. } | CodecError::Violation { .. }) => ClientError::Frame(e),
         }
     }
 }

@@ -12,9 +12,11 @@ use crate::sched::SchedPolicy;
 
 pub use auth::{AuthConfig, AuthMode, Secret};
 pub use validate::{ConfigError, InvalidSetting};
+pub use ws::{WsAddr, WsConfig};
 
 mod auth;
 mod validate;
+mod ws;
 
 /// The default of [`Config::max_text_len`], bytes.
 pub const DEFAULT_MAX_TEXT_LEN: usize = 1024;
@@ -356,6 +358,10 @@ pub struct Config {
     /// Authentication: `--auth`, the token keys, algorithms and claims, the deny-list.
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    /// The WebSocket listener: `--ws-addr`, `--ws-allowed-origins`, `--ws-max-control-per-s`.
+    #[command(flatten)]
+    pub ws: WsConfig,
 
     /// Overload: a level ends once every figure is below this percentage of what started it.
     #[arg(long, env = "TAVERN_OVERLOAD_RECOVER_PCT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=99))]

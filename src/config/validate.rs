@@ -77,6 +77,13 @@ impl Config {
             let problem = format!("admin_addr ({admin}) must not be the game address");
             return Err(InvalidSetting::new("admin_addr", problem).into());
         }
+        if let super::WsAddr::On(ws) = self.ws.addr
+            && ws.port() != 0
+            && (ws == self.addr || self.admin_addr == AdminAddr::On(ws))
+        {
+            let problem = format!("ws_addr ({ws}) must be neither the game address nor the admin address");
+            return Err(InvalidSetting::new("ws_addr", problem).into());
+        }
         Ok(())
     }
 

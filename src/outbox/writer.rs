@@ -91,6 +91,11 @@ impl OutboxReceiver {
         };
         loop {
             if writer.batch.is_empty() && writer.copy.is_empty() {
+                // A transport that gathers writes (WebSocket) sends them before the writer waits.
+                if let Err(e) = writer.flush().await {
+                    writer.stop(failure_reason(&e));
+                    return WriterEnd::Failed(e);
+                }
                 writer.batch.release_memory(writer.quiet);
                 match poll_fn(|cx| shared.poll_ready(cx)).await {
                     Ready::Closed => break,
@@ -101,12 +106,7 @@ impl OutboxReceiver {
                 biased;
                 () = poll_fn(|cx| shared.poll_closed(cx)) => break,
                 written = writer.write_some() => if let Err(e) = written {
-                    let reason = if e.kind() == io::ErrorKind::TimedOut {
-                        DisconnectReason::WriteTimeout
-                    } else {
-                        DisconnectReason::WriteError
-                    };
-                    writer.stop(reason);
+                    writer.stop(failure_reason(&e));
                     return WriterEnd::Failed(e);
                 },
             }
@@ -169,6 +169,12 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         Ok(())
     }
 
+    /// Sends what the socket gathered (nothing, for a plain socket), within the write deadline.
+    async fn flush(&mut self) -> io::Result<()> {
+        let socket = &mut self.socket;
+        within(self.settings.write_timeout, |cx| Pin::new(&mut *socket).poll_flush(cx)).await
+    }
+
     /// Counts `n` bytes written, and frees the bounds' share of the frames `done`.
     fn wrote(&self, n: usize, done: Written) {
         let stats = self.stats;
@@ -218,6 +224,15 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         }
         self.shared.clear();
         self.batch = Batch::default();
+    }
+}
+
+/// Why a connection whose write failed with `error` ended.
+fn failure_reason(error: &io::Error) -> DisconnectReason {
+    if error.kind() == io::ErrorKind::TimedOut {
+        DisconnectReason::WriteTimeout
+    } else {
+        DisconnectReason::WriteError
     }
 }
 

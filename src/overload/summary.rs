@@ -113,7 +113,7 @@ impl Samples {
             uptime_s: stats.uptime().as_secs_f64(),
             ready: stats.ready(),
             overload: stats.overload().as_str(),
-            connections: stats.connections_open.get(),
+            connections: stats.connections_open(),
             rooms: stats.rooms_open.get(),
             msg_in_per_s: rate(now.messages_in, first.messages_in),
             msg_out_per_s: rate(now.messages_out, first.messages_out),

@@ -23,6 +23,15 @@ pub enum CodecError {
     /// The socket failed.
     #[error(transparent)]
     Io(io::Error),
+    /// The transport's own rules were broken (a WebSocket text message, a
+    /// flood of control frames): the connection ends with `code`.
+    #[error("{message}")]
+    Violation {
+        /// The fatal error the client is sent.
+        code: super::ErrorCode,
+        /// What was wrong.
+        message: String,
+    },
 }
 
 impl From<io::Error> for CodecError {

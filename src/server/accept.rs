@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use crate::config::Config;
-use crate::ids::OverloadLevel;
+use crate::ids::{OverloadLevel, TransportKind};
 use crate::protocol::{self, ErrorCode, encode_frame};
 use crate::session::{self, Session, SessionContext};
+use crate::ws::Origins;
 
 /// Longest pause between accept attempts after repeated accept errors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
@@ -113,14 +114,19 @@ struct Gate {
 impl Gate {
     /// The connection's slot, or `None` once it was refused (with a frame
     /// saying why, best effort).
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, ConnectionSlot)> {
+    fn admit(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        kind: TransportKind,
+    ) -> Option<(TcpStream, ConnectionSlot)> {
         let context = &self.context;
         let stats = &context.stats;
         if stats.overload() >= OverloadLevel::Shedding {
             stats.connections_shed.inc();
             let message = "the server is overloaded; try again later";
             self.refusals
-                .refuse(stream, context, ErrorCode::Overloaded, message.into());
+                .refuse(stream, context, kind, (ErrorCode::Overloaded, message.into()));
             return None;
         }
         let per_ip = match self.per_ip.admit(peer.ip()) {
@@ -130,7 +136,7 @@ impl Gate {
                 debug!(%peer, limit, "connection refused: too many from this address");
                 let message = format!("too many connections from this address (see Config::{limit})");
                 self.refusals
-                    .refuse(stream, context, ErrorCode::TooManyConnections, message);
+                    .refuse(stream, context, kind, (ErrorCode::TooManyConnections, message));
                 return None;
             }
         };
@@ -140,7 +146,7 @@ impl Gate {
             warn!(max_connections, "connection refused: server full");
             let message = "server full (see Config::max_connections)";
             self.refusals
-                .refuse(stream, context, ErrorCode::ServerFull, message.into());
+                .refuse(stream, context, kind, (ErrorCode::ServerFull, message.into()));
             return None;
         };
         let slot = ConnectionSlot {
@@ -151,13 +157,23 @@ impl Gate {
     }
 }
 
-/// Accepts connections until dropped; backs off on errors and never gives up.
+/// The listeners: the game port, and the WebSocket listener with the origins it takes.
+pub(super) struct Listeners {
+    pub(super) tcp: TcpListener,
+    pub(super) ws: Option<TcpListener>,
+    pub(super) origins: Origins,
+}
+
+/// Accepts connections on both listeners until dropped, under the same
+/// limits; backs off on errors and never gives up.
 pub(super) async fn accept(
-    listener: TcpListener,
+    listeners: Listeners,
     tls: Option<TlsAcceptor>,
     context: Arc<SessionContext>,
     arbiters: Vec<actix::ArbiterHandle>,
 ) {
+    let Listeners { tcp, ws, origins } = listeners;
+    let origins = Arc::new(origins);
     let mut gate = Gate {
         connections: Arc::new(Semaphore::new(context.config.max_connections)),
         per_ip: PerIp::new(&context.config),
@@ -168,12 +184,15 @@ pub(super) async fn accept(
         context,
     };
     for next in (0..arbiters.len()).cycle() {
-        let (stream, peer) = accept_one(&listener).await;
-        let Some((stream, slot)) = gate.admit(stream, peer) else {
+        let (stream, peer, kind) = tokio::select! {
+            (stream, peer) = accept_one(&tcp) => (stream, peer, TransportKind::Tcp),
+            (stream, peer) = accept_ws(ws.as_ref()) => (stream, peer, TransportKind::WebSocket),
+        };
+        let Some((stream, slot)) = gate.admit(stream, peer, kind) else {
             continue;
         };
         let context = gate.context.clone();
-        context.stats.connections_accepted.inc();
+        context.stats.connection_accepted(kind);
         // Hand the socket to its session thread; registered there, it is polled there.
         let socket = match stream.into_std() {
             Ok(socket) => socket,
@@ -182,13 +201,21 @@ pub(super) async fn accept(
                 continue;
             }
         };
-        let tls = tls.clone();
+        let (tls, origins) = (tls.clone(), origins.clone());
         arbiters[next].spawn(async move {
             match TcpStream::from_std(socket) {
-                Ok(stream) => open(stream, peer, tls, context, slot).await,
+                Ok(stream) => open(stream, peer, (tls, kind, &origins), context, slot).await,
                 Err(e) => debug!(%peer, error = %e, "could not register the socket"),
             }
         });
+    }
+}
+
+/// The next connection on the WebSocket listener; never, without one.
+async fn accept_ws(listener: Option<&TcpListener>) -> (TcpStream, SocketAddr) {
+    match listener {
+        Some(listener) => accept_one(listener).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -208,27 +235,25 @@ async fn accept_one(listener: &TcpListener) -> (TcpStream, SocketAddr) {
 }
 
 /// Starts the session of an accepted connection, on its session thread,
-/// after the TLS handshake if the port speaks TLS.
+/// after the TLS handshake if the port speaks TLS (and the WebSocket
+/// handshake on the WebSocket listener).
 async fn open(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    (tls, kind, origins): (Option<TlsAcceptor>, TransportKind, &Origins),
     context: Arc<SessionContext>,
     slot: ConnectionSlot,
 ) {
     session::tune(&stream, peer, &context.config);
     let Some(tls) = tls else {
-        let (read, write) = stream.into_split();
-        return Session::start(read, write, peer, context, slot);
+        let halves = stream.into_split();
+        return start(halves, peer, (kind, origins), context, slot).await;
     };
     // Pinned here, so a timed-out handshake's socket closes only after it is counted.
     let handshake = tls.accept(stream);
     tokio::pin!(handshake);
     match tokio::time::timeout(context.config.tls_handshake_timeout(), &mut handshake).await {
-        Ok(Ok(stream)) => {
-            let (read, write) = tokio::io::split(stream);
-            Session::start(read, write, peer, context, slot);
-        }
+        Ok(Ok(stream)) => start(tokio::io::split(stream), peer, (kind, origins), context, slot).await,
         Ok(Err(e)) => {
             context.stats.tls_handshake_failures.inc();
             debug!(%peer, error = %e, "TLS handshake failed");
@@ -237,6 +262,23 @@ async fn open(
             context.stats.tls_handshake_failures.inc();
             debug!(%peer, "TLS handshake timed out (see Config::tls_handshake_timeout_ms)");
         }
+    }
+}
+
+/// Starts the session over the connection's halves, as its transport speaks.
+async fn start<R, W>(
+    (read, write): (R, W),
+    peer: SocketAddr,
+    (kind, origins): (TransportKind, &Origins),
+    context: Arc<SessionContext>,
+    slot: ConnectionSlot,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    match kind {
+        TransportKind::Tcp => Session::start(read, write, peer, context, slot),
+        TransportKind::WebSocket => super::ws::open((read, write), peer, origins, context, slot).await,
     }
 }
 
@@ -252,9 +294,18 @@ struct Refusals {
 
 impl Refusals {
     /// Tells the client `code` (best effort) and closes the connection.
-    fn refuse(&self, stream: TcpStream, context: &SessionContext, code: ErrorCode, message: String) {
+    fn refuse(
+        &self,
+        stream: TcpStream,
+        context: &SessionContext,
+        kind: TransportKind,
+        (code, message): (ErrorCode, String),
+    ) {
         context.stats.error_sent(code);
         let frame = encode_frame(&protocol::error_message(0, code, message));
+        if kind == TransportKind::WebSocket {
+            return self.refuse_ws(stream, context, frame);
+        }
         let Some(tls) = &self.tls else {
             let _ = stream.try_write(&frame);
             return;
@@ -278,6 +329,29 @@ impl Refusals {
             };
             if told.await.is_none() {
                 debug!("a refused TLS connection could not be told why");
+            }
+            drop(permit);
+        });
+    }
+
+    /// Tells a refused WebSocket client why, in a message after the
+    /// handshake (and TLS), as the TLS refusals are bounded.
+    fn refuse_ws(&self, stream: TcpStream, context: &SessionContext, frame: bytes::Bytes) {
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            debug!("refused WebSocket connection closed without a message: too many refusals under way");
+            return;
+        };
+        let (tls, deadline) = (self.tls.clone(), context.config.hello_timeout());
+        tokio::spawn(async move {
+            let told = match tls {
+                None => super::ws::tell(stream, &frame, deadline).await,
+                Some(tls) => match tokio::time::timeout(deadline, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => super::ws::tell(stream, &frame, deadline).await,
+                    _ => None,
+                },
+            };
+            if told.is_none() {
+                debug!("a refused WebSocket connection could not be told why");
             }
             drop(permit);
         });

@@ -21,6 +21,7 @@
 mod accept;
 mod thread;
 pub(crate) mod wiring;
+mod ws;
 
 use std::future::Future;
 use std::io;
@@ -39,13 +40,14 @@ pub use thread::ServerThread;
 use self::wiring::{Core, Extras};
 use crate::admin;
 use crate::auth::{self, Authority, KeySources, SigningAlgorithm};
-use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting};
+use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting, WsAddr};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
 use crate::room::{Factory, Kinds, RoomPlugin};
 use crate::session::SessionContext;
 use crate::stats::Stats;
 use crate::tls::{self, TlsError};
+use crate::ws::Origins;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,8 @@ pub enum ServerError {
 pub struct Server {
     config: Config,
     listener: TcpListener,
+    /// The WebSocket listener, unless `ws_addr` is off.
+    ws: Option<TcpListener>,
     admin: Option<std::net::TcpListener>,
     tls: Option<TlsAcceptor>,
     authority: Option<Authority>,
@@ -108,6 +112,14 @@ impl Server {
                 addr: config.addr,
                 source,
             })?;
+        let ws = match config.ws.addr {
+            WsAddr::Off => None,
+            WsAddr::On(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+        };
         let admin = match config.admin_addr {
             AdminAddr::Off => None,
             AdminAddr::On(addr) => Some(
@@ -120,6 +132,7 @@ impl Server {
             stats: Arc::new(Stats::new(config.metrics)),
             config,
             listener,
+            ws,
             admin,
             tls,
             authority,
@@ -131,6 +144,11 @@ impl Server {
     /// The admin endpoint's address, if it has one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|admin| admin.local_addr().ok())
+    }
+
+    /// The WebSocket listener's address, if it has one.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws.as_ref().and_then(|ws| ws.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -179,6 +197,7 @@ impl Server {
         let Server {
             config,
             listener,
+            ws,
             admin,
             tls,
             authority,
@@ -195,6 +214,7 @@ impl Server {
             }
             None => Hooks::log_only(stats.clone()),
         };
+        let origins = origins(&config, admin.as_ref().and_then(|admin| admin.local_addr().ok()));
         let watch = Watch::start(admin, &config, &stats, &hooks);
         let extras = Extras {
             authority,
@@ -203,7 +223,12 @@ impl Server {
         };
         let core = Core::build(config, stats, extras)?;
         let reloads = reload_deny_list_on_sighup(&core.context);
-        serve(&core, listener, tls, shutdown).await;
+        let listeners = accept::Listeners {
+            tcp: listener,
+            ws,
+            origins,
+        };
+        serve(&core, listeners, tls, shutdown).await;
         shut_down(&core).await;
         watch.stop();
         if let Some(reloads) = reloads {
@@ -217,16 +242,24 @@ impl Server {
 /// Accepts connections until `shutdown` resolves, then goes on accepting for
 /// [`Config::unready_delay_ms`] while `/readyz` says not ready, so that
 /// balancers look elsewhere first.
-async fn serve(core: &Core, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: impl Future<Output = ()>) {
+async fn serve(
+    core: &Core,
+    listeners: accept::Listeners,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let context = &core.context;
     // Ready before the event says it started, so that whoever hears of the start finds it ready.
     context.stats.set_ready(true);
-    match listener.local_addr() {
+    if let Some(ws) = listeners.ws.as_ref().and_then(|ws| ws.local_addr().ok()) {
+        info!(url = %crate::ws::url(ws, tls.is_some()), "WebSocket listener");
+    }
+    match listeners.tcp.local_addr() {
         Ok(addr) => context.hooks.emit(LifecycleEvent::ServerStarted { addr }),
         Err(e) => warn!(error = %e, "listening (address unknown)"),
     }
-    // Boxed, so that dropping it closes the listener.
-    let mut accepting = Box::pin(accept::accept(listener, tls, context.clone(), core.session_homes()));
+    // Boxed, so that dropping it closes the listeners.
+    let mut accepting = Box::pin(accept::accept(listeners, tls, context.clone(), core.session_homes()));
     tokio::select! {
         () = &mut accepting => {}
         () = shutdown => {}
@@ -337,6 +370,26 @@ fn reload_deny_list_on_sighup(context: &SessionContext) -> Option<tokio::task::J
             }
         }
     }))
+}
+
+/// The browser origins the WebSocket listener takes: `*` for any, the ones
+/// configured, or else the admin endpoint's own (its pages use the listener).
+fn origins(config: &Config, admin: Option<SocketAddr>) -> Origins {
+    let configured = &config.ws.allowed_origins;
+    if configured.iter().any(|origin| origin.trim() == "*") {
+        return Origins::Any;
+    }
+    if !configured.is_empty() {
+        return Origins::Only(configured.iter().map(|origin| origin.trim().to_owned()).collect());
+    }
+    let mut own = Vec::new();
+    if let Some(admin) = admin {
+        own.push(format!("http://{admin}"));
+        if admin.ip().is_loopback() {
+            own.push(format!("http://localhost:{}", admin.port()));
+        }
+    }
+    Origins::Only(own)
 }
 
 /// The token checker `config` asks for, if any, its key files and deny-list read.

@@ -14,6 +14,7 @@ use crate::stats::Stats;
 pub struct ServerThread {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
@@ -50,7 +51,7 @@ impl ServerThread {
                     });
                     let server = match bound {
                         Ok((addr, server)) => {
-                            let _ = ready.send(Ok((addr, server.admin_addr(), server.stats())));
+                            let _ = ready.send(Ok((addr, (server.admin_addr(), server.ws_addr()), server.stats())));
                             customize(server)
                         }
                         Err(e) => {
@@ -67,9 +68,10 @@ impl ServerThread {
             })
             .map_err(ServerError::Thread)?;
         match bound.recv() {
-            Ok(Ok((addr, admin_addr, stats))) => Ok(ServerThread {
+            Ok(Ok((addr, (admin_addr, ws_addr), stats))) => Ok(ServerThread {
                 addr,
                 admin_addr,
+                ws_addr,
                 stats,
                 stop: Some(stop),
                 thread: Some(thread),
@@ -89,6 +91,11 @@ impl ServerThread {
     /// The admin endpoint's address, if it has one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The WebSocket listener's address, if it has one.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
     }
 
     /// The server's figures.

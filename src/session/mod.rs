@@ -47,7 +47,7 @@ pub use resume::ResumeTokens;
 use self::limits::RateLimit;
 use self::rooms::JoinedRooms;
 use self::world::InWorld;
-use crate::ids::{DisconnectReason, SessionId};
+use crate::ids::{DisconnectReason, SessionId, TransportKind};
 use crate::lifecycle::LifecycleEvent;
 use crate::outbox::{CloseBudget, Outbox, Queued, SharedReader, WriterEnd, WriterSettings, outbox};
 use crate::protocol::pb::{self, ClientMessage, ServerMessage, server_message::Body};
@@ -60,7 +60,24 @@ use crate::stats::MessageKind;
 /// session keeps about this much.
 const READ_BUFFER_START: usize = 1024;
 
-type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
+/// What a session reads: a client message, one that did not decode, or why reading failed.
+pub type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
+
+/// A connection as a session uses it: its kind (for the metrics), the
+/// frames it reads (made with the session's frame limit), the writer its
+/// outbox is written to (made with the outbox, whose close reason a
+/// transport may tell the client), and its read half shared for the
+/// lingering close.
+pub struct Transport<F, Make, L> {
+    /// For the metrics.
+    pub kind: TransportKind,
+    /// Makes the stream of frames, given the frame limit.
+    pub frames: F,
+    /// Makes the writer, given the outbox.
+    pub writer: Make,
+    /// The raw read half, for the lingering close.
+    pub lingering: SharedReader<L>,
+}
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,22 +122,56 @@ pub struct Session {
 
 impl Session {
     /// Starts a session for a connection's two halves (plain TCP or TLS) on
-    /// the current arbiter. `slot` is held until the socket closes (the
-    /// connection's place under the server's connection limits).
+    /// the current arbiter: length-prefixed frames both ways. `slot` is held
+    /// until the socket closes (the connection's place under the server's
+    /// connection limits).
     pub(crate) fn start<R, W, S>(read: R, write: W, peer: SocketAddr, server: Arc<SessionContext>, slot: S)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
         S: Send + 'static,
     {
+        let read = SharedReader::new(read);
+        let lingering = read.share();
+        let transport = Transport {
+            kind: TransportKind::Tcp,
+            frames: move |limit| {
+                let codec = FrameCodec::<ClientMessage, ServerMessage>::new(limit);
+                FramedRead::with_capacity(read, codec, READ_BUFFER_START)
+            },
+            writer: move |_: &Outbox| write,
+            lingering,
+        };
+        Session::launch(transport, peer, server, slot);
+    }
+
+    /// Starts a session over `transport` on the current arbiter (see [`Session::start`]).
+    pub(crate) fn launch<F, Frames, Make, W, L, S>(
+        transport: Transport<F, Make, L>,
+        peer: SocketAddr,
+        server: Arc<SessionContext>,
+        slot: S,
+    ) where
+        F: FnOnce(FrameLimit) -> Frames + 'static,
+        Frames: futures_util::Stream<Item = Frame> + 'static,
+        Make: FnOnce(&Outbox) -> W,
+        W: AsyncWrite + Unpin + Send + 'static,
+        L: AsyncRead + Unpin + Send + 'static,
+        S: Send + 'static,
+    {
+        let Transport {
+            kind,
+            frames,
+            writer,
+            lingering,
+        } = transport;
         let config = &server.config;
         let (outbox, queue) = outbox(config.outbound_queue_frames, config.outbound_queue_bytes);
         let close = CloseBudget::new(config.close_timeout(), server.shutdown_deadline.clone());
         let id = SessionId::next();
         let stats = server.stats.clone();
-        stats.connections_open.inc();
-        let read = SharedReader::new(read);
-        let lingering = read.share();
+        stats.connection_opened(kind);
+        let write = writer(&outbox);
         let settings = WriterSettings {
             batch_bytes: config.write_batch_bytes,
             coalesce: config.write_coalesce(),
@@ -135,14 +186,14 @@ impl Session {
                 WriterEnd::Closed => Box::pin(lingering.linger(close.linger_limit())).await,
                 WriterEnd::Failed(e) => debug!(session = %id, error = %e, "connection ended while writing"),
             }
-            stats.connections_open.dec();
+            stats.connection_closed(kind);
             drop(slot);
         };
         server.tracker.spawn(task);
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
-        let codec = FrameCodec::<ClientMessage, ServerMessage>::new(frame_limit.clone());
+        let frames = frames(frame_limit.clone());
         Session::create(move |ctx| {
-            let reader = ctx.add_stream(FramedRead::with_capacity(read, codec, READ_BUFFER_START));
+            let reader = ctx.add_stream(frames);
             Session {
                 id,
                 phase: Phase::Handshake,
@@ -216,6 +267,15 @@ impl Session {
             Err(e @ CodecError::FrameTooLarge { .. }) => {
                 stats.message_in(MessageKind::Invalid);
                 self.fail(ctx, 0, ErrorCode::FrameTooLarge, e.to_string(), BROKEN);
+                return None;
+            }
+            Err(CodecError::Violation { code, message }) => {
+                stats.message_in(MessageKind::Invalid);
+                let reason = match code {
+                    ErrorCode::RateLimited => DisconnectReason::RateLimited,
+                    _ => BROKEN,
+                };
+                self.fail(ctx, 0, code, message, reason);
                 return None;
             }
             Err(CodecError::Io(e)) => {

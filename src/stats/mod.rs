@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use crate::ids::{DisconnectReason, OverloadLevel};
+use crate::ids::{DisconnectReason, OverloadLevel, TransportKind};
 use crate::inbox::PeakFill;
 use crate::protocol::ErrorCode;
 
@@ -51,10 +51,10 @@ pub struct Stats {
     started: Instant,
     ready: AtomicBool,
     overload: AtomicU8,
-    /// Sockets open now (from accept to the last byte written).
-    pub connections_open: IntGauge,
-    /// Connections accepted and given a session.
-    pub connections_accepted: IntCounter,
+    /// Sockets open now (from accept to the last byte written), by transport.
+    connections_open: [IntGauge; 2],
+    /// Connections accepted and given a session, by transport.
+    connections_accepted: [IntCounter; 2],
     /// Connections refused with SERVER_FULL.
     pub connections_refused: IntCounter,
     /// Connections refused with OVERLOADED.
@@ -63,6 +63,8 @@ pub struct Stats {
     pub connections_per_ip: IntCounter,
     /// Connections whose TLS handshake failed or timed out.
     pub tls_handshake_failures: IntCounter,
+    /// WebSocket connections whose handshake failed, timed out or was refused (origin, subprotocol).
+    pub ws_handshake_failures: IntCounter,
     /// Sessions waiting for Hello.
     pub sessions_handshake: IntGauge,
     /// Welcomed sessions with a connection.
@@ -138,6 +140,26 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// A connection of `kind` was accepted and given a session.
+    pub fn connection_accepted(&self, kind: TransportKind) {
+        kind.of(&self.connections_accepted).inc();
+    }
+
+    /// A connection of `kind` opened (its session started).
+    pub fn connection_opened(&self, kind: TransportKind) {
+        kind.of(&self.connections_open).inc();
+    }
+
+    /// A connection of `kind` closed (its last byte written).
+    pub fn connection_closed(&self, kind: TransportKind) {
+        kind.of(&self.connections_open).dec();
+    }
+
+    /// Sockets open now, of every transport.
+    pub fn connections_open(&self) -> i64 {
+        self.connections_open.iter().map(IntGauge::get).sum()
+    }
+
     /// Empty figures; `detailed` keeps the histograms as well.
     ///
     /// # Panics
@@ -154,6 +176,12 @@ impl Stats {
             "reason",
         );
         let sessions = reg.gauge_vec("sessions", "Sessions open now, by phase.", "phase");
+        let open = reg.gauge_vec("connections_open", "Sockets open now, by transport.", "transport");
+        let accepted = reg.counter_vec(
+            "connections_accepted_total",
+            "Connections accepted, by transport.",
+            "transport",
+        );
         let errors = reg.counter_vec("errors_total", "Error frames sent, by code.", "code");
         let disconnects = reg.counter_vec("disconnects_total", "Sessions ended, by reason.", "reason");
         for reason in DisconnectReason::ALL {
@@ -165,12 +193,13 @@ impl Stats {
             started: Instant::now(),
             ready: AtomicBool::new(false),
             overload: AtomicU8::new(0),
-            connections_open: reg.gauge("connections_open", "Sockets open now."),
-            connections_accepted: reg.counter("connections_accepted_total", "Connections accepted."),
+            connections_open: TransportKind::ALL.map(|kind| open.with_label_values(&[kind.as_str()])),
+            connections_accepted: TransportKind::ALL.map(|kind| accepted.with_label_values(&[kind.as_str()])),
             connections_refused: rejected.with_label_values(&["server_full"]),
             connections_shed: rejected.with_label_values(&["overloaded"]),
             connections_per_ip: rejected.with_label_values(&["per_ip_limit"]),
             tls_handshake_failures: rejected.with_label_values(&["tls_handshake"]),
+            ws_handshake_failures: rejected.with_label_values(&["ws_handshake"]),
             sessions_handshake: sessions.with_label_values(&["handshake"]),
             sessions_active: sessions.with_label_values(&["active"]),
             sessions_held: sessions.with_label_values(&["held"]),

@@ -37,6 +37,8 @@ pub const NO_RATE_LIMIT: &[&str] = &["--rate-limit-per-s", "1000000", "--rate-li
 pub struct TestServer {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The WebSocket listener (unless a test turned it off).
+    pub ws: Option<SocketAddr>,
     pub stats: Arc<Stats>,
     server: Option<ServerThread>,
 }
@@ -58,6 +60,8 @@ pub fn spawn_server_with(args: &[&str], customize: impl FnOnce(Server) -> Server
         "2",
         "--admin-addr",
         "127.0.0.1:0",
+        "--ws-addr",
+        "127.0.0.1:0",
     ];
     all.extend_from_slice(args);
     let config = Config::parse_from(all).expect("test config is valid");
@@ -65,6 +69,7 @@ pub fn spawn_server_with(args: &[&str], customize: impl FnOnce(Server) -> Server
     TestServer {
         addr: server.addr(),
         admin: server.admin_addr().expect("an admin endpoint"),
+        ws: server.ws_addr(),
         stats: server.stats(),
         server: Some(server),
     }

@@ -119,6 +119,7 @@ pub async fn probe(env: &Env, world: &str) -> anyhow::Result<WorldGeometry> {
         connect_concurrency: 1,
         setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),
         auth_key: env.auth_key.clone(),
+        transport: env.transport,
     };
     let (mut client, _) = bots::connect_hello(&spec, &spec.name('p', 0), None)
         .await
