@@ -143,36 +143,44 @@ fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Runs a scenario command: the server, the steps, the report.
+/// The server `--spawn-server` asks for, started.
+async fn spawn_if_asked(common: &cli::CommonArgs) -> anyhow::Result<Option<SpawnedServer>> {
+    if !common.spawn_server {
+        return Ok(None);
+    }
+    let options = SpawnOptions {
+        bin: common.server_bin.clone(),
+        args: common.server_arg.clone(),
+        log: common.server_log.clone(),
+        pin: common.pin,
+        auth_key: common.auth_key.clone(),
+    };
+    Ok(Some(SpawnedServer::start(&options).await?))
+}
+
+/// Where the bots connect to a spawned `server` over `transport`.
+fn bot_target(server: &SpawnedServer, transport: Transport) -> anyhow::Result<std::net::SocketAddr> {
+    match transport {
+        Transport::Tcp => Ok(server.addr),
+        Transport::Ws => server
+            .ws_addr
+            .context("--transport ws: the spawned server has no WebSocket listener"),
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let common = command.common().context("not a scenario")?;
     let settings = settings(&command)?;
     let started_unix_ms = timeline::wall_ns() / 1_000_000;
     // Checked even with --spawn-server: a non-loopback --addr is refused either way.
     let given_target = common.target()?;
-    let server = if common.spawn_server {
-        let options = SpawnOptions {
-            bin: common.server_bin.clone(),
-            args: common.server_arg.clone(),
-            log: common.server_log.clone(),
-            pin: common.pin,
-            auth_key: common.auth_key.clone(),
-        };
-        Some(SpawnedServer::start(&options).await?)
-    } else {
-        None
-    };
+    let server = spawn_if_asked(common).await?;
     let admin = match &server {
         Some(server) => server.admin_addr,
         None => command.admin_addr(),
     };
-    let server_target = |server: &SpawnedServer| match common.transport {
-        Transport::Tcp => Ok(server.addr),
-        Transport::Ws => server
-            .ws_addr
-            .context("--transport ws: the spawned server has no WebSocket listener"),
-    };
     let bot_target = match &server {
-        Some(server) => server_target(server)?,
+        Some(server) => bot_target(server, common.transport)?,
         None => given_target,
     };
     let target = TargetInfo {
