@@ -127,6 +127,20 @@ async fn the_handshake_checks_the_origin_and_the_subprotocol() {
         .unwrap();
     good.send(Message::Binary(hello("good"))).await.unwrap();
     assert!(matches!(next(&mut good).await.unwrap().body, Some(Body::Welcome(_))));
+    // A ping is answered.
+    good.send(Message::Ping(Bytes::from_static(b"are you there")))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, good.next()).await.unwrap() {
+            Some(Ok(Message::Pong(payload))) => {
+                assert_eq!(&payload[..], b"are you there");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
     // A program sends no Origin: allowed.
     open(&server, Some("tavern.v1"), None).await.unwrap();
     assert_eq!(server.stats.ws_handshake_failures.get(), 2);

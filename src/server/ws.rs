@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
 use crate::ids::{DisconnectReason, TransportKind};
-use crate::outbox::SharedReader;
+use crate::outbox::{Outbox, SharedReader};
 use crate::session::{Session, SessionContext, Transport};
-use crate::ws::{self, Duplex, Origins, WsFrames, WsWriter};
+use crate::ws::{self, Control, Duplex, Origins, Pongs, WsFrames, WsWriter};
 
 /// Bytes of the length prefix the frames of the game port carry and WebSocket messages do not.
 const PREFIX: usize = 4;
@@ -37,7 +37,7 @@ pub(super) async fn open<R, W, S>(
     let lingering = read.share();
     let config = &context.config;
     let handshake = ws::accept(Duplex::new(read, write), origins, ws::settings(config));
-    let stream = match tokio::time::timeout(config.hello_timeout(), handshake).await {
+    let mut stream = match tokio::time::timeout(config.hello_timeout(), handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             context.stats.ws_handshake_failures.inc();
@@ -50,12 +50,23 @@ pub(super) async fn open<R, W, S>(
             return;
         }
     };
-    let (sink, messages) = stream.split();
-    let control = config.ws.max_control_per_s;
+    // The session's writer writes to the socket itself; tungstenite only reads.
+    let Some(write) = stream.get_mut().take_writer() else {
+        return;
+    };
+    let per_second = config.ws.max_control_per_s;
+    let control = Arc::new(Control::default());
+    let pongs = control.clone();
     let transport = Transport {
         kind: TransportKind::WebSocket,
-        frames: move |limit| WsFrames::new(messages, limit, control),
-        writer: move |outbox: &crate::outbox::Outbox| WsWriter::new(sink, outbox),
+        frames: move |limit, outbox: &Outbox| {
+            let pongs = Pongs {
+                control: pongs,
+                outbox: outbox.clone(),
+            };
+            WsFrames::new(stream, limit, per_second, pongs)
+        },
+        writer: move |outbox: &Outbox| WsWriter::new(write, outbox, control),
         lingering,
     };
     Session::launch(transport, peer, context, slot);

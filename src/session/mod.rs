@@ -71,7 +71,7 @@ pub type Frame = Result<Result<ClientMessage, prost::DecodeError>, CodecError>;
 pub struct Transport<F, Make, L> {
     /// For the metrics.
     pub kind: TransportKind,
-    /// Makes the stream of frames, given the frame limit.
+    /// Makes the stream of frames, given the frame limit and the outbox.
     pub frames: F,
     /// Makes the writer, given the outbox.
     pub writer: Make,
@@ -135,7 +135,7 @@ impl Session {
         let lingering = read.share();
         let transport = Transport {
             kind: TransportKind::Tcp,
-            frames: move |limit| {
+            frames: move |limit, _: &Outbox| {
                 let codec = FrameCodec::<ClientMessage, ServerMessage>::new(limit);
                 FramedRead::with_capacity(read, codec, READ_BUFFER_START)
             },
@@ -152,7 +152,7 @@ impl Session {
         server: Arc<SessionContext>,
         slot: S,
     ) where
-        F: FnOnce(FrameLimit) -> Frames + 'static,
+        F: FnOnce(FrameLimit, &Outbox) -> Frames + 'static,
         Frames: futures_util::Stream<Item = Frame> + 'static,
         Make: FnOnce(&Outbox) -> W,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -191,7 +191,7 @@ impl Session {
         };
         server.tracker.spawn(task);
         let frame_limit = FrameLimit::new(config.max_hello_frame_len);
-        let frames = frames(frame_limit.clone());
+        let frames = frames(frame_limit.clone(), &outbox);
         Session::create(move |ctx| {
             let reader = ctx.add_stream(frames);
             Session {

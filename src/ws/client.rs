@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::{SUBPROTOCOL, WsWriter};
+use super::{SUBPROTOCOL, SinkWriter};
 use crate::client::{Client, ClientError};
 
 /// Connects to the WebSocket listener at `addr` (plain `ws://`), offering
@@ -50,7 +50,7 @@ where
         .await
         .map_err(handshake_error)?;
     let (sink, messages) = socket.split();
-    Ok(Client::over(ByteReader::new(messages), WsWriter::without_outbox(sink)))
+    Ok(Client::over(ByteReader::new(messages), SinkWriter::new(sink)))
 }
 
 fn handshake_error(error: tokio_tungstenite::tungstenite::Error) -> ClientError {

@@ -1,6 +1,8 @@
 //! A connection's two halves as one stream, for the WebSocket handshake and
-//! framing, which want one: the read half stays shared for the lingering
-//! close, as on the game port.
+//! reading, which want one: the read half stays shared for the lingering
+//! close, as on the game port. After the handshake the write half is taken
+//! out for the session's writer; what tungstenite's reader would write
+//! then (pongs, close replies) is discarded, since the writer sends those.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -13,13 +15,21 @@ use crate::outbox::SharedReader;
 /// See the module documentation.
 pub struct Duplex<R, W> {
     read: SharedReader<R>,
-    write: W,
+    write: Option<W>,
 }
 
 impl<R, W> Duplex<R, W> {
     /// Joins `read` (shared) and `write`.
     pub fn new(read: SharedReader<R>, write: W) -> Self {
-        Duplex { read, write }
+        Duplex {
+            read,
+            write: Some(write),
+        }
+    }
+
+    /// Takes the write half out; writes to this stream are discarded from now on.
+    pub fn take_writer(&mut self) -> Option<W> {
+        self.write.take()
     }
 }
 
@@ -31,7 +41,10 @@ impl<R: AsyncRead + Unpin, W: Unpin> AsyncRead for Duplex<R, W> {
 
 impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for Duplex<R, W> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.write).poll_write(cx, buf)
+        match &mut self.write {
+            Some(write) => Pin::new(write).poll_write(cx, buf),
+            None => Poll::Ready(Ok(buf.len())),
+        }
     }
 
     fn poll_write_vectored(
@@ -39,18 +52,27 @@ impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for Duplex<R, W> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.write).poll_write_vectored(cx, bufs)
+        match &mut self.write {
+            Some(write) => Pin::new(write).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Ok(bufs.iter().map(|buf| buf.len()).sum())),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.write.is_write_vectored()
+        self.write.as_ref().is_some_and(AsyncWrite::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.write).poll_flush(cx)
+        match &mut self.write {
+            Some(write) => Pin::new(write).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.write).poll_shutdown(cx)
+        match &mut self.write {
+            Some(write) => Pin::new(write).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }

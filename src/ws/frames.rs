@@ -7,13 +7,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use futures_util::Stream;
-use futures_util::stream::SplitStream;
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::writer::{Control, WAKE};
+use crate::outbox::Outbox;
 use crate::protocol::pb::ClientMessage;
 use crate::protocol::{CodecError, ErrorCode, FrameLimit};
 
@@ -41,18 +45,36 @@ impl ControlBudget {
     }
 }
 
+/// Where the pongs a client asks for go: the writer's control slot, and
+/// the outbox, to wake the writer.
+pub struct Pongs {
+    /// The writer's control slot.
+    pub control: Arc<Control>,
+    /// The session's outbox.
+    pub outbox: Outbox,
+}
+
+impl Pongs {
+    fn send(&self, payload: Bytes) {
+        self.control.pong(payload);
+        // Best effort: a full queue will be written soon anyway, and the pong with it.
+        let _ = self.outbox.try_send(Bytes::from_static(WAKE));
+    }
+}
+
 /// See the module documentation.
 pub struct WsFrames<S> {
-    messages: SplitStream<WebSocketStream<S>>,
+    messages: WebSocketStream<S>,
     limit: FrameLimit,
     control: ControlBudget,
+    pongs: Pongs,
     ended: bool,
 }
 
 impl<S> WsFrames<S> {
     /// Reads `messages`, each held to `limit`; at most `control_per_second`
-    /// pings and pongs a second are taken (tungstenite answers each ping).
-    pub fn new(messages: SplitStream<WebSocketStream<S>>, limit: FrameLimit, control_per_second: u32) -> Self {
+    /// pings and pongs a second are taken, each ping answered through `pongs`.
+    pub fn new(messages: WebSocketStream<S>, limit: FrameLimit, control_per_second: u32, pongs: Pongs) -> Self {
         WsFrames {
             messages,
             limit,
@@ -61,6 +83,7 @@ impl<S> WsFrames<S> {
                 window: Instant::now(),
                 used: 0,
             },
+            pongs,
             ended: false,
         }
     }
@@ -92,8 +115,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsFrames<S> {
                     ErrorCode::BadFrame,
                     "a text message: Tavern's messages are binary protobuf",
                 )),
-                Ok(Message::Ping(_) | Message::Pong(_)) => {
+                Ok(message @ (Message::Ping(_) | Message::Pong(_))) => {
                     if self.control.take() {
+                        if let Message::Ping(payload) = message {
+                            self.pongs.send(payload);
+                        }
                         continue;
                     }
                     let message = format!(

@@ -6,9 +6,10 @@
 //! message carries exactly one `ClientMessage` or `ServerMessage` (WebSocket
 //! frames already, so there is no length prefix), and the connection feeds
 //! the same Session actor as the game port: [`WsFrames`] turns messages into
-//! the session's frames, and [`WsWriter`] turns the length-prefixed frames of
-//! the session's outbox into binary messages, so the outbox, its writer,
-//! limits, deadlines and the lingering close are the same code.
+//! the session's frames, and [`WsWriter`] rewrites the length-prefixed frames
+//! of the session's outbox as binary WebSocket frames on the socket, so the
+//! outbox, its writer, limits, deadlines and the lingering close are the
+//! same code.
 //!
 //! [`Config::ws_addr`]: crate::Config::ws_addr
 //! [`Config::ws_allowed_origins`]: crate::Config::ws_allowed_origins
@@ -16,6 +17,7 @@
 pub mod client;
 mod duplex;
 mod frames;
+mod sink;
 mod writer;
 
 use std::net::SocketAddr;
@@ -27,8 +29,9 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use self::duplex::Duplex;
-pub use self::frames::WsFrames;
-pub use self::writer::{WsWriter, close_frame};
+pub use self::frames::{Pongs, WsFrames};
+pub use self::sink::SinkWriter;
+pub use self::writer::{Control, WsWriter, close_frame};
 use crate::config::Config;
 
 /// The subprotocol a client must offer (`Sec-WebSocket-Protocol`).

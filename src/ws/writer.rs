@@ -1,22 +1,24 @@
-//! The session's outbox, written to a WebSocket: the writer writes
-//! length-prefixed frames as on the game port, and this turns each into one
-//! binary message (its body, without the prefix). Messages gather in
-//! tungstenite's write buffer and go out on flush, which the writer does
-//! whenever its queue runs dry. Shutting down sends a Close frame whose code
-//! and reason say why the session ended.
+//! The session's outbox, written to a WebSocket connection. The writer
+//! writes length-prefixed frames as on the game port; this rewrites each
+//! length prefix as the header of one binary WebSocket frame (formatted by
+//! tungstenite) and passes the body through, straight to the socket: no
+//! message objects, no second buffer per frame. What one write takes is
+//! rewritten into one buffer (at most a write batch, the writer's bound)
+//! and written before the next is taken, so the writer's backpressure and
+//! write deadline hold as on the game port. A pong the client asked for goes
+//! out between two frames; shutting down sends a Close frame whose code and
+//! reason say why the session ended, then closes the TCP write side.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::Sink;
-use futures_util::stream::SplitSink;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 use crate::ids::DisconnectReason;
 use crate::outbox::Outbox;
@@ -24,92 +26,120 @@ use crate::outbox::Outbox;
 /// Bytes of the length prefix before each frame.
 const PREFIX: usize = 4;
 
+/// The frame that wakes the writer for a control frame: empty, which no
+/// server message is.
+pub(super) const WAKE: &[u8] = &[0; PREFIX];
+
+/// Control frames the read side asks the writer to send: the latest pong.
+#[derive(Debug, Default)]
+pub struct Control {
+    pong: Mutex<Option<Bytes>>,
+}
+
+impl Control {
+    /// Asks for a pong carrying `payload` (a newer ping's replaces an unsent one).
+    pub fn pong(&self, payload: Bytes) {
+        *self.pong.lock().unwrap_or_else(PoisonError::into_inner) = Some(payload);
+    }
+
+    fn take_pong(&self) -> Option<Bytes> {
+        self.pong.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
 /// See the module documentation.
-pub struct WsWriter<S> {
-    sink: SplitSink<WebSocketStream<S>, Message>,
-    /// Why the session ended, for the Close frame (a client's has none).
-    outbox: Option<Outbox>,
-    /// The prefix of the frame being read from the writer, as far as it came.
+pub struct WsWriter<W> {
+    socket: W,
+    /// Why the session ended, for the Close frame.
+    outbox: Outbox,
+    control: Arc<Control>,
+    /// Rewritten bytes not yet written, from `at`.
+    out: Vec<u8>,
+    at: usize,
+    /// The prefix of the frame being read, as far as it came.
     prefix: [u8; PREFIX],
     prefix_len: usize,
-    /// The body being gathered, and how much of it is still to come.
-    body: BytesMut,
+    /// Body bytes of the current frame still to pass through.
     body_left: usize,
-    /// A whole message the sink had no room for yet.
-    pending: Option<Bytes>,
-    closing: bool,
+    closed: bool,
 }
 
-impl<S> WsWriter<S> {
-    /// Writes to `sink`; `outbox` is the session's, whose close reason the Close frame gives.
-    pub fn new(sink: SplitSink<WebSocketStream<S>, Message>, outbox: &Outbox) -> Self {
-        WsWriter::with(sink, Some(outbox.clone()))
-    }
-
-    /// Writes to `sink`, closing it as a normal close (for a client).
-    pub fn without_outbox(sink: SplitSink<WebSocketStream<S>, Message>) -> Self {
-        WsWriter::with(sink, None)
-    }
-
-    fn with(sink: SplitSink<WebSocketStream<S>, Message>, outbox: Option<Outbox>) -> Self {
+impl<W> WsWriter<W> {
+    /// Writes to `socket`; `outbox` is the session's, whose close reason the
+    /// Close frame gives; `control` carries the pongs to send.
+    pub fn new(socket: W, outbox: &Outbox, control: Arc<Control>) -> Self {
         WsWriter {
-            sink,
-            outbox,
+            socket,
+            outbox: outbox.clone(),
+            control,
+            out: Vec::new(),
+            at: 0,
             prefix: [0; PREFIX],
             prefix_len: 0,
-            body: BytesMut::new(),
             body_left: 0,
-            pending: None,
-            closing: false,
+            closed: false,
         }
     }
-}
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
-    /// Hands the pending message to the sink once it has room.
-    fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.pending.is_some() {
-            ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(io_error)?;
-            if let Some(body) = self.pending.take() {
-                Pin::new(&mut self.sink)
-                    .start_send(Message::Binary(body))
-                    .map_err(io_error)?;
+    /// Rewrites `buf`, the next bytes of the frame stream, into `out`.
+    fn rewrite(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(buf.len());
+                self.out.extend_from_slice(&buf[..n]);
+                self.body_left -= n;
+                buf = &buf[n..];
+                continue;
             }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Takes bytes of the frame stream from `buf`, up to the end of the next
-    /// whole frame; returns how many. A whole frame becomes the pending message.
-    fn take(&mut self, buf: &[u8]) -> usize {
-        if self.prefix_len < PREFIX {
             let n = (PREFIX - self.prefix_len).min(buf.len());
             self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&buf[..n]);
             self.prefix_len += n;
+            buf = &buf[n..];
             if self.prefix_len == PREFIX {
-                let len = usize::try_from(u32::from_be_bytes(self.prefix)).unwrap_or(usize::MAX);
-                self.body = BytesMut::with_capacity(len);
-                self.body_left = len;
-                self.finish_if_whole();
+                self.prefix_len = 0;
+                let len = u32::from_be_bytes(self.prefix);
+                // An empty frame only wakes the writer (see WAKE).
+                if len > 0 {
+                    let header = FrameHeader {
+                        opcode: OpCode::Data(Data::Binary),
+                        ..FrameHeader::default()
+                    };
+                    // Writing into a Vec cannot fail.
+                    let _ = header.format(u64::from(len), &mut self.out);
+                    self.body_left = usize::try_from(len).unwrap_or(usize::MAX);
+                }
             }
-            return n;
         }
-        let n = self.body_left.min(buf.len());
-        self.body.extend_from_slice(&buf[..n]);
-        self.body_left -= n;
-        self.finish_if_whole();
-        n
     }
 
-    fn finish_if_whole(&mut self) {
-        if self.prefix_len == PREFIX && self.body_left == 0 {
-            self.pending = Some(std::mem::take(&mut self.body).freeze());
-            self.prefix_len = 0;
+    /// Between two frames, adds the pong asked for, if any.
+    fn add_control(&mut self) {
+        if self.prefix_len == 0
+            && self.body_left == 0
+            && let Some(payload) = self.control.take_pong()
+        {
+            let _ = Frame::pong(payload).format(&mut self.out);
         }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsWriter<S> {
+impl<W: AsyncWrite + Unpin> WsWriter<W> {
+    /// Writes what was rewritten.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.at < self.out.len() {
+            let n = ready!(Pin::new(&mut self.socket).poll_write(cx, &self.out[self.at..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.at += n;
+        }
+        self.out.clear();
+        self.at = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for WsWriter<W> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
@@ -120,26 +150,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsWriter<S> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        this.add_control();
         let mut taken = 0;
         for buf in bufs {
-            let mut rest: &[u8] = buf;
-            while !rest.is_empty() {
-                match this.poll_send_pending(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending if taken == 0 => return Poll::Pending,
-                    Poll::Pending => return Poll::Ready(Ok(taken)),
-                }
-                let n = this.take(rest);
-                rest = &rest[n..];
-                taken += n;
-            }
+            this.rewrite(buf);
+            taken += buf.len();
         }
-        // The last whole frame goes to the sink now if it can, else on the next write or flush.
-        match this.poll_send_pending(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(taken)),
+        // Written now if the socket takes it, else before the next write or on flush.
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
         }
+        Poll::Ready(Ok(taken))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -148,25 +170,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsWriter<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send_pending(cx))?;
-        Pin::new(&mut this.sink).poll_flush(cx).map_err(io_error)
+        this.add_control();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send_pending(cx))?;
-        if !this.closing {
-            ready!(Pin::new(&mut this.sink).poll_ready(cx)).map_err(io_error)?;
-            let close = close_frame(this.outbox.as_ref().and_then(Outbox::close_reason));
-            Pin::new(&mut this.sink)
-                .start_send(Message::Close(Some(close)))
-                .map_err(io_error)?;
-            this.closing = true;
+        ready!(this.poll_drain(cx))?;
+        if !this.closed {
+            this.closed = true;
+            let close = close_frame(this.outbox.close_reason());
+            let _ = Frame::close(Some(close)).format(&mut this.out);
+            ready!(this.poll_drain(cx))?;
         }
-        match ready!(Pin::new(&mut this.sink).poll_flush(cx)) {
-            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(io_error(e))),
-        }
+        Pin::new(&mut this.socket).poll_shutdown(cx)
     }
 }
 
@@ -192,12 +210,5 @@ pub fn close_frame(reason: Option<DisconnectReason>) -> CloseFrame {
     CloseFrame {
         code,
         reason: reason.as_str().into(),
-    }
-}
-
-fn io_error(error: WsError) -> io::Error {
-    match error {
-        WsError::Io(e) => e,
-        e => io::Error::other(e),
     }
 }
