@@ -230,3 +230,29 @@ async fn a_full_tls_port_says_so_over_tls() {
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(expect_error(&messages[0]).code(), ErrorCode::ServerFull);
 }
+
+#[tokio::test]
+async fn websocket_clients_speak_over_tls_with_the_same_settings() {
+    provider();
+    let pki = Pki::new("wss");
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let server = spawn_server(&["--tls-cert", &cert, "--tls-key", &key]);
+    let ws = server.ws.unwrap();
+    let tcp = TcpStream::connect(ws).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = pki.connector(false).connect(name, tcp).await.unwrap();
+    let mut web = tavern::ws::client::connect_over(tls, ws, None).await.unwrap();
+    web.hello("web").await.unwrap();
+    web.join("hall").await.unwrap();
+    let mut ann = tls_client(&pki, server.addr, false).await.unwrap();
+    ann.hello("ann").await.unwrap();
+    ann.join("hall").await.unwrap();
+    ann.chat("hall", "to the browser").await.unwrap();
+    let chat = support::next_non_presence(&mut web).await;
+    let Some(tavern::protocol::pb::server_message::Body::Chat(chat)) = chat.body else {
+        panic!("a chat")
+    };
+    assert_eq!(chat.text, "to the browser");
+    // Plain WebSocket to the TLS listener gets no handshake.
+    assert!(tavern::ws::client::connect(ws).await.is_err());
+}
