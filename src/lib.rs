@@ -26,7 +26,8 @@
 //!    the observer hook), [`overload`] (the monitor behind `/stats` and load
 //!    shedding) and [`admin`] (the admin HTTP endpoint).
 //! 4. [`outbox`]: each session's bounded outbound queue and its writer.
-//! 5. [`broadcast`]: one encoded frame into many outboxes.
+//! 5. [`broadcast`]: one encoded frame into many outboxes; [`ws`]: the
+//!    WebSocket transport (handshake, messages in, frames out).
 //! 6. The actors sessions talk to: [`room`] (a room's members and order, and
 //!    the room plugin interface), [`plugins`] (the plugins that ship:
 //!    tic-tac-toe, a ready-check lobby and an echo), [`directory`] (the room directory,
