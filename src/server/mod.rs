@@ -215,7 +215,11 @@ impl Server {
             None => Hooks::log_only(stats.clone()),
         };
         let origins = origins(&config, admin.as_ref().and_then(|admin| admin.local_addr().ok()));
-        let watch = Watch::start(admin, &config, &stats, &hooks);
+        let ws_url = ws
+            .as_ref()
+            .and_then(|ws| ws.local_addr().ok())
+            .map(|addr| crate::ws::url(addr, tls.is_some()));
+        let watch = Watch::start(admin, admin::Pages::new(ws_url), &config, &stats, &hooks);
         let extras = Extras {
             authority,
             kinds,
@@ -324,16 +328,29 @@ struct Watch {
 }
 
 impl Watch {
-    fn start(admin: Option<std::net::TcpListener>, config: &Config, stats: &Arc<Stats>, hooks: &Hooks) -> Watch {
+    fn start(
+        admin: Option<std::net::TcpListener>,
+        pages: admin::Pages,
+        config: &Config,
+        stats: &Arc<Stats>,
+        hooks: &Hooks,
+    ) -> Watch {
         let monitor = Arc::new(Monitor::new(stats.clone(), config, hooks.clone()));
         let thread = Arbiter::new();
         thread.spawn(monitor.clone().run());
         let stop_admin = CancellationToken::new();
         if let Some(admin) = admin {
+            if let Ok(addr) = admin.local_addr() {
+                info!(
+                    console = %format!("http://{addr}/"),
+                    playground = %format!("http://{addr}/play"),
+                    "web pages"
+                );
+            }
             let stop = stop_admin.clone();
             thread.spawn(async move {
                 match TcpListener::from_std(admin) {
-                    Ok(admin) => admin::serve(admin, monitor, stop).await,
+                    Ok(admin) => admin::serve(admin, monitor, pages, stop).await,
                     Err(e) => warn!(error = %e, "could not start the admin endpoint"),
                 }
             });

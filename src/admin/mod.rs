@@ -5,7 +5,10 @@
 //! - `GET /stats`: a JSON [`Summary`] for humans and scripts;
 //! - `GET /healthz`: 200 while the process serves HTTP at all;
 //! - `GET /readyz`: 200 while the server takes connections, 503 while it is
-//!   starting and once it drains for shutdown.
+//!   starting and once it drains for shutdown;
+//! - the web pages ([`pages`]): `GET /` the live console, `GET /play` the
+//!   playground, `GET /assets/…` their scripts and style, and `GET /endpoints`
+//!   where the pages find the WebSocket listener.
 //!
 //! [`Config::admin_addr`]: crate::Config::admin_addr
 //! [`Summary`]: crate::overload::Summary
@@ -23,14 +26,20 @@ use tracing::warn;
 
 use crate::overload::Monitor;
 
-/// Serves the endpoint on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>, stop: CancellationToken) {
+pub mod pages;
+
+pub use pages::Pages;
+
+/// Serves the endpoint on `listener` until `stop` is cancelled; `pages` says
+/// what the web pages need to know of the server.
+pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>, pages: Pages, stop: CancellationToken) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(monitor);
+        .with_state(monitor)
+        .merge(pages::router(pages));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await;
