@@ -39,6 +39,9 @@ declare global {
   }
 }
 
+/** Lines of conversation kept (on the page and in `chats`). */
+const MAX_LINES = 500;
+
 const state: PlaygroundState = {
   name: "",
   connected: false,
@@ -121,9 +124,9 @@ function onMessage(message: ServerMessage): void {
   switch (body.case) {
     case "chat": {
       const c = body.value;
-      if (state.chats.some((line) => line.room === c.room && line.seq === Number(c.seq))) return;
       const line = { room: c.room, seq: Number(c.seq), from: c.fromName, text: c.text, mine: c.fromSession.toString() === state.sessionId };
       state.chats.push(line);
+      if (state.chats.length > MAX_LINES) state.chats.splice(0, state.chats.length - MAX_LINES);
       appendLine(line.from, line.text, line.mine ? "chat mine" : "chat", line.seq);
       return;
     }
@@ -180,6 +183,7 @@ function appendLine(from: string | null, text: string, className: string, seq?: 
   }
   item.append(text);
   list.append(item);
+  while (list.childElementCount > MAX_LINES) list.firstElementChild?.remove();
   list.scrollTop = list.scrollHeight;
 }
 
