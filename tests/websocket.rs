@@ -249,3 +249,46 @@ async fn shutdown_says_goodbye_then_closes_with_going_away() {
     assert!(matches!(goodbye.body, Some(Body::Shutdown(_))), "{goodbye:?}");
     assert_eq!(next(&mut socket).await.unwrap_err(), Some(CloseCode::Away));
 }
+
+#[tokio::test]
+async fn a_websocket_cut_without_a_close_is_held_and_resumed() {
+    let server = spawn_server(&[]);
+    let mut ann = server.member("ann", "r").await;
+    let mut cut = open(&server, Some("tavern.v1"), None).await.unwrap();
+    cut.send(Message::Binary(hello("web"))).await.unwrap();
+    let Some(Body::Welcome(welcome)) = next(&mut cut).await.unwrap().body else {
+        panic!("expected Welcome")
+    };
+    let join = ClientMessage {
+        request_id: 2,
+        body: Some(client_message::Body::JoinRoom(pb::JoinRoom {
+            room: "r".into(),
+            ..pb::JoinRoom::default()
+        })),
+    };
+    cut.send(Message::Binary(join.encode_to_vec().into())).await.unwrap();
+    let Some(Body::RoomJoined(joined)) = next(&mut cut).await.unwrap().body else {
+        panic!("expected RoomJoined")
+    };
+    let Body::MemberJoined(_) = next_body(&mut ann).await else {
+        panic!("expected MemberJoined")
+    };
+    // A reset, as a network drop looks: no Close frame.
+    socket2::SockRef::from(cut.get_ref())
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(cut);
+    ann.chat("r", "while you were gone").await.unwrap();
+    let Body::Chat(own) = next_body(&mut ann).await else {
+        panic!("Ann saw something before her own chat: the member left")
+    };
+    let mut back = tavern::ws::client::connect(server.ws.unwrap()).await.unwrap();
+    let resumed = back.hello_resuming("web", "", &welcome.resume_token).await.unwrap();
+    assert!(resumed.resumed, "held for the resume");
+    let again = back.rejoin("r", joined.seq, joined.epoch).await.unwrap();
+    assert!(again.recovered);
+    let Body::Chat(missed) = next_body(&mut back).await else {
+        panic!("expected the missed chat")
+    };
+    assert_eq!((missed.seq, missed.text.as_str()), (own.seq, "while you were gone"));
+}

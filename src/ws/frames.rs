@@ -3,6 +3,7 @@
 //! (small until Welcome). A text message, a broken frame or a flood of
 //! control frames ends the connection with the error that says so.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use futures_util::Stream;
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::writer::{Control, WAKE};
@@ -132,6 +134,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsFrames<S> {
                     return Poll::Ready(None);
                 }
                 Err(WsError::Capacity(_)) => Err(CodecError::FrameTooLarge { max: self.limit.get() }),
+                // The connection dropped (no Close came first): a drop, like a reset socket.
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    let reset = io::Error::new(io::ErrorKind::ConnectionReset, "reset without a closing handshake");
+                    Err(CodecError::Io(reset))
+                }
                 Err(WsError::Io(e)) => Err(CodecError::Io(e)),
                 Err(e) => Err(violation(
                     ErrorCode::BadFrame,
