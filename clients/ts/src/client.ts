@@ -106,6 +106,8 @@ export class TavernClient {
   private readonly closes = new Listeners<CloseInfo>();
   private nextRequestId = 1n;
   private closeInfo: CloseInfo | undefined;
+  /** The server's last error that answered no request: the reason it is closing the connection. */
+  private fatal: TavernError | undefined;
 
   private constructor(
     private readonly socket: WebSocketLike,
@@ -391,7 +393,8 @@ export class TavernClient {
     }
     if (body.case === "error" && message.requestId === 0n) {
       // Answers no request: the connection is failing (the server closes it next).
-      this.pending.rejectAll(new TavernError(body.value.code, body.value.message, 0n));
+      this.fatal = new TavernError(body.value.code, body.value.message, 0n);
+      this.pending.rejectAll(this.fatal);
     }
     this.messages.emit(message);
   }
@@ -408,15 +411,15 @@ export class TavernClient {
       return;
     }
     this.closeInfo = info;
-    this.pending.rejectAll(new ConnectionClosedError(info.code, info.reason));
+    this.pending.rejectAll(new ConnectionClosedError(info.code, info.reason, this.fatal));
     this.closes.emit(info);
     this.messages.clear();
     this.closes.clear();
   }
 
   private closedError(): ConnectionClosedError {
-    const info = this.closeInfo ?? { code: 1006, reason: "not open" };
-    return new ConnectionClosedError(info.code, info.reason);
+    const info = this.closeInfo ?? { code: 1006, reason: "closing" };
+    return new ConnectionClosedError(info.code, info.reason, this.fatal);
   }
 }
 

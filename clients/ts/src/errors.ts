@@ -46,12 +46,16 @@ export class ConnectionClosedError extends Error {
   readonly code: number;
   /** The close frame's reason, if any. */
   readonly reason: string;
+  /** The server's fatal error that came before the close (OVERLOADED, IDLE_TIMEOUT, …), if one did. */
+  readonly serverError: TavernError | undefined;
 
-  constructor(code: number, reason: string) {
-    super(`connection closed (code ${code}${reason ? `: ${reason}` : ""}); connect again to go on`);
+  constructor(code: number, reason: string, serverError?: TavernError) {
+    const after = serverError === undefined ? "" : ` after ${serverError.message}`;
+    super(`connection closed (code ${code}${reason ? `: ${reason}` : ""})${after}; connect again to go on`);
     this.name = "ConnectionClosedError";
     this.code = code;
     this.reason = reason;
+    this.serverError = serverError;
   }
 }
 

@@ -89,6 +89,13 @@ test("an Error reply rejects its request with a TavernError; a fatal one rejects
   await assert.rejects(pinging, (error) => error instanceof TavernError && error.code === ErrorCode.SLOW_CONSUMER);
   assert.equal(events[0]?.body.case, "error", "the fatal error is an event too");
   assert.ok(ping);
+  socket.serverClose(1008, "slow consumer");
+  await assert.rejects(client.ping(), (error) => {
+    assert.ok(error instanceof ConnectionClosedError);
+    assert.equal(error.serverError?.code, ErrorCode.SLOW_CONSUMER, "a later request says why the server closed");
+    assert.match(error.message, /SLOW_CONSUMER/);
+    return true;
+  });
 });
 
 test("a Heartbeat is answered with a Ping and delivered; that Ping's Pong is not", async () => {
