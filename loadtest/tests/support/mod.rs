@@ -32,6 +32,8 @@ pub fn spawn_server(args: &[&str]) -> TestServer {
         "2",
         "--admin-addr",
         "127.0.0.1:0",
+        "--ws-addr",
+        "127.0.0.1:0",
     ];
     all.extend_from_slice(args);
     let config = Config::parse_from(all).expect("test config is valid");
