@@ -242,6 +242,9 @@ async fn rooms_whose_joiner_was_cut_off_meanwhile_are_all_disposed() {
                 "4096",
                 "--max-rooms-per-session",
                 "200",
+                // Every client leaves for good here (none is held for a resume).
+                "--resume-grace-ms",
+                "0",
             ][..],
             NO_RATE_LIMIT,
         ]
