@@ -295,7 +295,7 @@ pub struct Config {
 
     /// Address of the admin HTTP endpoint (/metrics, /stats, /healthz, /readyz), or `off`.
     /// Never the game port.
-    #[arg(long, env = "TAVERN_ADMIN_ADDR", default_value = "127.0.0.1:4001", value_parser = parse_admin_addr)]
+    #[arg(long, env = "TAVERN_ADMIN_ADDR", default_value = "127.0.0.1:4001", value_parser = parse_listen_addr)]
     pub admin_addr: AdminAddr,
 
     /// Keep the histograms (fan-out duration, members per room event, outbound queue depth),
@@ -368,22 +368,26 @@ pub struct Config {
     pub overload_recover_pct: u8,
 }
 
-/// Where the admin endpoint listens, if anywhere.
+/// Where a listener other than the game port listens, if anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminAddr {
-    /// No admin endpoint.
+pub enum ListenAddr {
+    /// Not at all.
     Off,
     /// Listen here.
     On(SocketAddr),
 }
 
-fn parse_admin_addr(value: &str) -> Result<AdminAddr, String> {
+/// Where the admin endpoint listens, if anywhere.
+pub type AdminAddr = ListenAddr;
+
+/// `host:port`, or `off`.
+fn parse_listen_addr(value: &str) -> Result<ListenAddr, String> {
     if value.eq_ignore_ascii_case("off") {
-        return Ok(AdminAddr::Off);
+        return Ok(ListenAddr::Off);
     }
     value
         .parse()
-        .map(AdminAddr::On)
+        .map(ListenAddr::On)
         .map_err(|e| format!("{e}: expected host:port or off"))
 }
 

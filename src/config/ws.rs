@@ -1,15 +1,13 @@
 //! The WebSocket listener's settings: where it listens, which browser
 //! origins may connect, and how many control frames a client may send.
 
-use std::net::SocketAddr;
-
 /// The WebSocket listener. Flattened into [`Config`](super::Config): the
 /// flags are `--ws-addr`, `--ws-allowed-origins` and `--ws-max-control-per-s`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct WsConfig {
     /// Address of the WebSocket listener (subprotocol `tavern.v1`, one protobuf message per
     /// binary message; `wss://` with the game port's TLS settings), or `off`.
-    #[arg(id = "ws_addr", long = "ws-addr", env = "TAVERN_WS_ADDR", default_value = "127.0.0.1:4002", value_parser = parse_ws_addr)]
+    #[arg(id = "ws_addr", long = "ws-addr", env = "TAVERN_WS_ADDR", default_value = "127.0.0.1:4002", value_parser = super::parse_listen_addr)]
     pub addr: WsAddr,
 
     /// Browser origins allowed to open a WebSocket connection (`scheme://host:port`, comma
@@ -35,20 +33,4 @@ pub struct WsConfig {
 }
 
 /// Where the WebSocket listener listens, if anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WsAddr {
-    /// No WebSocket listener.
-    Off,
-    /// Listen here.
-    On(SocketAddr),
-}
-
-fn parse_ws_addr(value: &str) -> Result<WsAddr, String> {
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(WsAddr::Off);
-    }
-    value
-        .parse()
-        .map(WsAddr::On)
-        .map_err(|e| format!("{e}: expected host:port or off"))
-}
+pub type WsAddr = super::ListenAddr;
