@@ -28,14 +28,38 @@ impl Room {
     /// Sent by a session whose connection is going, its seats held: the
     /// member stays, is sent nothing, and the plugin is told.
     pub(super) fn hold_command(&mut self, session: SessionId, ctx: &mut Context<Self>) {
-        self.core.hold(session);
-        let held = self.core.held_position(session).and_then(|i| self.core.held.get(i));
-        if let Some(member) = held.map(|entry| entry.member.clone()) {
+        self.mark_dropped(session);
+        self.settle(ctx);
+    }
+
+    /// Holds `session` if its session holds its seat, and tells the plugin.
+    /// A member that took its seat back already (this word came late) stays.
+    fn mark_dropped(&mut self, session: SessionId) {
+        let held = match self.core.position(session) {
+            Some(i) if self.core.members[i].seat.is_held() => self.core.hold(session),
+            Some(_) => false,
+            None => self.core.held_position(session).is_some(),
+        };
+        let entry = self.core.held_position(session).and_then(|i| self.core.held.get(i));
+        if let Some(member) = entry.filter(|_| held).map(|entry| entry.member.clone()) {
             self.plugin.call(Hook::Dropped, &mut self.core, |plugin, room| {
                 plugin.dropped(room, &member)
             });
         }
-        self.settle(ctx);
+    }
+
+    /// Whether `join` takes back a held seat: its member is held, or its
+    /// session held the seat and this join came before the session's word.
+    pub(super) fn is_reclaim(&mut self, join: &Join) -> bool {
+        let id = join.member.id;
+        if self
+            .core
+            .position(id)
+            .is_some_and(|i| self.core.members[i].seat.is_held())
+        {
+            self.mark_dropped(id);
+        }
+        self.core.held_position(id).is_some()
     }
 
     /// The connection of `session` refused a frame because it is closed:

@@ -24,7 +24,7 @@ pub(super) const PLUGIN_FAILED: &str = "plugin failed";
 
 impl Room {
     pub(super) fn join(&mut self, join: Join, ctx: &mut Context<Self>) {
-        if self.core.held_position(join.member.id).is_some() {
+        if self.is_reclaim(&join) {
             return self.reclaim(join, ctx);
         }
         if let Some(refusal) = self.refusal(&join) {
