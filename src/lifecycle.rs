@@ -48,6 +48,16 @@ pub enum LifecycleEvent {
         /// Why.
         reason: DisconnectReason,
     },
+    /// A connection took over a session with its resume token: from now on
+    /// the connection's events carry `session`, the resumed session's id.
+    SessionResumed {
+        /// The resumed session.
+        session: SessionId,
+        /// The connection's own id, as `ConnectionOpened` gave it.
+        connection: SessionId,
+        /// The new connection's address.
+        peer: SocketAddr,
+    },
     /// A session's Hello was accepted.
     SessionAuthenticated {
         /// The session.
@@ -82,6 +92,7 @@ impl LifecycleEvent {
             LifecycleEvent::ConnectionOpened { .. } => "connection_opened",
             LifecycleEvent::ConnectionClosed { .. } => "connection_closed",
             LifecycleEvent::SessionAuthenticated { .. } => "session_authenticated",
+            LifecycleEvent::SessionResumed { .. } => "session_resumed",
             LifecycleEvent::RoomCreated { .. } => "room_created",
             LifecycleEvent::RoomDisposed { .. } => "room_disposed",
             LifecycleEvent::OverloadChanged { .. } => "overload_changed",
@@ -99,6 +110,11 @@ impl LifecycleEvent {
                 debug!(event, %session, %peer, reason = reason.as_str());
             }
             LifecycleEvent::SessionAuthenticated { session, name } => debug!(event, %session, %name),
+            LifecycleEvent::SessionResumed {
+                session,
+                connection,
+                peer,
+            } => debug!(event, %session, %connection, %peer),
             LifecycleEvent::RoomCreated { room } | LifecycleEvent::RoomDisposed { room } => debug!(event, %room),
             // Logged by the monitor, with the figure behind the change.
             LifecycleEvent::OverloadChanged { .. } => {}

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use support::{WAIT, next_body, spawn_server, spawn_server_with};
 use tavern::auth::{Authority, Claims, parse_hex_key};
 use tavern::client::Client;
+use tavern::lifecycle::LifecycleEvent;
 use tavern::protocol::pb::server_message::Body;
 use tavern::protocol::{ErrorCode, RoomName};
 use tavern::room::{LeaveReason, Member, RoomCtx, RoomPlugin, RoomSettings};
@@ -274,4 +275,32 @@ async fn with_token_auth_a_resume_needs_a_token_that_admits_the_player() {
         .unwrap();
     assert!(resumed.resumed);
     assert_eq!(resumed.session_id, welcome.session_id);
+}
+
+#[tokio::test]
+async fn observers_hear_which_connection_resumed_which_session() {
+    let (server, events) = support::observe::observed_server(&[]);
+    let (ann, welcome) = Client::connect_as(server.addr, "ann").await.unwrap();
+    drop(ann);
+    let (_back, resumed) = resume(&server, "ann", &welcome.resume_token).await;
+    assert!(resumed.resumed);
+    let opened = support::observe::wait_for(
+        &events,
+        |event| matches!(event, LifecycleEvent::ConnectionOpened { session, .. } if session.get() != welcome.session_id),
+    );
+    let LifecycleEvent::ConnectionOpened {
+        session: connection, ..
+    } = opened
+    else {
+        unreachable!()
+    };
+    let LifecycleEvent::SessionResumed {
+        session,
+        connection: by,
+        ..
+    } = support::observe::wait_for(&events, |event| matches!(event, LifecycleEvent::SessionResumed { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!((session.get(), by), (welcome.session_id, connection));
 }

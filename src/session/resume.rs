@@ -30,6 +30,7 @@ use super::rooms::JoinedRooms;
 use super::world::InWorld;
 use super::{Phase, Session};
 use crate::ids::{DisconnectReason, SessionId};
+use crate::lifecycle::LifecycleEvent;
 use crate::outbox::Queued;
 use crate::protocol::{self, ErrorCode, PlayerName, encode_frame};
 use crate::room::Member;
@@ -204,6 +205,11 @@ impl Session {
         } else {
             info!(session = %id, connection = %self.id, peer = %self.peer, previous_peer = %peer, "session resumed from a different address");
         }
+        self.server.hooks.emit(LifecycleEvent::SessionResumed {
+            session: id,
+            connection: self.id,
+            peer: self.peer,
+        });
         self.id = id;
         self.member = Some(member);
         self.rooms = rooms;
