@@ -4,16 +4,10 @@
 import { TavernClient, byId, connect, describe, randomSuffix, setStatus } from "./common.ts";
 import { type Counters, type Summary, fetchCounters, fetchSummary, overloadLevel, rates } from "./metrics.ts";
 import { Sparkline } from "./sparkline.ts";
+import type { RoomInfo } from "../../clients/ts/src/index.ts";
 
-/** A listed room, as the console shows it. */
-interface RoomRow {
-  room: string;
-  kind: string;
-  members: number;
-  maxMembers: number;
-  label: string;
-  locked: boolean;
-}
+/** A listed room, as the console shows it: the `RoomInfo` fields it uses. */
+type RoomRow = Pick<RoomInfo, "room" | "kind" | "members" | "maxMembers" | "label" | "locked">;
 
 /** What the page knows, on `window.tavernConsole` for scripts and tests. */
 interface ConsoleState {
