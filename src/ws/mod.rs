@@ -17,6 +17,7 @@
 pub mod client;
 mod duplex;
 mod frames;
+mod prefixes;
 mod sink;
 mod writer;
 

@@ -15,18 +15,15 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// Bytes of the length prefix before each frame.
-const PREFIX: usize = 4;
+use super::prefixes::{Piece, Prefixes};
 
 /// See the module documentation.
 pub struct SinkWriter<S> {
     sink: SplitSink<WebSocketStream<S>, Message>,
-    /// The prefix of the frame being read from the writer, as far as it came.
-    prefix: [u8; PREFIX],
-    prefix_len: usize,
-    /// The body being gathered, and how much of it is still to come.
+    /// Where the frame stream is.
+    prefixes: Prefixes,
+    /// The body being gathered.
     body: BytesMut,
-    body_left: usize,
     /// A whole message the sink had no room for yet.
     pending: Option<Bytes>,
     closing: bool,
@@ -37,10 +34,8 @@ impl<S> SinkWriter<S> {
     pub fn new(sink: SplitSink<WebSocketStream<S>, Message>) -> Self {
         SinkWriter {
             sink,
-            prefix: [0; PREFIX],
-            prefix_len: 0,
+            prefixes: Prefixes::default(),
             body: BytesMut::new(),
-            body_left: 0,
             pending: None,
             closing: false,
         }
@@ -64,30 +59,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SinkWriter<S> {
     /// Takes bytes of the frame stream from `buf`, up to the end of the next
     /// whole frame; returns how many. A whole frame becomes the pending message.
     fn take(&mut self, buf: &[u8]) -> usize {
-        if self.prefix_len < PREFIX {
-            let n = (PREFIX - self.prefix_len).min(buf.len());
-            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&buf[..n]);
-            self.prefix_len += n;
-            if self.prefix_len == PREFIX {
-                let len = usize::try_from(u32::from_be_bytes(self.prefix)).unwrap_or(usize::MAX);
-                self.body = BytesMut::with_capacity(len);
-                self.body_left = len;
-                self.finish_if_whole();
-            }
-            return n;
+        let (piece, n) = self.prefixes.next(buf);
+        match piece {
+            Some(Piece::Start(len)) => self.body = BytesMut::with_capacity(len),
+            Some(Piece::Body(body)) => self.body.extend_from_slice(body),
+            None => return n,
         }
-        let n = self.body_left.min(buf.len());
-        self.body.extend_from_slice(&buf[..n]);
-        self.body_left -= n;
-        self.finish_if_whole();
-        n
-    }
-
-    fn finish_if_whole(&mut self) {
-        if self.prefix_len == PREFIX && self.body_left == 0 {
+        if self.prefixes.between_frames() {
             self.pending = Some(std::mem::take(&mut self.body).freeze());
-            self.prefix_len = 0;
         }
+        n
     }
 }
 

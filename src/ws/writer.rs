@@ -20,15 +20,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
+use super::prefixes::{Piece, Prefixes};
 use crate::ids::DisconnectReason;
 use crate::outbox::Outbox;
 
-/// Bytes of the length prefix before each frame.
-const PREFIX: usize = 4;
-
 /// The frame that wakes the writer for a control frame: empty, which no
 /// server message is.
-pub(super) const WAKE: &[u8] = &[0; PREFIX];
+pub(super) const WAKE: &[u8] = &[0; 4];
 
 /// Control frames the read side asks the writer to send: the latest pong.
 #[derive(Debug, Default)]
@@ -56,11 +54,8 @@ pub struct WsWriter<W> {
     /// Rewritten bytes not yet written, from `at`.
     out: Vec<u8>,
     at: usize,
-    /// The prefix of the frame being read, as far as it came.
-    prefix: [u8; PREFIX],
-    prefix_len: usize,
-    /// Body bytes of the current frame still to pass through.
-    body_left: usize,
+    /// Where the frame stream is.
+    prefixes: Prefixes,
     closed: bool,
 }
 
@@ -74,9 +69,7 @@ impl<W> WsWriter<W> {
             control,
             out: Vec::new(),
             at: 0,
-            prefix: [0; PREFIX],
-            prefix_len: 0,
-            body_left: 0,
+            prefixes: Prefixes::default(),
             closed: false,
         }
     }
@@ -84,38 +77,27 @@ impl<W> WsWriter<W> {
     /// Rewrites `buf`, the next bytes of the frame stream, into `out`.
     fn rewrite(&mut self, mut buf: &[u8]) {
         while !buf.is_empty() {
-            if self.body_left > 0 {
-                let n = self.body_left.min(buf.len());
-                self.out.extend_from_slice(&buf[..n]);
-                self.body_left -= n;
-                buf = &buf[n..];
-                continue;
-            }
-            let n = (PREFIX - self.prefix_len).min(buf.len());
-            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&buf[..n]);
-            self.prefix_len += n;
-            buf = &buf[n..];
-            if self.prefix_len == PREFIX {
-                self.prefix_len = 0;
-                let len = u32::from_be_bytes(self.prefix);
+            let (piece, n) = self.prefixes.next(buf);
+            match piece {
+                Some(Piece::Body(body)) => self.out.extend_from_slice(body),
                 // An empty frame only wakes the writer (see WAKE).
-                if len > 0 {
+                Some(Piece::Start(len)) if len > 0 => {
                     let header = FrameHeader {
                         opcode: OpCode::Data(Data::Binary),
                         ..FrameHeader::default()
                     };
                     // Writing into a Vec cannot fail.
-                    let _ = header.format(u64::from(len), &mut self.out);
-                    self.body_left = usize::try_from(len).unwrap_or(usize::MAX);
+                    let _ = header.format(u64::try_from(len).unwrap_or(u64::MAX), &mut self.out);
                 }
+                Some(Piece::Start(_)) | None => {}
             }
+            buf = &buf[n..];
         }
     }
 
     /// Between two frames, adds the pong asked for, if any.
     fn add_control(&mut self) {
-        if self.prefix_len == 0
-            && self.body_left == 0
+        if self.prefixes.between_frames()
             && let Some(payload) = self.control.take_pong()
         {
             let _ = Frame::pong(payload).format(&mut self.out);
