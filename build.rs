@@ -1,4 +1,4 @@
-//! Compiles `proto/tavern/v1/*.proto` and `proto/tavern/examples/v1/*.proto` into Rust with the pure-Rust `protox`
+//! Compiles `proto/tavern/v1/*.proto`, `proto/tavern/examples/v1/*.proto` and `proto/tavern/cluster/v1/*.proto` into Rust with the pure-Rust `protox`
 //! parser feeding `prost-build`, so building needs no `protoc` on the machine.
 
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for dir in [
         root.join("tavern").join("v1"),
         root.join("tavern").join("examples").join("v1"),
+        root.join("tavern").join("cluster").join("v1"),
     ] {
         println!("cargo:rerun-if-changed={}", dir.display());
         files.extend(
@@ -23,6 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(&files, [root])?;
     // `bytes` fields (plugin data) as `Bytes`, so a frame's data is shared, not copied.
-    prost_build::Config::new().bytes(["."]).compile_fds(descriptors)?;
+    // The cluster's messages carry the client protocol's types as they are:
+    // generated against `crate::protocol::pb`, and first, so that the pass for
+    // the client protocol's own files writes those.
+    prost_build::Config::new()
+        .bytes(["."])
+        .extern_path(".tavern.v1", "crate::protocol::pb")
+        .compile_fds(descriptors.clone())?;
+    let mut own = descriptors;
+    own.file.retain(|file| file.package() != "tavern.cluster.v1");
+    prost_build::Config::new().bytes(["."]).compile_fds(own)?;
     Ok(())
 }

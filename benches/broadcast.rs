@@ -20,8 +20,8 @@ const BATCH: u64 = 32;
 struct Member(Outbox);
 
 impl Recipient for Member {
-    fn outbox(&self) -> &Outbox {
-        &self.0
+    fn outbox(&self) -> Option<&Outbox> {
+        Some(&self.0)
     }
 }
 

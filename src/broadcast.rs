@@ -21,8 +21,8 @@ const MIN_CHUNK: usize = 1024;
 
 /// Something that has an outbound queue.
 pub trait Recipient: Sync {
-    /// The queue to push into.
-    fn outbox(&self) -> &Outbox;
+    /// The queue to push into; none for a recipient served some other way.
+    fn outbox(&self) -> Option<&Outbox>;
 }
 
 /// Pushes frames into many outboxes, inline or on its thread pool.
@@ -70,7 +70,7 @@ impl Broadcaster {
             if skip == Some(i) {
                 return None;
             }
-            r.outbox().try_send(frame.clone()).err().map(|e| (i, e))
+            r.outbox()?.try_send(frame.clone()).err().map(|e| (i, e))
         };
         if recipients.len() < self.parallel_threshold {
             recipients.iter().enumerate().filter_map(push).collect()
@@ -94,8 +94,8 @@ mod tests {
 
     struct R(Outbox);
     impl Recipient for R {
-        fn outbox(&self) -> &Outbox {
-            &self.0
+        fn outbox(&self) -> Option<&Outbox> {
+            Some(&self.0)
         }
     }
 

@@ -111,6 +111,7 @@ impl SessionHarness {
                     authority: None,
                     kinds: crate::plugins::shipped(),
                     hooks: Hooks::log_only(stats.clone()),
+                    cluster: None,
                 };
                 let core = Core::build(config, stats, extras).expect("the harness's threads start");
                 let _ = ready.send((core.context.clone(), core.session_homes()[0].clone()));

@@ -7,6 +7,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The next session id.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 /// Identifies a session for the life of the process (and, in a world, the
 /// session's entity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,8 +23,13 @@ impl SessionId {
 
     /// A new id, never handed out before.
     pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        SessionId(NEXT.fetch_add(1, Ordering::Relaxed))
+        SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Hands out ids from `prefix` (of 23 bits) times 2^40 on: a cluster
+    /// gives each node a prefix of its own, so that ids are unique across nodes.
+    pub fn number_from(prefix: u64) {
+        NEXT_SESSION.fetch_max(((prefix & 0x7F_FFFF) << 40) | 1, Ordering::Relaxed);
     }
 
     /// The number on the wire.

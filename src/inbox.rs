@@ -138,6 +138,22 @@ impl<C: Send + 'static> Inbox<C> {
         answer.await.map_err(|_| Gone)
     }
 
+    /// Sends the request `make` builds around a [`Reply`] (waiting for
+    /// space), and returns where its answer will come, without waiting for it.
+    ///
+    /// # Errors
+    /// [`Gone`] when the actor is gone.
+    pub async fn request<R>(&self, make: impl FnOnce(Reply<R>) -> C) -> Result<oneshot::Receiver<R>, Gone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(make(Reply(reply))).await?;
+        Ok(answer)
+    }
+
+    /// Whether the actor reading the inbox is gone.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Messages waiting now.
     pub fn depth(&self) -> usize {
         self.sender.max_capacity() - self.sender.capacity()

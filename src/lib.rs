@@ -42,6 +42,7 @@ pub mod admin;
 pub mod auth;
 pub mod broadcast;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod directory;
 #[cfg(feature = "fuzzing")]

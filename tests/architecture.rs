@@ -15,7 +15,7 @@ const SERVER: &[&[&str]] = &[
     &["stats", "lifecycle", "overload", "admin"],
     &["outbox"],
     &["broadcast", "ws"],
-    &["room", "plugins", "directory", "world"],
+    &["room", "plugins", "cluster", "directory", "world"],
     &["session"],
     &["server", "fuzzing"],
 ];

@@ -6,6 +6,9 @@
 //! - `GET /healthz`: 200 while the process serves HTTP at all;
 //! - `GET /readyz`: 200 while the server takes connections, 503 while it is
 //!   starting and once it drains for shutdown;
+//! - `GET /cluster`: with `--cluster`, this node's view of the cluster (its
+//!   id, whether NATS is up, the live nodes, the rooms owned here and the
+//!   rooms it is an edge for), as JSON; 404 otherwise;
 //! - the web pages ([`pages`]): `GET /` the live console, `GET /play` the
 //!   playground, `GET /assets/…` their scripts and style, and `GET /endpoints`
 //!   where the pages find the WebSocket listener.
@@ -38,6 +41,7 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>, pages: Pages, s
         .route("/stats", get(stats))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/cluster", get(cluster))
         .with_state(monitor)
         .merge(pages::router(pages));
     let served = axum::serve(listener, app)
@@ -57,6 +61,13 @@ async fn metrics(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
 
 async fn stats(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
     Json(monitor.summary())
+}
+
+async fn cluster(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
+    match monitor.stats().cluster_report() {
+        Some(report) => (StatusCode::OK, Json(report)).into_response(),
+        None => (StatusCode::NOT_FOUND, "not in a cluster (see --cluster)\n").into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

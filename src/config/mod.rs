@@ -11,10 +11,12 @@ use clap::builder::TypedValueParser as _;
 use crate::sched::SchedPolicy;
 
 pub use auth::{AuthConfig, AuthMode, Secret};
+pub use cluster::ClusterConfig;
 pub use validate::{ConfigError, InvalidSetting};
 pub use ws::{WsAddr, WsConfig};
 
 mod auth;
+mod cluster;
 mod validate;
 mod ws;
 
@@ -362,6 +364,10 @@ pub struct Config {
     /// The WebSocket listener: `--ws-addr`, `--ws-allowed-origins`, `--ws-max-control-per-s`.
     #[command(flatten)]
     pub ws: WsConfig,
+
+    /// Clustering over NATS: `--cluster`, `--node-id`, the NATS credentials and TLS, timings.
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
 
     /// Overload: a level ends once every figure is below this percentage of what started it.
     #[arg(long, env = "TAVERN_OVERLOAD_RECOVER_PCT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=99))]

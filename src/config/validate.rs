@@ -84,6 +84,13 @@ impl Config {
             let problem = format!("ws_addr ({ws}) must be neither the game address nor the admin address");
             return Err(InvalidSetting::new("ws_addr", problem).into());
         }
+        if self.cluster.node_ttl_ms < 3 * self.cluster.heartbeat_ms {
+            let problem = format!(
+                "cluster_node_ttl_ms ({}) must be at least three heartbeats ({} ms each)",
+                self.cluster.node_ttl_ms, self.cluster.heartbeat_ms
+            );
+            return Err(InvalidSetting::new("cluster_node_ttl_ms", problem).into());
+        }
         Ok(())
     }
 

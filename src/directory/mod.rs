@@ -12,6 +12,7 @@
 //!
 //! [`Config::world_inbox`]: crate::Config::world_inbox
 
+mod clustered;
 mod names;
 
 use std::collections::HashMap;
@@ -20,7 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::{Actor, ActorContext, ArbiterHandle, AsyncContext, Context, StreamHandler};
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+use self::clustered::Clustered;
+use crate::cluster::Cluster;
 
 pub use names::Names;
 
@@ -31,7 +36,8 @@ use crate::outbox::Outbox;
 use crate::protocol::RoomName;
 use crate::protocol::{Filter, Recover};
 use crate::room::{
-    Admission, Join, Kind, Kinds, Leave, Listing, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle, Seat,
+    Admission, Join, Kind, Kinds, Leave, Listing, Member, OnEmpty, Room, RoomCommand, RoomContext, RoomHandle, Route,
+    Seat,
 };
 
 /// How often a join is tried when the room it found was just closing.
@@ -95,6 +101,13 @@ pub enum DirectoryCommand {
     },
     /// Sent at shutdown: answered once every room handled what was queued before.
     Drain(Reply<()>),
+    /// Closes `room` (every room, if none): its members get `RoomLeft { reason }`.
+    Close {
+        /// The room.
+        room: Option<RoomName>,
+        /// What the members are told.
+        reason: String,
+    },
 }
 
 /// Why a session could not join a room.
@@ -124,6 +137,9 @@ pub enum JoinError {
     /// No such kind is registered.
     #[error("no room kind {0:?} on this server")]
     UnknownKind(String),
+    /// The room is owned by another node, which cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     /// The room exists with another kind.
     #[error("room {room} is of kind {kind}")]
     KindMismatch {
@@ -157,6 +173,8 @@ pub struct DirectoryHandle {
     listing: Arc<Listing>,
     /// Numbers the rooms quick joins make.
     made: Arc<AtomicU64>,
+    /// In a cluster: where rooms run.
+    clustered: Option<Arc<Clustered>>,
 }
 
 impl DirectoryHandle {
@@ -169,10 +187,7 @@ impl DirectoryHandle {
         let kind = self.kind(&wanted.kind)?;
         let mut closing = None;
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self
-                .room(wanted.room.clone(), kind.clone(), wanted.params.clone(), closing)
-                .await
-                .map_err(|_| JoinError::Stopping)?;
+            let handle = self.find((&wanted.room, kind.clone(), &wanted.params), closing).await?;
             if *handle.kind() != kind {
                 let kind = handle.kind().clone();
                 return Err(JoinError::KindMismatch {
@@ -190,6 +205,7 @@ impl DirectoryHandle {
                 Ok(Admission::Full) => return Err(JoinError::Full(wanted.room.clone())),
                 Ok(Admission::Locked) => return Err(JoinError::Locked(wanted.room.clone())),
                 Ok(Admission::Rejected(reason)) => return Err(JoinError::Rejected(reason)),
+                Ok(Admission::Unavailable(reason)) => return Err(JoinError::Unavailable(reason)),
                 Ok(Admission::Closing) | Err(_) => closing = Some(handle.id()),
             }
         }
@@ -216,7 +232,7 @@ impl DirectoryHandle {
             metadata: metadata.clone(),
             recover: None,
         };
-        for (room, _) in self.listing.find(Some(&kind), filter, true, QUICK_CANDIDATES) {
+        for room in self.candidates(&kind, filter).await? {
             match self.join(&wanted(room.clone(), &Bytes::new()), joiner).await {
                 Ok(handle) => return Ok((room, handle)),
                 Err(e) if e.is_this_room() => {}
@@ -234,6 +250,32 @@ impl DirectoryHandle {
             }
         }
         Err(last)
+    }
+
+    /// The open rooms of `kind` whose label matches `filter` a quick join
+    /// tries first: those of this node, or of the whole cluster.
+    async fn candidates(&self, kind: &Kind, filter: &Filter) -> Result<Vec<RoomName>, JoinError> {
+        let Some(clustered) = &self.clustered else {
+            let found = self.listing.find(Some(kind), filter, true, QUICK_CANDIDATES);
+            return Ok(found.into_iter().map(|(room, _)| room).collect());
+        };
+        let spec = crate::protocol::ListSpec {
+            kind: Some(kind.to_string()),
+            filter: filter.clone(),
+            limit: 0,
+            only_open: true,
+        };
+        let rooms = clustered.cluster.list(&spec, QUICK_CANDIDATES).await;
+        let rooms = rooms.map_err(|e| JoinError::Unavailable(e.to_string()))?;
+        Ok(rooms
+            .iter()
+            .filter_map(|info| RoomName::parse(&info.room).ok())
+            .collect())
+    }
+
+    /// In a cluster, this node's place in it.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.clustered.as_ref().map(|clustered| &clustered.cluster)
     }
 
     /// The public rooms.
@@ -258,6 +300,32 @@ impl DirectoryHandle {
             .ok()
     }
 
+    /// The handle of `room`: see [`DirectoryHandle::room`] (and, in a
+    /// cluster, [`DirectoryHandle::find_clustered`]).
+    async fn find(
+        &self,
+        (room, kind, params): (&RoomName, Kind, &Bytes),
+        closing: Option<RoomId>,
+    ) -> Result<RoomHandle, JoinError> {
+        match &self.clustered {
+            Some(clustered) => self.find_clustered(clustered, (room, kind, params), closing).await,
+            None => self
+                .room(room.clone(), kind, params.clone(), closing)
+                .await
+                .map_err(|_| JoinError::Stopping),
+        }
+    }
+
+    /// Closes every room this node runs: each member gets `RoomLeft { reason }`.
+    ///
+    /// # Errors
+    /// [`Gone`] when the directory already stopped.
+    pub async fn close_all(&self, reason: &str) -> Result<(), Gone> {
+        let reason = reason.to_owned();
+        self.inbox.send(DirectoryCommand::Close { room: None, reason }).await?;
+        self.drain().await
+    }
+
     /// Asks `handle`'s room to take `joiner`.
     async fn enter(
         &self,
@@ -277,7 +345,7 @@ impl DirectoryHandle {
                 RoomCommand::Join(Join {
                     request_id: joiner.request_id,
                     member: joiner.member.clone(),
-                    outbox: joiner.outbox.clone(),
+                    route: Route::Local(joiner.outbox.clone()),
                     seat: joiner.seat.clone(),
                     metadata,
                     recover,
@@ -327,6 +395,8 @@ fn on_empty(inbox: &Inbox<DirectoryCommand>) -> OnEmpty {
 /// The room directory actor. See the module documentation.
 pub struct Directory {
     rooms: HashMap<RoomName, RoomHandle>,
+    /// In a cluster: this node's place, and what stops each room's port.
+    cluster: Option<(Cluster, HashMap<RoomId, CancellationToken>)>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     next_room_id: u64,
@@ -343,23 +413,33 @@ impl Directory {
     /// surroundings from the callback through which rooms report emptiness.
     pub fn start(
         arbiters: Vec<ArbiterHandle>,
-        capacity: usize,
+        (capacity, cluster): (usize, Option<Cluster>),
         rooms_context: impl FnOnce(OnEmpty) -> RoomContext,
     ) -> DirectoryHandle {
         let (inbox, mut mailbox) = inbox(capacity);
         let rooms_context = Arc::new(rooms_context(on_empty(&inbox)));
+        let clustered = cluster
+            .clone()
+            .map(|cluster| Arc::new(Clustered::new(cluster, rooms_context.clone(), arbiters.clone())));
         let handle = DirectoryHandle {
             inbox,
             kinds: rooms_context.plugins.kinds.clone(),
             listing: rooms_context.listing.clone(),
             made: Arc::default(),
+            clustered,
         };
+        if let Some(cluster) = &cluster {
+            cluster.on_lost(clustered::on_lost(&handle.inbox));
+            cluster.answer_lists(handle.listing.clone());
+            clustered::answer_opens(handle.clone(), cluster.clone());
+        }
         mailbox.watch(rooms_context.stats.inbox_fill.clone());
         let home = arbiters[0].clone();
         Directory::start_in_arbiter(&home, move |ctx| {
             ctx.add_stream(mailbox);
             Directory {
                 rooms: HashMap::new(),
+                cluster: cluster.map(|cluster| (cluster, HashMap::new())),
                 arbiters,
                 next_arbiter: 0,
                 next_room_id: 0,
@@ -388,22 +468,52 @@ impl Directory {
         self.rooms_context
             .hooks
             .emit(LifecycleEvent::RoomCreated { room: room.clone() });
+        let context = self.rooms_context.clone();
+        let Some((cluster, ports)) = &mut self.cluster else {
+            let handle = Room::start(room.clone(), id, (kind, factory), params, (context, None), arbiter);
+            self.rooms.insert(room, handle.clone());
+            return handle;
+        };
+        let (relay, reader) = crate::room::relay(cluster.timing().relay_queue);
         let handle = Room::start(
             room.clone(),
             id,
             (kind, factory),
             params,
-            self.rooms_context.clone(),
+            (context, Some(relay)),
             arbiter,
         );
+        let stop = CancellationToken::new();
+        cluster.serve_room(&room, handle.clone(), reader, stop.clone());
+        ports.insert(id, stop);
         self.rooms.insert(room, handle.clone());
         handle
     }
 
-    /// Forgets room `id` named `room`, if the name still maps to it.
-    fn forget(&mut self, room: &RoomName, id: RoomId) {
+    /// Forgets room `id` named `room`, if the name still maps to it; in a
+    /// cluster, stops its port, and with `release`, gives up its lease.
+    fn forget(&mut self, room: &RoomName, id: RoomId, release: bool) {
+        if let Some((cluster, ports)) = &mut self.cluster
+            && let Some(stop) = ports.remove(&id)
+        {
+            stop.cancel();
+            if release && self.rooms.get(room).is_some_and(|handle| handle.id() == id) {
+                cluster.release_room(room);
+            }
+        }
         if self.rooms.get(room).is_some_and(|handle| handle.id() == id) {
             self.rooms.remove(room);
+        }
+    }
+
+    /// Closes `room` (or every room), telling its members `reason`.
+    fn close(&self, room: Option<&RoomName>, reason: &str) {
+        let rooms: Vec<&RoomHandle> = match room {
+            Some(room) => self.rooms.get(room).into_iter().collect(),
+            None => self.rooms.values().collect(),
+        };
+        for handle in rooms {
+            handle.inbox().post(RoomCommand::Close(reason.to_owned()));
         }
     }
 
@@ -431,12 +541,13 @@ impl StreamHandler<DirectoryCommand> for Directory {
                 reply,
             } => {
                 if let Some(id) = closing {
-                    self.forget(&room, id);
+                    self.forget(&room, id, false);
                 }
                 reply.send(self.room(room, kind, params));
             }
-            DirectoryCommand::RoomEmpty { room, id } => self.forget(&room, id),
+            DirectoryCommand::RoomEmpty { room, id } => self.forget(&room, id, true),
             DirectoryCommand::Drain(done) => self.drain(done),
+            DirectoryCommand::Close { room, reason } => self.close(room.as_ref(), &reason),
         }
     }
 

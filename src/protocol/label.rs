@@ -35,6 +35,17 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
+impl fmt::Display for Label {
+    /// The pairs, as [`Label::parse`] reads them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            let gap = if i == 0 { "" } else { " " };
+            write!(f, "{gap}{key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Label {
     /// Reads `text` as pairs.
     ///

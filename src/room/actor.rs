@@ -14,7 +14,7 @@ use tracing::debug;
 use super::core::{RoomCore, Settings};
 use super::hooks::{Guarded, Hook};
 use super::plugin::{Factory, Input, RoomSettings};
-use super::{ChatSent, Kind, Listed, Member, PluginSent, RoomCommand, RoomContext, RoomHandle, TimerId};
+use super::{ChatSent, Kind, Listed, Member, PluginSent, Relay, RoomCommand, RoomContext, RoomHandle, TimerId};
 use crate::ids::RoomId;
 use crate::inbox::{Mailbox, watched_inbox};
 use crate::lifecycle::LifecycleEvent;
@@ -53,13 +53,14 @@ impl Actor for Room {
 
 impl Room {
     /// Starts room `name` (the `id`-th of that name) of kind `kind` on
-    /// `arbiter`; its plugin is made there, from `params`.
+    /// `arbiter`; its plugin is made there, from `params`. With a `relay`,
+    /// members may join from other nodes of a cluster.
     pub fn start(
         name: RoomName,
         id: RoomId,
         (kind, factory): (Kind, Factory),
         params: Bytes,
-        context: Arc<RoomContext>,
+        (context, relay): (Arc<RoomContext>, Option<Relay>),
         arbiter: &actix::ArbiterHandle,
     ) -> RoomHandle {
         let (inbox, mailbox): (_, Mailbox<RoomCommand>) =
@@ -71,7 +72,8 @@ impl Room {
         };
         Room::start_in_arbiter(arbiter, move |ctx| {
             ctx.add_stream(mailbox);
-            let core = RoomCore::new(name, id, kind, context);
+            let mut core = RoomCore::new(name, id, kind, context);
+            core.relay = relay;
             let plugin = Guarded::new(None, &core);
             let mut room = Room {
                 core,
@@ -266,6 +268,7 @@ impl StreamHandler<RoomCommand> for Room {
             RoomCommand::Send(sent) => self.plugin_sent(sent, ctx),
             RoomCommand::Hold(session) => self.hold_command(session, ctx),
             RoomCommand::Drain(done) => done.send(()),
+            RoomCommand::Close(reason) => self.close(&reason, ctx),
         }
     }
 

@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::context::Effects;
 use super::history::History;
+use super::relay::{Relay, Relayed, Route};
 use super::seat::Seat;
 use super::{Kind, Member, RoomContext};
 use crate::broadcast::{Recipient, Refusal};
@@ -26,14 +27,20 @@ pub(super) type Refused = (SessionId, SendError);
 /// A member and where its frames go.
 pub(super) struct MemberEntry {
     pub(super) member: Member,
-    pub(super) outbox: Outbox,
+    pub(super) route: Route,
     /// Vacated when the member leaves, so its session knows.
     pub(super) seat: Seat,
 }
 
+impl MemberEntry {
+    fn is_relayed(&self) -> bool {
+        matches!(self.route, Route::Relayed)
+    }
+}
+
 impl Recipient for MemberEntry {
-    fn outbox(&self) -> &Outbox {
-        &self.outbox
+    fn outbox(&self) -> Option<&Outbox> {
+        self.route.outbox()
     }
 }
 
@@ -80,6 +87,10 @@ pub(super) struct RoomCore {
     pub(super) born: Instant,
     /// Shared by every room (one pointer a room, not a copy).
     pub(super) context: Arc<RoomContext>,
+    /// Frames for members on other nodes (a room owned here, in a cluster).
+    pub(super) relay: Option<Relay>,
+    /// Members elsewhere in `members`, and in `held`.
+    remote: (usize, usize),
 }
 
 impl RoomCore {
@@ -100,6 +111,8 @@ impl RoomCore {
             tick: 0,
             born: Instant::now(),
             context,
+            relay: None,
+            remote: (0, 0),
         }
     }
 
@@ -130,6 +143,7 @@ impl RoomCore {
 
     /// Adds a member at the end of the list.
     pub(super) fn push(&mut self, entry: MemberEntry) {
+        self.remote.0 += usize::from(entry.is_relayed());
         self.index.insert(entry.member.id, self.members.len());
         self.members.push(entry);
     }
@@ -140,7 +154,9 @@ impl RoomCore {
             Some(entry) => entry,
             None => {
                 let i = self.held_position(session)?;
-                self.held.swap_remove(i)
+                let entry = self.held.swap_remove(i);
+                self.remote.1 -= usize::from(entry.is_relayed());
+                entry
             }
         };
         entry.seat.vacate();
@@ -151,6 +167,7 @@ impl RoomCore {
     fn detach(&mut self, session: SessionId) -> Option<MemberEntry> {
         let i = self.index.remove(&session)?;
         let entry = self.members.swap_remove(i);
+        self.remote.0 -= usize::from(entry.is_relayed());
         if let Some(moved) = self.members.get(i) {
             self.index.insert(moved.member.id, i);
         }
@@ -163,6 +180,7 @@ impl RoomCore {
         let Some(entry) = self.detach(session) else {
             return false;
         };
+        self.remote.1 += usize::from(entry.is_relayed());
         self.held.push(entry);
         true
     }
@@ -170,13 +188,21 @@ impl RoomCore {
     /// Why the connection of `session` (a member with a connection) closed, if it did.
     pub(super) fn close_reason(&self, session: SessionId) -> Option<crate::ids::DisconnectReason> {
         let i = self.position(session)?;
-        self.members.get(i)?.outbox.close_reason()
+        self.members.get(i)?.route.outbox()?.close_reason()
+    }
+
+    /// Puts back a held member that `unhold` took out.
+    pub(super) fn hold_again(&mut self, entry: MemberEntry) {
+        self.remote.1 += usize::from(entry.is_relayed());
+        self.held.push(entry);
     }
 
     /// Takes `session` out of the held members.
     pub(super) fn unhold(&mut self, session: SessionId) -> Option<MemberEntry> {
         let i = self.held_position(session)?;
-        Some(self.held.swap_remove(i))
+        let entry = self.held.swap_remove(i);
+        self.remote.1 -= usize::from(entry.is_relayed());
+        Some(entry)
     }
 
     /// Whether the room holds as many members as it may.
@@ -190,33 +216,60 @@ impl RoomCore {
         self.seq
     }
 
-    /// Queues `frame` for every member but `skip`; those that refuse it are
-    /// kept in `refused`. Returns how many took it.
-    pub(super) fn broadcast(&mut self, frame: &Bytes, skip: Option<usize>) -> usize {
+    /// Keeps `frame`, sent with `seq`, in the history, and queues it for
+    /// every member but `skip`; those that refuse it are kept in `refused`.
+    /// Returns how many on this node took it.
+    pub(super) fn publish(&mut self, seq: u64, frame: &Bytes, skip: Option<usize>) -> usize {
+        self.history.push(seq, frame);
         let stats = &self.context.stats;
         let started = stats.detailed().then(Instant::now);
         let refusals = self.context.broadcaster.send(frame, &self.members, skip);
         if let Some(started) = started {
             stats.fanout(self.members.len(), started.elapsed());
         }
-        let sent = self.members.len() - usize::from(skip.is_some()) - refusals.len();
+        let skipped_here = skip
+            .and_then(|i| self.members.get(i))
+            .is_some_and(|entry| !entry.is_relayed());
+        let sent = self.members.len() - self.remote.0 - usize::from(skipped_here) - refusals.len();
         let members = &self.members;
         self.refused
             .extend(refusals.into_iter().map(|(i, e): Refusal| (members[i].member.id, e)));
+        if self.remote != (0, 0) {
+            let skip = skip.and_then(|i| self.members.get(i)).map(|entry| entry.member.id);
+            self.relay(None, skip, (true, false), frame.clone());
+        }
         sent
     }
 
-    /// Keeps `frame`, sent with `seq`, in the history, and queues it for
-    /// every member but `skip`. Returns how many took it.
-    pub(super) fn publish(&mut self, seq: u64, frame: &Bytes, skip: Option<usize>) -> usize {
-        self.history.push(seq, frame);
-        self.broadcast(frame, skip)
+    /// Queues `frame` on the relay, for `to` or for everyone elsewhere but
+    /// `skip`; a full relay drops every member elsewhere (they are told by their nodes).
+    fn relay(&mut self, to: Option<SessionId>, skip: Option<SessionId>, (sequenced, ends): (bool, bool), frame: Bytes) {
+        let Some(relay) = &self.relay else { return };
+        let relayed = Relayed {
+            epoch: self.epoch,
+            seq: self.seq,
+            sequenced,
+            to,
+            skip,
+            ends,
+            frame,
+        };
+        if relay.push(relayed) == Err(SendError::Full) {
+            let elsewhere = self.members.iter().filter(|entry| entry.is_relayed());
+            let ids: Vec<SessionId> = elsewhere.map(|entry| entry.member.id).collect();
+            self.refused.extend(ids.into_iter().map(|id| (id, SendError::Full)));
+        }
     }
 
     /// Queues `frame` for the member at `i`; returns whether it took it.
     pub(super) fn send(&mut self, i: usize, frame: Bytes) -> bool {
         let Some(entry) = self.members.get(i) else { return false };
-        match entry.outbox.try_send(frame) {
+        let Some(outbox) = entry.route.outbox() else {
+            let to = Some(entry.member.id);
+            self.relay(to, None, (false, false), frame);
+            return true;
+        };
+        match outbox.try_send(frame) {
             Ok(()) => true,
             Err(e) => {
                 self.refused.push((entry.member.id, e));
@@ -225,18 +278,24 @@ impl RoomCore {
         }
     }
 
-    /// Closes `outbox` with SLOW_CONSUMER: its member refused a frame for a full queue.
-    pub(super) fn slow_consumer(&self, member: &Member, outbox: &Outbox) {
-        warn!(room = %self.name, session = %member.id, name = %member.name, "slow consumer: outbound queue full, disconnecting");
-        self.context.stats.error_sent(ErrorCode::SlowConsumer);
-        let error = protocol::error_message(
-            0,
-            ErrorCode::SlowConsumer,
-            "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
-        );
-        let reason = DisconnectReason::SlowConsumer;
-        if outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
-            self.context.stats.disconnected(reason);
+    /// Sends a member that is out of the room (taken out already) its last
+    /// frame; a full queue makes it a slow consumer.
+    pub(super) fn send_last(&mut self, entry: &MemberEntry, frame: Bytes) {
+        match &entry.route {
+            Route::Local(outbox) => {
+                if let Err(SendError::Full) = outbox.try_send(frame) {
+                    self.slow_consumer(&entry.member, &entry.route);
+                }
+            }
+            Route::Relayed => self.relay(Some(entry.member.id), None, (false, true), frame),
+        }
+    }
+
+    /// Closes a member's connection with SLOW_CONSUMER: it refused a frame
+    /// for a full queue. (A member elsewhere is told by its node.)
+    pub(super) fn slow_consumer(&self, member: &Member, route: &Route) {
+        if let Some(outbox) = route.outbox() {
+            slow_consumer(&self.name, member, outbox, &self.context.stats);
         }
     }
 
@@ -306,15 +365,36 @@ impl RoomCore {
 
     /// A `RoomLeft` for this room, answering `request_id`.
     pub(super) fn room_left(&self, request_id: u64, reason: &str) -> Bytes {
-        let left = Body::RoomLeft(pb::RoomLeft {
-            room: self.name.to_string(),
-            reason: reason.to_owned(),
-        });
-        encode(request_id, left)
+        room_left(&self.name, request_id, reason)
     }
 }
 
 /// One server frame: `body` answering `request_id`.
 pub(super) fn encode(request_id: u64, body: Body) -> Bytes {
     encode_frame(&protocol::server_message(request_id, body))
+}
+
+/// Closes the connection of `member` of `room` with SLOW_CONSUMER: its
+/// `outbox` refused a frame for a full queue.
+pub fn slow_consumer(room: &RoomName, member: &Member, outbox: &Outbox, stats: &crate::stats::Stats) {
+    warn!(room = %room, session = %member.id, name = %member.name, "slow consumer: outbound queue full, disconnecting");
+    stats.error_sent(ErrorCode::SlowConsumer);
+    let error = protocol::error_message(
+        0,
+        ErrorCode::SlowConsumer,
+        "outbound queue full (see Config::outbound_queue_frames and Config::outbound_queue_bytes)",
+    );
+    let reason = DisconnectReason::SlowConsumer;
+    if outbox.close(Queued::Discard, Some(encode_frame(&error)), reason) {
+        stats.disconnected(reason);
+    }
+}
+
+/// A `RoomLeft` for `room`, answering `request_id`.
+pub fn room_left(room: &RoomName, request_id: u64, reason: &str) -> Bytes {
+    let left = Body::RoomLeft(pb::RoomLeft {
+        room: room.to_string(),
+        reason: reason.to_owned(),
+    });
+    encode(request_id, left)
 }

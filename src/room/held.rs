@@ -103,13 +103,13 @@ impl Room {
         let Join {
             request_id,
             member,
-            outbox,
+            route,
             seat,
             recover,
             accepted,
             ..
         } = join;
-        if outbox.is_closed() {
+        if route.is_closed() {
             return accepted.send(Admission::Refused);
         }
         let state = self.plugin.call(Hook::Snapshot, &mut self.core, |plugin, room| {
@@ -123,17 +123,17 @@ impl Room {
             return accepted.send(Admission::Refused);
         };
         let greeting = self.greeting(&member, (request_id, self.core.seq), state, recover);
-        if !greeting.fits(&outbox, 0) {
+        if !greeting.fits(&route, 0) {
             // Its new connection cannot take the member list: the seat stays held.
-            self.core.held.push(held);
-            self.core.slow_consumer(&member, &outbox);
+            self.core.hold_again(held);
+            self.core.slow_consumer(&member, &route);
             accepted.send(Admission::Refused);
             return self.settle(ctx);
         }
         seat.retake();
         self.core.push(MemberEntry {
             member: held.member,
-            outbox,
+            route,
             seat,
         });
         accepted.send(Admission::Joined);

@@ -35,7 +35,7 @@ impl Room {
         let Join {
             request_id,
             member,
-            outbox,
+            route,
             seat,
             metadata,
             recover,
@@ -59,16 +59,16 @@ impl Room {
             return self.settle(ctx);
         };
         let greeting = self.greeting(&member, (request_id, self.core.seq + 1), state, recover);
-        if !greeting.fits(&outbox, 1) {
+        if !greeting.fits(&route, 1) {
             // Refused before anyone hears of the joiner: its queue cannot take the member list.
-            self.core.slow_consumer(&member, &outbox);
+            self.core.slow_consumer(&member, &route);
             accepted.send(Admission::Refused);
             return self.settle(ctx);
         }
         let own = self.core.member_joined(&member);
         self.core.push(MemberEntry {
             member: member.clone(),
-            outbox,
+            route,
             seat,
         });
         accepted.send(Admission::Joined);
@@ -124,7 +124,7 @@ impl Room {
             Some(Admission::Closing)
         } else if let Some(reason) = &self.unmade {
             Some(Admission::Rejected(reason.clone()))
-        } else if join.outbox.is_closed() {
+        } else if join.route.is_closed() {
             Some(Admission::Refused)
         } else if self.core.contains(join.member.id) {
             Some(Admission::AlreadyMember)
@@ -158,14 +158,12 @@ impl Room {
         for (entry, reason) in taken {
             debug!(room = %self.core.name, session = %entry.member.id, reason = reason.as_str(), "member left");
             match &reason {
-                LeaveReason::SlowConsumer => self.core.slow_consumer(&entry.member, &entry.outbox),
+                LeaveReason::SlowConsumer => self.core.slow_consumer(&entry.member, &entry.route),
                 LeaveReason::Disconnected => {}
                 LeaveReason::Left | LeaveReason::Kicked(_) => {
-                    let frame = self.core.room_left(request_id, reason.as_str());
                     // A reply that finds the queue full marks the member a slow consumer, as any frame does.
-                    if let Err(SendError::Full) = entry.outbox.try_send(frame) {
-                        self.core.slow_consumer(&entry.member, &entry.outbox);
-                    }
+                    let frame = self.core.room_left(request_id, reason.as_str());
+                    self.core.send_last(&entry, frame);
                 }
             }
             if self.auto_locked && !self.core.is_full() {
@@ -239,15 +237,13 @@ impl Room {
     }
 
     /// Closes the room: every member gets `RoomLeft { reason }`.
-    fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
+    pub(super) fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         debug!(room = %self.core.name, reason, "room closing");
         let everyone: Vec<SessionId> = self.core.everyone().map(|entry| entry.member.id).collect();
         for session in everyone {
             if let Some(entry) = self.core.take(session) {
                 let frame = self.core.room_left(0, reason);
-                if let Err(SendError::Full) = entry.outbox.try_send(frame) {
-                    self.core.slow_consumer(&entry.member, &entry.outbox);
-                }
+                self.core.send_last(&entry, frame);
             }
         }
         self.unannounced.clear();
@@ -280,8 +276,10 @@ pub(super) struct Greeting {
 }
 
 impl Greeting {
-    /// Whether `outbox` has room for it all, and for `own` more frames after a recovery.
-    pub(super) fn fits(&self, outbox: &crate::outbox::Outbox, own: usize) -> bool {
+    /// Whether the member's queue has room for it all, and for `own` more
+    /// frames after a recovery (a member elsewhere: its relay decides).
+    pub(super) fn fits(&self, route: &super::Route, own: usize) -> bool {
+        let Some(outbox) = route.outbox() else { return true };
         let frames = self.list.len() + self.missed.as_ref().map_or(0, |missed| missed.len() + own);
         let bytes = self
             .list

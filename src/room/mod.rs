@@ -28,6 +28,7 @@ mod kinds;
 mod listing;
 mod membership;
 mod plugin;
+mod relay;
 mod seat;
 
 use std::sync::Arc;
@@ -37,15 +38,16 @@ use bytes::Bytes;
 
 pub use self::actor::Room;
 pub use self::context::RoomCtx;
+pub use self::core::{room_left, slow_consumer};
 pub use self::kinds::Kinds;
 pub use self::listing::{Listed, Listing, room_info};
 pub use self::plugin::{CHAT, Chat, Factory, Input, LeaveReason, RoomPlugin, RoomSettings, factory};
+pub use self::relay::{Relay, RelayReader, Relayed, Route, relay};
 pub use self::seat::Seat;
 use crate::broadcast::Broadcaster;
 use crate::ids::{RoomId, SessionId};
 use crate::inbox::{Inbox, Reply};
 use crate::lifecycle::Hooks;
-use crate::outbox::Outbox;
 use crate::protocol::{ChatText, PlayerName, Recover, pb};
 use crate::stats::Stats;
 
@@ -71,7 +73,7 @@ impl Member {
 }
 
 /// Sent on a session's behalf to join; answered on `accepted`. The
-/// `RoomJoined` reply goes to `outbox`.
+/// `RoomJoined` reply goes by `route`.
 #[derive(Debug)]
 pub struct Join {
     /// Echoed by `RoomJoined`.
@@ -79,7 +81,7 @@ pub struct Join {
     /// Who joins.
     pub member: Member,
     /// Where the joiner's frames go.
-    pub outbox: Outbox,
+    pub route: Route,
     /// The joiner's seat, vacated when it leaves.
     pub seat: Seat,
     /// For the plugin's join attempt.
@@ -141,6 +143,8 @@ pub enum Admission {
     Locked,
     /// The room's plugin refused the joiner (or could not make the room), saying why.
     Rejected(String),
+    /// The room is owned by another node, which could not be reached.
+    Unavailable(String),
 }
 
 /// What a room's inbox carries.
@@ -159,6 +163,8 @@ pub enum RoomCommand {
     Hold(SessionId),
     /// Sent by the directory at shutdown: answered once everything queued before it is handled.
     Drain(Reply<()>),
+    /// Closes the room: every member gets `RoomLeft` with this reason.
+    Close(String),
 }
 
 /// A room's address: its bounded inbox, which room of its name it is, and its kind; cheap to clone.
@@ -170,6 +176,11 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
+    /// The handle of a room that reads `inbox`: room `id` of its name, of `kind`.
+    pub fn new(inbox: Inbox<RoomCommand>, id: RoomId, kind: Kind) -> RoomHandle {
+        RoomHandle { inbox, id, kind }
+    }
+
     /// Identifies this room among all rooms ever created with its name.
     pub fn id(&self) -> RoomId {
         self.id

@@ -40,6 +40,7 @@ pub use thread::ServerThread;
 use self::wiring::{Core, Extras};
 use crate::admin;
 use crate::auth::{self, Authority, KeySources, SigningAlgorithm};
+use crate::cluster::Cluster;
 use crate::config::{AdminAddr, AuthMode, Config, ConfigError, InvalidSetting, WsAddr};
 use crate::lifecycle::{Hooks, LifecycleEvent, Observer};
 use crate::overload::Monitor;
@@ -80,6 +81,9 @@ pub enum ServerError {
     /// A server thread could not be started or ended abnormally.
     #[error("server thread: {0}")]
     Thread(io::Error),
+    /// The cluster (`--cluster`) could not be joined.
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -94,6 +98,8 @@ pub struct Server {
     stats: Arc<Stats>,
     kinds: Kinds,
     observer: Option<Arc<dyn Observer>>,
+    /// This node's place in a cluster, with `--cluster`.
+    cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -128,7 +134,20 @@ impl Server {
                     .map_err(|source| ServerError::Bind { addr, source })?,
             ),
         };
+        let cluster = match &config.cluster.url {
+            None => None,
+            Some(_) => {
+                let advertise = match &config.cluster.advertise {
+                    Some(advertise) => advertise.clone(),
+                    None => listener
+                        .local_addr()
+                        .map_or_else(|_| config.addr.to_string(), |a| a.to_string()),
+                };
+                Some(Cluster::connect(&config.cluster, advertise).await?)
+            }
+        };
         Ok(Server {
+            cluster,
             stats: Arc::new(Stats::new(config.metrics)),
             config,
             listener,
@@ -204,6 +223,7 @@ impl Server {
             stats,
             kinds,
             observer,
+            cluster,
         } = self;
         if config.overload_queue_depth.is_some() {
             warn!("overload_queue_depth is no longer read: overload is judged by the server's own saturation");
@@ -224,7 +244,12 @@ impl Server {
             authority,
             kinds,
             hooks,
+            cluster,
         };
+        if let Some(cluster) = &extras.cluster {
+            let cluster = cluster.clone();
+            stats.set_cluster_report(Arc::new(move || cluster.report()));
+        }
         let core = Core::build(config, stats, extras)?;
         let reloads = reload_deny_list_on_sighup(&core.context);
         let listeners = accept::Listeners {
@@ -288,6 +313,9 @@ async fn shut_down(core: &Core) {
     );
     context.stop_reading.cancel();
     drain_rooms(context, deadline).await;
+    if let Some(cluster) = &context.cluster {
+        leave_cluster(context, cluster, deadline).await;
+    }
     context.worlds.stop();
     context.closing.cancel();
     context.tracker.close();
@@ -298,6 +326,19 @@ async fn shut_down(core: &Core) {
         );
     }
     core.stop_threads();
+}
+
+/// Closes the rooms owned here (their members, here and elsewhere, are told
+/// the node is shutting down, after every message the rooms accepted), then
+/// leaves the cluster: its names and leases go, and NATS gets what is queued.
+async fn leave_cluster(context: &SessionContext, cluster: &Cluster, deadline: Instant) {
+    let left = async {
+        let _ = context.directory.close_all(crate::cluster::NODE_SHUTDOWN).await;
+        cluster.leave().await;
+    };
+    if tokio::time::timeout_at(deadline, left).await.is_err() {
+        warn!("the cluster was not left cleanly within the shutdown grace period");
+    }
 }
 
 /// Drains the rooms once no session reads and no command waits for space

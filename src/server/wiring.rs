@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::ServerError;
 use crate::auth::Authority;
 use crate::broadcast::Broadcaster;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::{Directory, Names};
 use crate::lifecycle::Hooks;
@@ -43,6 +44,8 @@ pub(crate) struct Extras {
     pub(crate) kinds: Kinds,
     /// Where lifecycle events go.
     pub(crate) hooks: Hooks,
+    /// This node's place in a cluster, if it is in one.
+    pub(crate) cluster: Option<Cluster>,
 }
 
 impl Core {
@@ -56,6 +59,7 @@ impl Core {
             authority,
             kinds,
             hooks,
+            cluster,
         } = extras;
         let session_threads: Vec<Arbiter> = (0..config.session_threads).map(|_| Arbiter::new()).collect();
         let room_threads: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
@@ -92,7 +96,7 @@ impl Core {
         };
         let directory = Directory::start(
             room_homes.iter().map(Arbiter::handle).collect(),
-            config.world_inbox,
+            (config.world_inbox, cluster.clone()),
             |on_empty| RoomContext {
                 on_empty,
                 broadcaster,
@@ -113,6 +117,7 @@ impl Core {
             directory,
             worlds,
             names: Names::default(),
+            cluster,
             stats,
             hooks,
             authority,

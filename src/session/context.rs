@@ -27,6 +27,8 @@ pub struct SessionContext {
     pub worlds: Worlds,
     /// Player names in use.
     pub names: Names,
+    /// This node's place in a cluster (names are claimed there too), if it is in one.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Server-wide figures.
     pub stats: Arc<Stats>,
     /// Lifecycle events.

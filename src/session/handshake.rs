@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::Context;
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -90,24 +90,51 @@ impl Session {
             }
         }
         if resume_token.is_empty() {
-            return self.welcome(ctx, request_id, name, None);
+            return self.claim_then_welcome(ctx, request_id, name);
         }
-        self.take_over(ctx, (resume_token, name.clone()), move |act, ctx, handed| {
-            act.welcome(ctx, request_id, name, handed);
-        });
+        self.take_over(
+            ctx,
+            (resume_token, name.clone()),
+            move |act, ctx, handed| match handed {
+                Some(handed) => act.welcome(ctx, request_id, name, Some(handed)),
+                None => act.claim_then_welcome(ctx, request_id, name),
+            },
+        );
+    }
+
+    /// Claims `name` here and, in a cluster, on every node (the session
+    /// waits for the answer), then welcomes the session under it.
+    pub(super) fn claim_then_welcome(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName) {
+        if !self.server.names.claim(&name, self.id) {
+            let message = format!("the name {name:?} is taken");
+            return self.reply_error(ctx, request_id, ErrorCode::NameTaken, message);
+        }
+        let Some(cluster) = self.server.cluster.clone() else {
+            return self.welcome(ctx, request_id, name, None);
+        };
+        let (wanted, session) = (name.clone(), self.id.get());
+        let claimed = async move { cluster.claim_name(wanted.as_str(), session).await };
+        ctx.wait(claimed.into_actor(self).map(move |claimed, act, ctx| {
+            let (code, message) = match claimed {
+                Ok(true) => return act.welcome(ctx, request_id, name, None),
+                Ok(false) => (ErrorCode::NameTaken, format!("the name {name:?} is taken")),
+                Err(e) => (
+                    ErrorCode::ClusterUnavailable,
+                    format!("the name {name:?} cannot be claimed: {e}"),
+                ),
+            };
+            act.server.names.release(&name, act.id);
+            act.reply_error(ctx, request_id, code, message);
+        }));
     }
 
     /// Welcomes the session: the one `handed` over by a resume, or a new one
-    /// under `name` if the name is free.
+    /// under `name`, claimed already.
     fn welcome(&mut self, ctx: &mut Context<Self>, request_id: u64, name: PlayerName, handed: Option<Handed>) {
         let resumed = handed.is_some();
         match handed {
             Some(handed) => self.adopt(handed),
-            None if self.server.names.claim(&name, self.id) => self.member = Some(Member { id: self.id, name }),
-            None => {
-                let message = format!("the name {name:?} is taken");
-                return self.reply_error(ctx, request_id, ErrorCode::NameTaken, message);
-            }
+            None => self.member = Some(Member { id: self.id, name }),
         }
         let stats = &self.server.stats;
         stats.sessions_handshake.dec();

@@ -382,6 +382,9 @@ impl Session {
         );
         if let Some(member) = &self.member {
             self.server.names.release(&member.name, self.id);
+            if let Some(cluster) = &self.server.cluster {
+                cluster.release_name(member.name.as_str(), self.id.get());
+            }
             self.forget_resume_token();
         }
         self.leave_world_now();

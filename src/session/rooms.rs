@@ -14,7 +14,7 @@ use crate::inbox::{Inbox, TrySendError};
 use crate::protocol::pb::server_message::Body;
 use crate::protocol::{self, ChatText, ErrorCode, Filter, JoinSpec, ListSpec, RoomName, pb};
 use crate::room::{
-    Admission, ChatSent, Join, Leave, LeaveReason, PluginSent, RoomCommand, RoomHandle, Seat, room_info,
+    Admission, ChatSent, Join, Leave, LeaveReason, PluginSent, RoomCommand, RoomHandle, Route, Seat, room_info,
 };
 
 /// A room the session is in (or is joining).
@@ -191,6 +191,19 @@ impl Session {
             Ok(0) | Err(_) => max,
             Ok(limit) => limit.min(max),
         };
+        if let Some(cluster) = self.server.directory.cluster().cloned() {
+            let spec = spec.clone();
+            let listed = async move { cluster.list(&spec, limit).await };
+            let answered = listed.into_actor(self).map(move |listed, act, ctx| match listed {
+                Ok(rooms) => act.send(
+                    ctx,
+                    &protocol::server_message(request_id, Body::RoomList(pb::RoomList { rooms })),
+                ),
+                Err(e) => act.reply_error(ctx, request_id, ErrorCode::ClusterUnavailable, e.to_string()),
+            });
+            ctx.spawn(answered);
+            return;
+        }
         let found = self
             .server
             .directory
@@ -293,7 +306,7 @@ impl Session {
                 RoomCommand::Join(Join {
                     request_id,
                     member,
-                    outbox,
+                    route: Route::Local(outbox),
                     seat,
                     metadata,
                     recover,
@@ -372,6 +385,7 @@ fn join_error_code(error: &JoinError) -> ErrorCode {
         JoinError::Locked(_) => ErrorCode::RoomLocked,
         JoinError::AlreadyMember(_) => ErrorCode::AlreadyInRoom,
         JoinError::Rejected(_) => ErrorCode::JoinRejected,
+        JoinError::Unavailable(_) => ErrorCode::ClusterUnavailable,
         JoinError::UnknownKind(_) => ErrorCode::UnknownRoomKind,
         JoinError::KindMismatch { .. } => ErrorCode::RoomKindMismatch,
     }

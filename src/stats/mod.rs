@@ -21,6 +21,23 @@ pub use self::kind::MessageKind;
 pub use self::plugins::PluginStats;
 use self::registrar::Registrar;
 
+/// Reports this node's view of its cluster, as JSON.
+pub type ClusterReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Where the cluster's report is set, once.
+#[derive(Default)]
+struct ClusterStatus(std::sync::OnceLock<ClusterReport>);
+
+impl std::fmt::Debug for ClusterStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ClusterStatus(set)"
+        } else {
+            "ClusterStatus(none)"
+        })
+    }
+}
+
 mod kind;
 mod plugins;
 mod registrar;
@@ -49,6 +66,8 @@ pub struct Stats {
     registry: Registry,
     detailed: bool,
     started: Instant,
+    /// What `/cluster` shows, in a cluster.
+    cluster: ClusterStatus,
     ready: AtomicBool,
     overload: AtomicU8,
     /// Sockets open now (from accept to the last byte written), by transport.
@@ -140,6 +159,16 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Sets what `/cluster` reports (once; the cluster sets it when it is joined).
+    pub fn set_cluster_report(&self, report: ClusterReport) {
+        let _ = self.cluster.0.set(report);
+    }
+
+    /// This node's view of its cluster, if it is in one.
+    pub fn cluster_report(&self) -> Option<serde_json::Value> {
+        self.cluster.0.get().map(|report| report())
+    }
+
     /// A connection of `kind` was accepted and given a session.
     pub fn connection_accepted(&self, kind: TransportKind) {
         kind.of(&self.connections_accepted).inc();
@@ -191,6 +220,7 @@ impl Stats {
         let stats = Stats {
             detailed,
             started: Instant::now(),
+            cluster: ClusterStatus::default(),
             ready: AtomicBool::new(false),
             overload: AtomicU8::new(0),
             connections_open: TransportKind::ALL.map(|kind| open.with_label_values(&[kind.as_str()])),

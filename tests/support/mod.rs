@@ -12,6 +12,7 @@ use tavern::protocol::pb::{self, ServerMessage};
 use tavern::stats::Stats;
 use tavern::{Config, Server, ServerThread};
 
+pub mod cluster;
 pub mod observe;
 
 /// How long any single expected event may take.
