@@ -92,6 +92,8 @@ struct Inner {
     owned: DashMap<RoomName, leases::Lease>,
     /// Rooms owned elsewhere with members here.
     edges: EdgeRooms,
+    /// The relays of the rooms owned here, until their rooms are gone.
+    relays: DashMap<crate::ids::RoomId, crate::room::WeakRelay>,
     /// Names held by sessions here: the session, and the record's revision.
     names_held: DashMap<String, (u64, u64)>,
     /// Told when a room owned here was taken over.
@@ -152,6 +154,7 @@ impl Cluster {
             owned: DashMap::new(),
             edges: EdgeRooms::default(),
             names_held: DashMap::new(),
+            relays: DashMap::new(),
             on_lost: std::sync::OnceLock::new(),
             stop: CancellationToken::new(),
         }));
@@ -229,6 +232,10 @@ impl Cluster {
     /// Leaves the cluster: stops renewing, gives up the names and rooms
     /// still recorded here, and flushes what is queued for NATS.
     pub async fn leave(&self) {
+        // What the rooms sent their members elsewhere (their last RoomLeft) goes out first.
+        while self.0.relays.iter().any(|relay| !relay.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         self.0.stop.cancel();
         leases::release_all(self).await;
         if let Err(e) = self.0.nodes.delete(&self.0.me).await {

@@ -12,25 +12,33 @@ use tracing::{debug, warn};
 
 use super::Cluster;
 use super::wire::{self, pb};
-use crate::ids::SessionId;
+use crate::ids::{RoomId, SessionId};
 use crate::protocol::{ChatText, PlayerName, Recover, RoomName};
 use crate::room::{
-    Admission, ChatSent, Join, Leave, Member, PluginSent, RelayReader, RoomCommand, RoomHandle, Route, Seat,
+    Admission, ChatSent, Join, Leave, Member, PluginSent, Relay, RelayReader, RoomCommand, RoomHandle, Route, Seat,
 };
 
 impl Cluster {
     /// Serves room `room`, just made here, to members elsewhere: its
     /// commands in, until `stop`; its relay out, until the room is gone.
-    pub fn serve_room(&self, room: &RoomName, handle: RoomHandle, reader: RelayReader, stop: CancellationToken) {
-        tokio::spawn(publish_relay(self.clone(), room.clone(), reader));
+    pub fn serve_room(
+        &self,
+        room: &RoomName,
+        (handle, relay): (RoomHandle, Relay),
+        reader: RelayReader,
+        stop: CancellationToken,
+    ) {
+        self.0.relays.insert(handle.id(), relay.downgrade());
+        tokio::spawn(publish_relay(self.clone(), (room.clone(), handle.id()), reader));
         tokio::spawn(take_commands(self.clone(), room.clone(), handle, stop));
     }
 }
 
 /// Publishes the room's relay until the room drops it.
-async fn publish_relay(cluster: Cluster, room: RoomName, mut reader: RelayReader) {
+async fn publish_relay(cluster: Cluster, (room, handle_id): (RoomName, RoomId), mut reader: RelayReader) {
     let subject = wire::room_events(room.as_str());
     let client = cluster.client().clone();
+    let id = handle_id;
     while let Some(relayed) = reader.frames.recv().await {
         let epoch = relayed.epoch;
         let message = pb::Relayed {
@@ -55,6 +63,7 @@ async fn publish_relay(cluster: Cluster, room: RoomName, mut reader: RelayReader
             debug!(room = %room, error = %e, "relay frame not published");
         }
     }
+    cluster.0.relays.remove(&id);
 }
 
 /// Takes the commands of the room's members elsewhere until `stop`.

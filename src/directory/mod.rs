@@ -475,6 +475,7 @@ impl Directory {
             return handle;
         };
         let (relay, reader) = crate::room::relay(cluster.timing().relay_queue);
+        let relay_sender = relay.clone();
         let handle = Room::start(
             room.clone(),
             id,
@@ -484,7 +485,7 @@ impl Directory {
             arbiter,
         );
         let stop = CancellationToken::new();
-        cluster.serve_room(&room, handle.clone(), reader, stop.clone());
+        cluster.serve_room(&room, (handle.clone(), relay_sender), reader, stop.clone());
         ports.insert(id, stop);
         self.rooms.insert(room, handle.clone());
         handle

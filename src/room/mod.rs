@@ -42,7 +42,7 @@ pub use self::core::{room_left, slow_consumer};
 pub use self::kinds::Kinds;
 pub use self::listing::{Listed, Listing, room_info};
 pub use self::plugin::{CHAT, Chat, Factory, Input, LeaveReason, RoomPlugin, RoomSettings, factory};
-pub use self::relay::{Relay, RelayReader, Relayed, Route, relay};
+pub use self::relay::{Relay, RelayReader, Relayed, Route, WeakRelay, relay};
 pub use self::seat::Seat;
 use crate::broadcast::Broadcaster;
 use crate::ids::{RoomId, SessionId};

@@ -90,7 +90,25 @@ pub fn relay(bound: usize) -> (Relay, RelayReader) {
     (Relay { queue, overflowed }, reader)
 }
 
+/// A relay that does not keep its room's queue open.
+#[derive(Debug, Clone)]
+pub struct WeakRelay(mpsc::WeakSender<Relayed>);
+
+impl WeakRelay {
+    /// Whether every frame queued so far was taken off the queue (or the room is gone).
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_none_or(|queue| queue.capacity() == queue.max_capacity())
+    }
+}
+
 impl Relay {
+    /// A handle that sees the queue without keeping it open.
+    pub fn downgrade(&self) -> WeakRelay {
+        WeakRelay(self.queue.downgrade())
+    }
+
     /// Queues `frame`; a full queue marks the relay overflowed.
     pub fn push(&self, frame: Relayed) -> Result<(), SendError> {
         self.queue.try_send(frame).map_err(|e| match e {
