@@ -398,3 +398,26 @@ async fn every_node_lists_the_rooms_of_the_whole_cluster() {
         assert_eq!(names, ["alpha", "beta", "delta", "gamma"], "owners {owners:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_runs_on_one_node_and_the_others_say_where() {
+    let nats = NatsServer::start();
+    let nodes = nodes(&nats, &["a", "b"]).await;
+    let mut first = nodes[0].connect("first").await;
+    first
+        .enter_world("plains", None)
+        .await
+        .expect("enters where the world is made");
+    let mut second = nodes[1].connect("second").await;
+    let refused = second
+        .enter_world("plains", None)
+        .await
+        .expect_err("the world runs on node a");
+    assert_eq!(refused.code(), Some(ErrorCode::WorldElsewhere), "{refused}");
+    assert!(refused.to_string().contains(&nodes[0].addr.to_string()), "{refused}");
+    let mut third = nodes[0].connect("third").await;
+    third
+        .enter_world("plains", None)
+        .await
+        .expect("enters on the world's node");
+}

@@ -20,6 +20,9 @@ use super::wire::{self, key, pb};
 use super::{Cluster, ClusterError};
 use crate::protocol::RoomName;
 
+/// Put before a world's name to make its key (no room name has a space).
+const WORLD_PREFIX: &str = "world ";
+
 /// How often a join looks for a room's owner before it gives up.
 const LOCATE_ATTEMPTS: usize = 4;
 
@@ -152,6 +155,46 @@ impl Cluster {
                 debug!(room = %room, error = %e, "room record not removed (taken over, or NATS away)");
             }
         });
+    }
+
+    /// Where game world `world` runs: here (its lease taken now if nobody
+    /// holds it) or on another live node, with the address clients reach it at.
+    ///
+    /// # Errors
+    /// [`ClusterError::Unavailable`] without NATS.
+    pub async fn locate_world(&self, world: &str) -> Result<Result<(), (String, String)>, ClusterError> {
+        self.check_up()?;
+        let name = format!("{WORLD_PREFIX}{world}");
+        for _ in 0..LOCATE_ATTEMPTS {
+            let mut revision = None;
+            if let Some((record, at)) = read::<pb::RoomRecord>(&self.0.rooms, &name).await? {
+                if record.owner == self.0.me && self.0.worlds.contains_key(world) {
+                    return Ok(Ok(()));
+                }
+                if record.owner != self.0.me && self.is_alive(&record.owner) {
+                    let node = self
+                        .0
+                        .nodes
+                        .entry(record.owner.as_str())
+                        .await
+                        .map_err(ClusterError::from)?;
+                    let node = node.and_then(|entry| pb::NodeRecord::decode(entry.value).ok());
+                    let advertise = node.map(|node| node.advertise).unwrap_or_default();
+                    return Ok(Err((record.owner, advertise)));
+                }
+                revision = Some(at);
+            }
+            let record = pb::RoomRecord {
+                owner: self.0.me.clone(),
+                kind: "world".to_owned(),
+            };
+            if let Some(at) = put_if(&self.0.rooms, &name, wire::encode(&record), revision).await? {
+                info!(world, node = %self.0.me, "running world");
+                self.0.worlds.insert(world.to_owned(), at);
+                return Ok(Ok(()));
+            }
+        }
+        Err(ClusterError::Unavailable(format!("no node settled for world {world}")))
     }
 
     /// Claims `name` for `session` across the cluster; false if another
@@ -324,6 +367,11 @@ pub(super) async fn release_all(cluster: &Cluster) {
             .rooms
             .delete_expect_revision(key(room.as_str()), Some(revision))
             .await;
+    }
+    let worlds: Vec<(String, u64)> = cluster.0.worlds.iter().map(|w| (w.key().clone(), *w.value())).collect();
+    for (world, revision) in worlds {
+        let name = format!("{WORLD_PREFIX}{world}");
+        let _ = cluster.0.rooms.delete_expect_revision(key(&name), Some(revision)).await;
     }
     let names: Vec<(String, u64)> = cluster.0.names_held.iter().map(|h| (h.key().clone(), h.1)).collect();
     for (name, revision) in names {

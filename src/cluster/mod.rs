@@ -94,6 +94,8 @@ struct Inner {
     edges: EdgeRooms,
     /// The relays of the rooms owned here, until their rooms are gone.
     relays: DashMap<crate::ids::RoomId, crate::room::WeakRelay>,
+    /// Game worlds run here, with their record's revision (held until the node leaves).
+    worlds: DashMap<String, u64>,
     /// Names held by sessions here: the session, and the record's revision.
     names_held: DashMap<String, (u64, u64)>,
     /// Told when a room owned here was taken over.
@@ -154,6 +156,7 @@ impl Cluster {
             owned: DashMap::new(),
             edges: EdgeRooms::default(),
             names_held: DashMap::new(),
+            worlds: DashMap::new(),
             relays: DashMap::new(),
             on_lost: std::sync::OnceLock::new(),
             stop: CancellationToken::new(),

@@ -29,7 +29,9 @@ impl Session {
         name: WorldName,
         spawn: Option<Point>,
     ) {
-        let Some(member) = self.member.clone() else { return };
+        if self.member.is_none() {
+            return;
+        }
         if let Some(current) = &self.world {
             let message = format!("already in world {}", current.name);
             return self.reply_error(ctx, request_id, ErrorCode::AlreadyInWorld, message);
@@ -38,6 +40,28 @@ impl Session {
             let message = "the server is overloaded; try again later";
             return self.reply_error(ctx, request_id, ErrorCode::Overloaded, message);
         }
+        if let Some(cluster) = self.server.directory.cluster().cloned() {
+            let wanted = name.clone();
+            let located = async move { cluster.locate_world(wanted.as_str()).await };
+            ctx.wait(located.into_actor(self).map(move |located, act, ctx| {
+                let (code, message) = match located {
+                    Ok(Ok(())) => return act.enter_world_here(ctx, request_id, name, spawn),
+                    Ok(Err((node, addr))) => (
+                        ErrorCode::WorldElsewhere,
+                        format!("world {name} runs on node {node}, at {addr}: connect there to enter it"),
+                    ),
+                    Err(e) => (ErrorCode::ClusterUnavailable, e.to_string()),
+                };
+                act.reply_error(ctx, request_id, code, message);
+            }));
+            return;
+        }
+        self.enter_world_here(ctx, request_id, name, spawn);
+    }
+
+    /// Enters world `name`, which runs on this node.
+    fn enter_world_here(&mut self, ctx: &mut Context<Self>, request_id: u64, name: WorldName, spawn: Option<Point>) {
+        let Some(member) = self.member.clone() else { return };
         let arrival = Arrival {
             request_id,
             session: self.id,
