@@ -30,7 +30,9 @@
 //!    WebSocket transport (handshake, messages in, frames out).
 //! 6. The actors sessions talk to: [`room`] (a room's members and order, and
 //!    the room plugin interface), [`plugins`] (the plugins that ship:
-//!    tic-tac-toe, a ready-check lobby and an echo), [`directory`] (the room directory,
+//!    tic-tac-toe, a ready-check lobby and an echo), [`cluster`] (several
+//!    processes as one server over NATS: room ownership, edges, names),
+//!    [`directory`] (the room directory,
 //!    quick join and player names) and [`world`] (game worlds and their
 //!    registry). A room reports that it emptied through a callback its owner
 //!    gives it, not by naming the directory.
