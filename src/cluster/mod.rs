@@ -3,13 +3,13 @@
 //! Each room has one owner, the node that runs its actor, so its order and
 //! `seq` come from one place. Other nodes are *edges* for it: they hold
 //! their clients' sockets, forward their members' commands to the owner
-//! ([`port`]: subject `tavern.room.<room>.in`) and fan the owner's frames,
-//! encoded once, out to their own members ([`edge`]: subject
+//! (the `port`: subject `tavern.room.<room>.in`) and fan the owner's frames,
+//! encoded once, out to their own members (the `edge`: subject
 //! `tavern.room.<room>.ev`, subscribed only while they have a member there).
 //!
-//! Who owns what lives in JetStream key-value buckets ([`leases`]): a room's
+//! Who owns what lives in JetStream key-value buckets (`leases`): a room's
 //! record names its owner, whose lease lasts as long as the owner's liveness
-//! record ([`live`]), renewed every heartbeat and expiring after the node
+//! record (`live`), renewed every heartbeat and expiring after the node
 //! TTL. A new room goes to the node that rendezvous hashing over the live
 //! nodes picks; a room whose owner died is taken over (a revision-checked
 //! update, so two nodes never both win) and made again with a new epoch.
