@@ -421,3 +421,33 @@ async fn a_world_runs_on_one_node_and_the_others_say_where() {
         .await
         .expect("enters on the world's node");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_of_a_killed_node_leave_the_rooms_owned_elsewhere() {
+    let nats = NatsServer::start();
+    let mut nodes = nodes(&nats, &["a", "b"]).await;
+    let mut probe = nodes[0].connect("probe").await;
+    probe.join("hall").await.expect("joins");
+    let owner = owner_of(&nodes, &[0, 1], "hall").await;
+    let edge = 1 - owner;
+    let mut stays = nodes[owner].connect("stays").await;
+    stays.join("hall").await.expect("joins");
+    let mut goes = nodes[edge].connect("goes").await;
+    goes.join("hall").await.expect("joins");
+    loop {
+        if let Body::MemberJoined(joined) = next(&mut stays).await
+            && joined.member.is_some_and(|m| m.name == "goes")
+        {
+            break;
+        }
+    }
+    nodes[edge].kill();
+    // The owner finds the node dead and its members gone (the probe too, if it was there).
+    loop {
+        if let Body::MemberLeft(left) = next(&mut stays).await
+            && left.member.is_some_and(|m| m.name == "goes")
+        {
+            break;
+        }
+    }
+}

@@ -186,14 +186,17 @@ impl Edge {
                 .is_ok()
     }
 
-    /// Tells the owner that `session` left (its session is gone).
+    /// Tells the owner that `session` left (its session is gone); without
+    /// NATS, once it is back (the NATS client keeps what waits meanwhile).
     fn forward_leave(&self, session: SessionId) {
         let leave = pb::Leave {
             request_id: 0,
             session: session.get(),
         };
-        // Without NATS the owner learns it when it drops the members of a broken stream.
-        let _ = self.forward(pb::to_owner::Body::Leave(leave));
+        let body = Some(pb::to_owner::Body::Leave(leave));
+        if self.out.try_send(wire::encode(&pb::ToOwner { body })).is_err() {
+            debug!(room = %self.room, %session, "a leave for the room's node was dropped: its queue is full");
+        }
     }
 
     fn join(&mut self, join: Join, ctx: &mut Context<Self>) {
@@ -217,9 +220,12 @@ impl Edge {
         }
         if !self.cluster.is_up() {
             self.drop_unstarted(join.member.id);
-            return join
-                .accepted
+            join.accepted
                 .send(Admission::Unavailable("no connection to NATS".to_owned()));
+            if self.members.is_empty() {
+                ctx.stop();
+            }
+            return;
         }
         let recover = join.recover;
         let request = pb::Join {
@@ -239,7 +245,7 @@ impl Edge {
         let (subject, timeout) = (wire::room_in(self.room.as_str()), self.cluster.timing().request);
         let asked = async move { tokio::time::timeout(timeout, client.request(subject, payload)).await };
         let (session, accepted) = (join.member.id, join.accepted);
-        ctx.spawn(asked.into_actor(self).map(move |answer, edge, _| {
+        ctx.spawn(asked.into_actor(self).map(move |answer, edge, ctx| {
             let admission = match answer {
                 Ok(Ok(reply)) => pb::Admission::decode(reply.payload).map_or(Admission::Closing, wire::admission_of),
                 // No port for the room: it closed, or moved.
@@ -250,6 +256,9 @@ impl Edge {
                 edge.drop_unstarted(session);
             }
             accepted.send(admission);
+            if edge.members.is_empty() {
+                ctx.stop();
+            }
         }));
     }
 

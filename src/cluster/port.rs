@@ -75,11 +75,18 @@ async fn take_commands(cluster: Cluster, room: RoomName, handle: RoomHandle, sto
             return;
         }
     };
-    // The seats of members elsewhere: held when their node says so.
-    let mut seats: HashMap<SessionId, Seat> = HashMap::new();
+    // The seats of members elsewhere (held when their node says so), and their nodes.
+    let mut seats: Seats = HashMap::new();
+    let mut sweeps = tokio::time::interval(cluster.timing().heartbeat);
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => break,
+            _ = sweeps.tick() => {
+                if sweep(&cluster, &handle, &mut seats).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             message = commands.next() => match message {
                 Some(message) => message,
                 None => break,
@@ -107,8 +114,27 @@ async fn take_commands(cluster: Cluster, room: RoomName, handle: RoomHandle, sto
     let _ = commands.unsubscribe().await;
 }
 
+/// The members elsewhere: each one's seat here, and its node.
+type Seats = HashMap<SessionId, (Seat, String)>;
+
+/// Takes out of the room the members whose node died (their sessions are gone with it).
+async fn sweep(cluster: &Cluster, handle: &RoomHandle, seats: &mut Seats) -> Result<(), crate::inbox::Gone> {
+    seats.retain(|_, (seat, _)| !seat.is_vacated());
+    let orphans: Vec<SessionId> = seats
+        .iter()
+        .filter(|(_, (_, node))| !cluster.is_alive(node))
+        .map(|(&session, _)| session)
+        .collect();
+    for session in orphans {
+        seats.remove(&session);
+        let leave = Leave { request_id: 0, session };
+        handle.inbox().send(RoomCommand::Leave(leave)).await?;
+    }
+    Ok(())
+}
+
 /// The room command a member elsewhere sent (a join aside), if it is one.
-fn command_of(body: pb::to_owner::Body, seats: &mut HashMap<SessionId, Seat>) -> Option<RoomCommand> {
+fn command_of(body: pb::to_owner::Body, seats: &mut Seats) -> Option<RoomCommand> {
     let command = match body {
         pb::to_owner::Body::Leave(leave) => RoomCommand::Leave(Leave {
             request_id: leave.request_id,
@@ -131,7 +157,7 @@ fn command_of(body: pb::to_owner::Body, seats: &mut HashMap<SessionId, Seat>) ->
         }),
         pb::to_owner::Body::Hold(session) => {
             let session = SessionId::new(session);
-            if let Some(seat) = seats.get(&session) {
+            if let Some((seat, _)) = seats.get(&session) {
                 seat.hold();
             }
             RoomCommand::Hold(session)
@@ -145,7 +171,7 @@ fn command_of(body: pb::to_owner::Body, seats: &mut HashMap<SessionId, Seat>) ->
 async fn admit(
     cluster: &Cluster,
     handle: &RoomHandle,
-    seats: &mut HashMap<SessionId, Seat>,
+    seats: &mut Seats,
     join: pb::Join,
     reply: Option<async_nats::Subject>,
 ) {
@@ -157,8 +183,8 @@ async fn admit(
         name,
     };
     let seat = Seat::taken();
-    seats.retain(|_, seat| !seat.is_vacated());
-    seats.insert(member.id, seat.clone());
+    seats.retain(|_, (seat, _)| !seat.is_vacated());
+    seats.insert(member.id, (seat.clone(), join.node.clone()));
     let recover = join.recover.then_some(Recover {
         since_seq: join.since_seq,
         epoch: join.epoch,
