@@ -1,10 +1,9 @@
-//! Connecting bots and keeping them alive: connect from a chosen source
-//! address, say Hello, join a room (of a kind), with bounded concurrency and timeouts;
+//! Connecting bots and keeping them alive: connect to one of the server's
+//! addresses from a chosen source address, say Hello, join a room (of a kind), with bounded concurrency and timeouts;
 //! keep-alive pings; holding a session that only reads; and short names for
 //! why a connection failed or ended.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::settings::Transport;
-use crate::share::{SetupError, ShareSpec, Shared, Signals};
+use crate::share::{Route, SetupError, ShareSpec, Shared, Signals};
 use crate::tally::bump;
 use crate::timeline::Timeline;
 use crate::view::{ChatView, EventView, Frame, FrameReader, Incoming, Kind};
@@ -42,20 +41,15 @@ pub struct Member {
     pub connect_latency: Duration,
 }
 
-/// Connects `name` from `source`, says Hello and joins `room`, a chat room.
+/// Connects `name` along `route`, says Hello and joins `room`, a chat room.
 ///
 /// # Errors
 /// A [`SetupError`] naming the stage that failed and why.
-pub async fn join_member(
-    spec: &ShareSpec,
-    name: &str,
-    source: Option<IpAddr>,
-    room: &str,
-) -> Result<Member, SetupError> {
-    join_member_of_kind(spec, name, source, room, "").await
+pub async fn join_member(spec: &ShareSpec, name: &str, route: Route, room: &str) -> Result<Member, SetupError> {
+    join_member_of_kind(spec, name, route, room, "").await
 }
 
-/// Connects `name` from `source`, says Hello and joins `room` of `kind`
+/// Connects `name` along `route`, says Hello and joins `room` of `kind`
 /// (empty: chat, the default kind), with no params or metadata.
 ///
 /// # Errors
@@ -63,12 +57,12 @@ pub async fn join_member(
 pub async fn join_member_of_kind(
     spec: &ShareSpec,
     name: &str,
-    source: Option<IpAddr>,
+    route: Route,
     room: &str,
     kind: &str,
 ) -> Result<Member, SetupError> {
     let started = Instant::now();
-    let (mut client, welcome) = connect_hello(spec, name, source).await?;
+    let (mut client, welcome) = connect_hello(spec, name, route).await?;
     let connect_latency = started.elapsed();
     let mut backoff = FIRST_BACKOFF;
     let joined = loop {
@@ -88,20 +82,16 @@ pub async fn join_member_of_kind(
     })
 }
 
-/// Connects `name` from `source` and says Hello.
+/// Connects `name` along `route` and says Hello.
 ///
 /// # Errors
 /// A [`SetupError`] naming the stage that failed and why.
 /// A server shedding load (OVERLOADED) is asked again after a backoff that
 /// doubles from 100 ms up to 1.6 s, five times in all.
-pub async fn connect_hello(
-    spec: &ShareSpec,
-    name: &str,
-    source: Option<IpAddr>,
-) -> Result<(Client, pb::Welcome), SetupError> {
+pub async fn connect_hello(spec: &ShareSpec, name: &str, route: Route) -> Result<(Client, pb::Welcome), SetupError> {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, connect(spec, source)).await {
+        let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, connect(spec, route)).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return Err(SetupError(format!("connect: {}", describe(&e)))),
             Err(_) => return Err(SetupError("connect: timeout".into())),
@@ -118,24 +108,25 @@ pub async fn connect_hello(
     }
 }
 
-/// A connection to `spec.target` over `spec.transport`, from `source`.
+/// A connection along `route` over `spec.transport`.
 ///
 /// # Errors
 /// The connection (or the WebSocket handshake) failed.
-pub async fn connect(spec: &ShareSpec, source: Option<IpAddr>) -> Result<Client, ClientError> {
+pub async fn connect(spec: &ShareSpec, route: Route) -> Result<Client, ClientError> {
+    let Route { target, source } = route;
     match spec.transport {
-        Transport::Tcp => Client::connect_from(spec.target, source).await,
+        Transport::Tcp => Client::connect_from(target, source).await,
         Transport::Ws => {
-            let socket = match spec.target {
+            let socket = match target {
                 std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
                 std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
             };
             if let Some(source) = source {
                 socket.bind(std::net::SocketAddr::new(source, 0))?;
             }
-            let stream = socket.connect(spec.target).await?;
+            let stream = socket.connect(target).await?;
             stream.set_nodelay(true)?;
-            tavern::ws::client::connect_over(stream, spec.target, None).await
+            tavern::ws::client::connect_over(stream, target, None).await
         }
     }
 }

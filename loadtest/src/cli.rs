@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::settings::{AuthKey, Density, Transport};
+use crate::settings::{AuthKey, Density, Targets, Transport};
 
 /// Tavern's bot swarm: real protocol v1 clients that load a server on this machine and report.
 #[derive(Debug, Parser)]
@@ -267,7 +267,8 @@ pub struct FindMaxArgs {
 #[derive(Debug, Args, Serialize)]
 pub struct CommonArgs {
     /// The server's address; loopback only (127.0.0.0/8 or ::1). With `--transport ws`, its
-    /// WebSocket listener's.
+    /// WebSocket listener's. Comma separated for several (a cluster's nodes): member k of each
+    /// room connects to the (k mod n)-th.
     #[arg(long, default_value = "127.0.0.1:4000")]
     pub addr: String,
     /// How the bots connect: `tcp` (the game port) or `ws` (the WebSocket listener).
@@ -375,21 +376,32 @@ impl CommonArgs {
         to_duration(self.setup_timeout)
     }
 
-    /// The target from `--addr`, which must be a loopback address.
+    /// The targets from `--addr`: each a loopback address.
+    ///
+    /// # Errors
+    /// One does not resolve, or not to loopback only, or --source-ips is used with IPv6.
+    pub fn targets(&self) -> anyhow::Result<Targets> {
+        let targets: Vec<SocketAddr> = self
+            .addr
+            .split(',')
+            .map(|addr| self.target(addr.trim()))
+            .collect::<anyhow::Result<_>>()?;
+        Targets::try_from(targets).map_err(|e| anyhow::anyhow!("--addr {:?}: {e}", self.addr))
+    }
+
+    /// One address of `--addr`, which must be a loopback address.
     ///
     /// # Errors
     /// It does not resolve, or not to loopback only, or --source-ips is used with IPv6.
-    pub fn target(&self) -> anyhow::Result<SocketAddr> {
-        let addrs: Vec<SocketAddr> = self
-            .addr
+    fn target(&self, addr: &str) -> anyhow::Result<SocketAddr> {
+        let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
-            .with_context(|| format!("--addr {:?} is not an address with a port", self.addr))?
+            .with_context(|| format!("--addr {addr:?} is not an address with a port"))?
             .collect();
         anyhow::ensure!(
             !addrs.is_empty() && addrs.iter().all(|addr| addr.ip().is_loopback()),
-            "--addr {} is not a loopback address: loadtest only loads servers on this machine \
-             (127.0.0.0/8 or ::1)",
-            self.addr
+            "--addr {addr} is not a loopback address: loadtest only loads servers on this machine \
+             (127.0.0.0/8 or ::1)"
         );
         let target = addrs.iter().find(|addr| addr.is_ipv4()).unwrap_or(&addrs[0]);
         anyhow::ensure!(

@@ -24,7 +24,7 @@
 //!   [`detect`]: conversions, open-loop timing, histograms, the phases of a
 //!   step, what a text carries, the order check; [`settings`](mod@settings):
 //!   what several layers share (the finish grace, sample batching,
-//!   `--density`, `--auth-key`); [`view`]: the server's frames read in
+//!   `--density`, `--auth-key`, `--addr`'s targets); [`view`]: the server's frames read in
 //!   place, a chat message or a room event without an allocation.
 //! - [`procstat`], [`usage`], [`admin`], [`spawn`]: /proc, the server's and the
 //!   generator's use of the machine, the server's `/metrics`, the server process.
@@ -91,7 +91,7 @@ use crate::scenarios::rooms::{FloodSpec, RoomsWorkload, Traffic};
 use crate::scenarios::slow::SlowScenario;
 use crate::scenarios::slowloris::{SlowlorisScenario, SlowlorisWorkload};
 use crate::scenarios::{Findings, Scenario};
-use crate::settings::Transport;
+use crate::settings::{Targets, Transport};
 use crate::spawn::{SpawnOptions, SpawnedServer};
 use crate::workloads::AnyWorkload;
 
@@ -173,18 +173,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let settings = settings(&command)?;
     let started_unix_ms = timeline::wall_ns() / 1_000_000;
     // Checked even with --spawn-server: a non-loopback --addr is refused either way.
-    let given_target = common.target()?;
+    let given_targets = common.targets()?;
     let server = spawn_if_asked(common).await?;
     let admin = match &server {
         Some(server) => server.admin_addr,
         None => command.admin_addr(),
     };
-    let bot_target = match &server {
-        Some(server) => bot_target(server, common.transport)?,
-        None => given_target,
+    let bot_targets = match &server {
+        Some(server) => Targets::one(bot_target(server, common.transport)?),
+        None => given_targets,
     };
     let target = TargetInfo {
-        addr: bot_target.to_string(),
+        addr: bot_targets.to_string(),
         spawned: server.is_some(),
         server_pid: server.as_ref().map(|server| server.pid).or(common.server_pid),
         admin_addr: admin.map(|addr| addr.to_string()),
@@ -193,7 +193,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         pinned: common.pin,
     };
     let mut runner = Runner::<AnyWorkload>::new(Env {
-        target: bot_target,
+        targets: bot_targets,
         transport: common.transport,
         source_ips: common.source_ips,
         procs: common.procs,

@@ -35,7 +35,7 @@ pub struct Report {
 /// The server loaded.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TargetInfo {
-    /// Its address.
+    /// Its address (comma separated: the nodes of a cluster the bots spread over).
     pub addr: String,
     /// Whether this run started it (`--spawn-server`).
     pub spawned: bool,

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::procstat::{self, Proc};
 use crate::progress;
-use crate::settings::AuthKey;
+use crate::settings::{AuthKey, Targets};
 use crate::share::{Gate, LiveSnapshot, Share, ShareSpec, Shared};
 use crate::step::StepOutcome;
 use crate::tally::Tally;
@@ -33,8 +33,8 @@ const END_GRACE: Duration = Duration::from_secs(15);
 /// Settings every step of a run shares.
 #[derive(Clone, Debug)]
 pub struct Env {
-    /// The server.
-    pub target: SocketAddr,
+    /// The server, or a cluster's nodes.
+    pub targets: Targets,
     /// Source addresses 127.0.0.1 ..= 127.0.0.K.
     pub source_ips: u8,
     /// Processes the bots are spread over.
@@ -61,7 +61,7 @@ pub struct Env {
     pub auth_key: Option<AuthKey>,
     /// Whether to draw the progress line.
     pub progress: bool,
-    /// How the bots connect (`target` is that transport's address).
+    /// How the bots connect (`targets` are that transport's addresses).
     pub transport: crate::settings::Transport,
 }
 
@@ -147,7 +147,7 @@ impl<W: Workload> Runner<W> {
                 count: env.procs,
                 run_id: env.run_id,
                 step: self.steps_run,
-                target: env.target,
+                targets: env.targets.clone(),
                 source_ips: env.source_ips,
                 connect_concurrency: env.connect_concurrency,
                 setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),

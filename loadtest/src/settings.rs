@@ -1,7 +1,9 @@
 //! Settings that several scenarios, the engine and the command line share:
 //! how long bots get to end, how bots batch their latency samples, where mmo
-//! bots spawn (`--density`), and the token signing key (`--auth-key`).
+//! bots spawn (`--density`), the token signing key (`--auth-key`), and the
+//! server addresses the bots spread over (`--addr`).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -84,4 +86,104 @@ pub enum Transport {
     Tcp,
     /// One message per binary WebSocket message (the WebSocket listener).
     Ws,
+}
+
+/// The server addresses the bots connect to (`--addr`): one server, or the
+/// nodes of a cluster. Never empty. Member `k` of a room connects to address
+/// `k % n`, so that a room's members spread over the nodes; with one address
+/// every bot connects to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<SocketAddr>", into = "Vec<SocketAddr>")]
+pub struct Targets {
+    first: SocketAddr,
+    rest: Vec<SocketAddr>,
+}
+
+impl Targets {
+    /// One server.
+    pub fn one(addr: SocketAddr) -> Targets {
+        Targets {
+            first: addr,
+            rest: Vec::new(),
+        }
+    }
+
+    /// The address member `member` of a room connects to: the `member % n`-th.
+    pub fn for_member(&self, member: u64) -> SocketAddr {
+        let count = u64::try_from(self.rest.len()).map_or(u64::MAX, |rest| rest.saturating_add(1));
+        let index = usize::try_from(member % count).unwrap_or(0);
+        index
+            .checked_sub(1)
+            .and_then(|index| self.rest.get(index))
+            .copied()
+            .unwrap_or(self.first)
+    }
+
+    /// Every address, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &SocketAddr> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+}
+
+impl TryFrom<Vec<SocketAddr>> for Targets {
+    type Error = &'static str;
+
+    fn try_from(mut addrs: Vec<SocketAddr>) -> Result<Self, Self::Error> {
+        if addrs.is_empty() {
+            return Err("no server address");
+        }
+        let first = addrs.remove(0);
+        Ok(Targets { first, rest: addrs })
+    }
+}
+
+impl From<Targets> for Vec<SocketAddr> {
+    fn from(targets: Targets) -> Self {
+        let mut all = vec![targets.first];
+        all.extend(targets.rest);
+        all
+    }
+}
+
+/// The addresses as on the command line: comma separated.
+impl std::fmt::Display for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, addr) in self.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{addr}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_of_a_room_take_the_targets_in_turn() {
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+            .iter()
+            .map(|addr| addr.parse().unwrap())
+            .collect();
+        let targets = Targets::try_from(addrs.clone()).unwrap();
+        let taken: Vec<SocketAddr> = (0..7).map(|member| targets.for_member(member)).collect();
+        let expected = [0, 1, 2, 0, 1, 2, 0].map(|index| addrs[index]);
+        assert_eq!(taken, expected);
+        assert_eq!(targets.to_string(), "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3");
+        let one = Targets::one(addrs[1]);
+        assert!((0..5).all(|member| one.for_member(member) == addrs[1]));
+        assert!(Targets::try_from(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn targets_travel_to_workers_as_a_list() {
+        let targets = Targets::try_from(vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()]).unwrap();
+        let json = serde_json::to_string(&targets).unwrap();
+        assert_eq!(json, r#"["127.0.0.1:1","[::1]:2"]"#);
+        assert_eq!(serde_json::from_str::<Targets>(&json).unwrap(), targets);
+        assert!(serde_json::from_str::<Targets>("[]").is_err());
+    }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::settings::{AuthKey, Transport};
+use crate::settings::{AuthKey, Targets, Transport};
 use crate::tally::{Tally, bump};
 use crate::timeline::{Timeline, sleep_until_wall, wall_ns};
 use crate::units::micros;
@@ -31,8 +31,8 @@ pub struct ShareSpec {
     pub run_id: u32,
     /// The step number, also part of names, so steps never collide.
     pub step: u32,
-    /// The server.
-    pub target: SocketAddr,
+    /// The server, or a cluster's nodes.
+    pub targets: Targets,
     /// Bots connect from 127.0.0.1 ..= 127.0.0.K (1: the system's choice).
     pub source_ips: u8,
     /// Most connection setups in flight at once.
@@ -41,9 +41,18 @@ pub struct ShareSpec {
     pub setup_timeout_ms: u64,
     /// Sign each Hello with a token from this key.
     pub auth_key: Option<AuthKey>,
-    /// How the bots connect (`target` is that transport's address).
+    /// How the bots connect (`targets` are that transport's addresses).
     #[serde(default)]
     pub transport: Transport,
+}
+
+/// Where one bot connects to, and from where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The server address (one of `--addr`'s).
+    pub target: SocketAddr,
+    /// The local address (`None`: the system's choice).
+    pub source: Option<IpAddr>,
 }
 
 impl ShareSpec {
@@ -56,6 +65,15 @@ impl ShareSpec {
     /// A name unique on the server for this run and step, e.g. `b17x4242s1`.
     pub fn name(&self, kind: char, bot: u64) -> String {
         format!("{kind}{bot}x{}s{}", self.run_id, self.step)
+    }
+
+    /// Where bot `bot`, member `member` of its room, connects: its member's
+    /// target ([`Targets::for_member`]), from its source address.
+    pub fn route(&self, bot: u64, member: u64) -> Route {
+        Route {
+            target: self.targets.for_member(member),
+            source: self.source(bot),
+        }
     }
 
     /// The local address bot `bot` connects from (`None`: the system's choice).
@@ -377,7 +395,7 @@ mod tests {
             count,
             run_id: 4242,
             step: 3,
-            target: "127.0.0.1:4000".parse().unwrap(),
+            targets: Targets::one("127.0.0.1:4000".parse().unwrap()),
             source_ips,
             connect_concurrency: 8,
             setup_timeout_ms: 1000,
@@ -401,6 +419,18 @@ mod tests {
         assert_eq!(two.source(0), Some("127.0.0.1".parse().unwrap()));
         assert_eq!(two.source(4), Some("127.0.0.2".parse().unwrap()));
         assert_eq!(two.source(5), Some("127.0.0.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_room_spreads_over_the_targets_by_member() {
+        let (one, two): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4010".parse().unwrap());
+        let mut spec = spec(0, 1, 2);
+        spec.targets = Targets::try_from(vec![one, two]).unwrap();
+        let source = Some("127.0.0.2".parse().unwrap());
+        assert_eq!(spec.route(3, 0), Route { target: one, source });
+        assert_eq!(spec.route(3, 1), Route { target: two, source });
+        assert_eq!(spec.route(8, 5).target, two);
     }
 
     #[tokio::test]

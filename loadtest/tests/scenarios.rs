@@ -4,7 +4,10 @@
 
 mod support;
 
-use self::support::{assert_clean_chat, assert_clean_rooms, loadtest, only_step, report, spawn_server, step_fields};
+use self::support::{
+    TestServer, assert_clean_chat, assert_clean_rooms, loadtest, only_step, read_json, report, spawn_server,
+    step_fields,
+};
 
 #[tokio::test]
 async fn a_tiny_chat_run_loses_nothing() {
@@ -388,4 +391,48 @@ async fn refuses_a_target_off_this_machine() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+#[tokio::test]
+async fn members_of_a_room_spread_over_several_addresses() {
+    let (one, two) = (spawn_server(&[]), spawn_server(&[]));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let addrs = format!("{},{}", one.addr, two.addr);
+    // Two rooms of three: members 0 and 2 of each connect to the first address, member 1 to the second.
+    let output = loadtest(&[
+        "idle",
+        "--sessions",
+        "6",
+        "--room-size",
+        "3",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "0.5",
+        "--addr",
+        &addrs,
+        "--json",
+        json.to_str().unwrap(),
+        "--no-progress",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = read_json(&json);
+    assert_eq!(only_step(&report, "idle")["idle"]["sessions_held"], 6, "{report:#}");
+    assert_eq!(report["target"]["addr"], addrs);
+    assert_eq!((accepted(&one), accepted(&two)), (4, 2));
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// The TCP connections `server` has accepted so far.
+fn accepted(server: &TestServer) -> u64 {
+    let metrics = server.server.stats().encode();
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("tavern_connections_accepted_total{transport=\"tcp\"}"))
+        .unwrap_or_else(|| panic!("no accepted connections counter in\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }

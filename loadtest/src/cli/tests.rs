@@ -18,15 +18,31 @@ fn common(addr: &str, source_ips: u8) -> CommonArgs {
 #[test]
 fn only_loopback_targets() {
     assert_eq!(
-        common("127.0.0.1:4000", 1).target().unwrap(),
-        "127.0.0.1:4000".parse().unwrap()
+        common("127.0.0.1:4000", 1).targets().unwrap(),
+        Targets::one("127.0.0.1:4000".parse().unwrap())
     );
-    assert!(common("127.3.2.1:4000", 4).target().is_ok());
-    assert!(common("[::1]:4000", 1).target().is_ok());
-    let error = common("10.0.0.5:4000", 1).target().unwrap_err().to_string();
+    assert!(common("127.3.2.1:4000", 4).targets().is_ok());
+    assert!(common("[::1]:4000", 1).targets().is_ok());
+    let error = common("10.0.0.5:4000", 1).targets().unwrap_err().to_string();
     assert!(error.contains("not a loopback address"), "{error}");
-    assert!(common("[::1]:4000", 2).target().is_err());
-    assert!(common("nonsense", 1).target().is_err());
+    assert!(common("[::1]:4000", 2).targets().is_err());
+    assert!(common("nonsense", 1).targets().is_err());
+}
+
+#[test]
+fn several_targets_are_comma_separated_and_all_loopback() {
+    let targets = common("127.0.0.1:4000, 127.0.0.1:4010,[::1]:4020", 1)
+        .targets()
+        .unwrap();
+    assert_eq!(targets.to_string(), "127.0.0.1:4000,127.0.0.1:4010,[::1]:4020");
+    assert_eq!(targets.for_member(4), "127.0.0.1:4010".parse().unwrap());
+    let error = common("127.0.0.1:4000,10.0.0.5:4000", 1)
+        .targets()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("10.0.0.5:4000 is not a loopback address"), "{error}");
+    assert!(common("127.0.0.1:4000,[::1]:4000", 2).targets().is_err());
+    assert!(common("127.0.0.1:4000,", 1).targets().is_err());
 }
 
 #[test]

@@ -169,7 +169,9 @@ impl Cycle {
     async fn stages(&self) -> Result<Duration, SetupError> {
         let started = Instant::now();
         let name = self.spec.name('c', self.number);
-        let connected = bots::connect_hello(&self.spec, &name, self.spec.source(self.number)).await;
+        // The cycles of one room are its members, in turn.
+        let route = self.spec.route(self.number, self.number / self.workload.rooms);
+        let connected = bots::connect_hello(&self.spec, &name, route).await;
         let connect_latency = started.elapsed();
         if self.counted {
             let mut tally = self.shared.tally();

@@ -59,7 +59,8 @@ impl Workload for IdleWorkload {
             async move {
                 let room = format!("s{}.idle.{}", spec.step, bot / room_size);
                 let name = spec.name('i', bot);
-                let member = bots::join_member_of_kind(&spec, &name, spec.source(bot), &room, &kind).await?;
+                let route = spec.route(bot, bot % room_size);
+                let member = bots::join_member_of_kind(&spec, &name, route, &room, &kind).await?;
                 shared.count_connected(member.connect_latency);
                 Ok(tokio::spawn(hold(member, shared, signals)))
             }

@@ -129,7 +129,8 @@ impl Workload for ReconnectWorkload {
                     .as_ref()
                     .map_or_else(String::new, |key| key.token_for(&name));
                 let started = tokio::time::Instant::now();
-                let mut client = Reconnecting::connect(spec.target, &name, &token, BACKOFF)
+                let target = spec.targets.for_member(workload.rooms.member_of(index));
+                let mut client = Reconnecting::connect(target, &name, &token, BACKOFF)
                     .await
                     .map_err(|e| SetupError(format!("connect: {}", describe(&e))))?;
                 let joined = client

@@ -31,6 +31,8 @@ use crate::workload::Workload;
 const CLAIMED_BODY: u32 = 1_000;
 /// Time over which the attackers' first connections are spread.
 const RAMP: Duration = Duration::from_secs(1);
+/// Normal clients per room.
+const CLIENTS_PER_ROOM: u64 = 10;
 
 /// What every process runs in one slowloris step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,11 +138,9 @@ impl Attacker {
     async fn run(self) {
         sleep_until_wall(self.first_at_ns).await;
         while wall_ns() < self.timeline.window_end_ns() {
-            let connected = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                Client::connect_from(self.spec.target, self.spec.source(self.number)),
-            )
-            .await;
+            let route = self.spec.route(self.number, self.number);
+            let connected =
+                tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_from(route.target, route.source)).await;
             let client = match connected {
                 Ok(Ok(client)) => client,
                 Ok(Err(e)) => {
@@ -212,8 +212,9 @@ impl Attacker {
 /// A normal client: connects at `at`, says Hello, joins, and stays until told to stop.
 async fn normal_client(spec: ShareSpec, number: u64, at: u64, shared: Arc<Shared>, signals: Signals) {
     sleep_until_wall(at).await;
-    let room = format!("s{}.normal.{}", spec.step, number / 10);
-    let member = match bots::join_member(&spec, &spec.name('n', number), spec.source(number), &room).await {
+    let room = format!("s{}.normal.{}", spec.step, number / CLIENTS_PER_ROOM);
+    let route = spec.route(number, number % CLIENTS_PER_ROOM);
+    let member = match bots::join_member(&spec, &spec.name('n', number), route, &room).await {
         Ok(member) => member,
         Err(SetupError(cause)) => {
             bump(&mut shared.tally().bots.connect_errors, cause);

@@ -42,7 +42,7 @@ pub struct Walker {
 /// Connects bot `bot`, says Hello and enters the world at a random point of `region`.
 pub async fn enter(spec: &ShareSpec, workload: &MmoWorkload, region: Region, bot: u64) -> Result<Walker, SetupError> {
     let started = Instant::now();
-    let (mut client, welcome) = bots::connect_hello(spec, &spec.name('m', bot), spec.source(bot)).await?;
+    let (mut client, welcome) = bots::connect_hello(spec, &spec.name('m', bot), spec.route(bot, bot)).await?;
     let connect_latency = started.elapsed();
     let mut rng = Rng::new(bot);
     let spawn = region.random_point(&mut rng);
@@ -114,14 +114,14 @@ pub async fn probe(env: &Env, world: &str) -> anyhow::Result<WorldGeometry> {
         count: 1,
         run_id: env.run_id,
         step: 0,
-        target: env.target,
+        targets: env.targets.clone(),
         source_ips: 1,
         connect_concurrency: 1,
         setup_timeout_ms: u64::try_from(env.setup_timeout.as_millis()).unwrap_or(u64::MAX),
         auth_key: env.auth_key.clone(),
         transport: env.transport,
     };
-    let (mut client, _) = bots::connect_hello(&spec, &spec.name('p', 0), None)
+    let (mut client, _) = bots::connect_hello(&spec, &spec.name('p', 0), spec.route(0, 0))
         .await
         .map_err(|SetupError(cause)| anyhow::anyhow!("probing the world: {cause}"))?;
     let entered = enter_world(&mut client, world, None)

@@ -77,7 +77,7 @@ pub async fn start_flooder(
         };
         runtime.block_on(async move {
             let room = format!("s{}.flood", spec.step);
-            match bots::join_member(&spec, &spec.name('f', 0), spec.source(0), &room).await {
+            match bots::join_member(&spec, &spec.name('f', 0), spec.route(0, 0), &room).await {
                 Ok(member) => {
                     let _ = joined_tx.send(Ok(()));
                     let flooder = Flooder {

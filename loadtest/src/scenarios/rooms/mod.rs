@@ -51,8 +51,9 @@ impl Workload for RoomsWorkload {
             async move {
                 let room = workload.room_of(bot);
                 let room_name = workload.room_name(spec.step, room);
-                let (name, source, kind) = (spec.name('b', bot), spec.source(bot), workload.traffic.kind());
-                let member = bots::join_member_of_kind(&spec, &name, source, &room_name, kind).await?;
+                let (name, kind) = (spec.name('b', bot), workload.traffic.kind());
+                let route = spec.route(bot, workload.member_of(bot));
+                let member = bots::join_member_of_kind(&spec, &name, route, &room_name, kind).await?;
                 let role = workload.role(bot);
                 member::register(&shared, &member, role, room);
                 let bot = member::MemberBot {

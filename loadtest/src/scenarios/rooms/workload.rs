@@ -143,10 +143,15 @@ impl RoomsWorkload {
         bot / self.members
     }
 
+    /// Bot `bot`'s place among its room's members, `0..N`.
+    pub fn member_of(&self, bot: u64) -> u64 {
+        bot % self.members
+    }
+
     /// What bot `bot` does: its room's first P members publish, its last
     /// slow members stop reading, the others only receive.
     pub fn role(&self, bot: u64) -> Role {
-        let index = bot % self.members;
+        let index = self.member_of(bot);
         if index < self.publishers {
             Role::Publisher(self.room_of(bot) * self.publishers + index)
         } else if index >= self.members - self.slow_per_room() {
