@@ -51,7 +51,7 @@ const LOADTEST: &[&[&str]] = &[
         "scenarios/mmo",
         "scenarios/reconnect",
     ],
-    &["workloads", "cli", "report", "table"],
+    &["workloads", "cli", "report", "table", "failover"],
 ];
 
 #[test]

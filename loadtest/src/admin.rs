@@ -134,9 +134,17 @@ pub async fn scrape_ticks(addr: SocketAddr) -> anyhow::Result<TickScrape> {
 /// # Errors
 /// No connection, no answer in time, or a status other than 200.
 pub async fn fetch_metrics(addr: SocketAddr) -> anyhow::Result<String> {
+    fetch(addr, "/metrics").await
+}
+
+/// `GET path` from `addr`: the body of a 200 answer.
+///
+/// # Errors
+/// No connection, no answer in time, or a status other than 200.
+pub async fn fetch(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.take(MAX_RESPONSE).read_to_end(&mut response).await?;
@@ -144,9 +152,9 @@ pub async fn fetch_metrics(addr: SocketAddr) -> anyhow::Result<String> {
     };
     let response = tokio::time::timeout(SCRAPE_TIMEOUT, exchange)
         .await
-        .map_err(|_| anyhow::anyhow!("GET {addr}/metrics took longer than {SCRAPE_TIMEOUT:?}"))?
-        .with_context(|| format!("GET {addr}/metrics"))?;
-    body_of(&response).with_context(|| format!("GET {addr}/metrics"))
+        .map_err(|_| anyhow::anyhow!("GET {addr}{path} took longer than {SCRAPE_TIMEOUT:?}"))?
+        .with_context(|| format!("GET {addr}{path}"))?;
+    body_of(&response).with_context(|| format!("GET {addr}{path}"))
 }
 
 /// The body of an HTTP/1.x response with status 200 (chunked or not).

@@ -41,9 +41,52 @@ pub enum Command {
     Reconnect(ReconnectArgs),
     /// B bots random-walking in one world; input-to-echo latency, update traffic, server tick time.
     Mmo(MmoArgs),
+    /// A cluster's node killed under bots in rooms spread over the nodes; how soon they are back.
+    Failover(FailoverArgs),
     /// Internal: a worker process of --procs (reads its job on stdin).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+/// `failover`.
+#[derive(Debug, Args, Serialize)]
+pub struct FailoverArgs {
+    /// The cluster's nodes' game addresses, comma separated, loopback only; the first is the
+    /// node killed.
+    #[arg(long)]
+    pub addr: String,
+    /// The process id of the first node: it is killed with SIGKILL.
+    #[arg(long)]
+    pub kill_pid: i32,
+    /// The first node's admin address (its `/cluster` says which rooms it owns).
+    #[arg(long)]
+    pub kill_admin: SocketAddr,
+    /// Rooms, each with members on every node.
+    #[arg(long, default_value_t = 30)]
+    pub rooms: usize,
+    /// Members of each room on each node.
+    #[arg(long, default_value_t = 2)]
+    pub per_node: usize,
+    /// Longest a bot may take to be back after the kill, seconds.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    pub timeout_s: f64,
+}
+
+impl FailoverArgs {
+    /// The nodes from `--addr`, each a loopback address.
+    ///
+    /// # Errors
+    /// One is not an address, or not loopback.
+    pub fn nodes(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        self.addr
+            .split(',')
+            .map(|addr| {
+                let addr: SocketAddr = addr.trim().parse().with_context(|| format!("--addr {addr:?}"))?;
+                anyhow::ensure!(addr.ip().is_loopback(), "--addr {addr} is not a loopback address");
+                Ok(addr)
+            })
+            .collect()
+    }
 }
 
 /// `chat`.
@@ -342,7 +385,7 @@ impl Command {
             Command::Slowloris(args) => Some(&args.common),
             Command::Mmo(args) => Some(&args.common),
             Command::Reconnect(args) => Some(&args.common),
-            Command::Worker(_) => None,
+            Command::Failover(_) | Command::Worker(_) => None,
         }
     }
 

@@ -17,7 +17,7 @@
 //! 6 scenario kit    scenarios: the Scenario trait, what a workload reports, a run of one step
 //! 7 scenario parts  scenarios/rooms{,/*}: the rooms of chat or a plugin; scenarios/mmo/{walk,echo,workload,enter,mover,watcher,bot}
 //! 8 scenarios       scenarios/{chat,plugin,slow,flood,idle,churn,slowloris,mmo,reconnect{,/bot}}: each scenario, with its figures
-//! 9 app             workloads cli report table{,/text,/sections} main: commands, the report, every workload's type
+//! 9 app             workloads cli report table{,/text,/sections} failover main: commands, the report, every workload's type, the failover measurement
 //! ```
 //!
 //! - [`units`], [`schedule`], [`latency`], [`timeline`], [`payload`],
@@ -47,6 +47,7 @@ mod admin;
 mod bots;
 mod cli;
 mod detect;
+mod failover;
 mod figures;
 mod findmax;
 mod latency;
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Worker(_) => runtime.block_on(workers::run_worker::<AnyWorkload>()),
+        Command::Failover(args) => runtime.block_on(failover::run(&args)),
         command => runtime.block_on(run(command)),
     };
     match result {
@@ -314,7 +316,7 @@ async fn run_scenario(command: &Command, runner: &mut Runner<AnyWorkload>) -> an
             let workload = reconnect_workload(args);
             execute(ReconnectScenario { workload }, runner).await
         }
-        Command::Worker(_) => anyhow::bail!("the worker is not a scenario"),
+        Command::Worker(_) | Command::Failover(_) => anyhow::bail!("not a scenario of the runner"),
     }
 }
 
@@ -388,6 +390,7 @@ fn settings(command: &Command) -> anyhow::Result<serde_json::Value> {
         Command::Slowloris(args) => serde_json::to_value(args)?,
         Command::Mmo(args) => serde_json::to_value(args)?,
         Command::Reconnect(args) => serde_json::to_value(args)?,
+        Command::Failover(args) => serde_json::to_value(args)?,
         Command::Worker(_) => serde_json::Value::Null,
     };
     Ok(value)
