@@ -451,3 +451,30 @@ async fn the_members_of_a_killed_node_leave_the_rooms_owned_elsewhere() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_client_of_a_killed_node_comes_back_on_another() {
+    use tavern::client::{Backoff, Event, Reconnecting};
+    let nats = NatsServer::start();
+    let mut nodes = nodes(&nats, &["a", "b"]).await;
+    let backoff = Backoff {
+        first: Duration::from_millis(50),
+        cap: Duration::from_millis(400),
+        attempts: 40,
+    };
+    let client = Reconnecting::connect(nodes[0].addr, "wanderer", "", backoff).await;
+    let mut client = client.expect("connects").also([nodes[1].addr]);
+    client.join("hall").await.expect("joins");
+    nodes[0].kill();
+    // Its node is gone: it reconnects to node b (under its name, once a's names are free) and rejoins.
+    let back = loop {
+        match client.next_event(WAIT).await.expect("an event in time") {
+            Event::Reconnected(back) => break back,
+            Event::Message(_) => {}
+        }
+    };
+    assert_eq!(client.addr(), nodes[1].addr);
+    assert!(!back.resumed, "a session does not outlive its node");
+    assert_eq!(back.rooms.len(), 1, "{back:?}");
+    client.chat("hall", "here again").await.expect("chats on node b");
+}

@@ -90,7 +90,10 @@ struct Position {
 
 /// See the module documentation.
 pub struct Reconnecting {
-    addr: SocketAddr,
+    /// Where it connects: the first address, then (a cluster's other nodes) the rest.
+    addrs: Vec<SocketAddr>,
+    /// The one it is connected to (or was, last).
+    current: usize,
     name: String,
     token: String,
     /// The last Welcome's, for the next connection.
@@ -112,7 +115,8 @@ impl Reconnecting {
         let (mut client, socket) = open(addr).await?;
         let welcome = client.hello_with_token(name, token).await?;
         Ok(Reconnecting {
-            addr,
+            addrs: vec![addr],
+            current: 0,
             name: name.to_owned(),
             token: token.to_owned(),
             resume_token: welcome.resume_token,
@@ -121,6 +125,20 @@ impl Reconnecting {
             socket: Some(socket),
             rooms: BTreeMap::new(),
         })
+    }
+
+    /// Adds the other nodes of a cluster: a reconnection tries the node it
+    /// was connected to first, then each of these in turn (one per attempt),
+    /// so that the clients of a node that died come back on another.
+    #[must_use]
+    pub fn also(mut self, others: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.addrs.extend(others);
+        self
+    }
+
+    /// The address it is connected to (or was, last).
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[self.current % self.addrs.len()]
     }
 
     /// Joins `room`, and keeps joining it again after each reconnection.
@@ -218,8 +236,10 @@ impl Reconnecting {
         let mut last = ClientError::Closed;
         for attempt in 0..self.backoff.attempts {
             tokio::time::sleep(self.backoff.delay(attempt)).await;
-            match self.rejoin().await {
+            let at = (self.current + usize::try_from(attempt).unwrap_or(0)) % self.addrs.len();
+            match self.rejoin(self.addrs[at]).await {
                 Ok((client, socket, mut reconnected)) => {
+                    self.current = at;
                     self.client = Some(client);
                     self.socket = Some(socket);
                     reconnected.attempts = attempt + 1;
@@ -235,8 +255,8 @@ impl Reconnecting {
     /// One attempt: connect, Hello with the resume token, and join every
     /// room from where it left off (taking back the seats a resumed session
     /// held). A session that was not resumed rejoins its rooms as a new member.
-    async fn rejoin(&mut self) -> Result<(Client, socket2::Socket, Reconnected), ClientError> {
-        let (mut client, socket) = open(self.addr).await?;
+    async fn rejoin(&mut self, addr: SocketAddr) -> Result<(Client, socket2::Socket, Reconnected), ClientError> {
+        let (mut client, socket) = open(addr).await?;
         let welcome = client
             .hello_resuming(&self.name, &self.token, &self.resume_token)
             .await?;
@@ -282,7 +302,13 @@ fn retryable(error: &ClientError) -> bool {
         || matches!(error, ClientError::Timeout(_))
         || matches!(
             error.code(),
-            Some(ErrorCode::NameTaken | ErrorCode::Overloaded | ErrorCode::ServerFull | ErrorCode::ServerShuttingDown)
+            Some(
+                ErrorCode::NameTaken
+                    | ErrorCode::Overloaded
+                    | ErrorCode::ServerFull
+                    | ErrorCode::ServerShuttingDown
+                    | ErrorCode::ClusterUnavailable
+            )
         )
 }
 
