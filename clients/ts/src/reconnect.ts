@@ -61,6 +61,12 @@ export interface ReconnectingOptions extends ConnectOptions {
   token?: string | (() => string | Promise<string>);
   /** How attempts are spaced (default `DEFAULT_BACKOFF`). */
   backoff?: Partial<Backoff>;
+  /**
+   * The other nodes of a cluster (their WebSocket URLs): a reconnection
+   * tries the URL it was on first, then each of these in turn, one per
+   * attempt, so that the clients of a node that died come back on another.
+   */
+  fallbackUrls?: string[];
 }
 
 /** Most events kept while rejoining rooms, before `reconnected` is emitted; more fail the attempt. */
@@ -103,6 +109,10 @@ export class ReconnectingClient {
   /** The last seq seen of each room this session is in. */
   private readonly latest = new Map<string, bigint>();
   private readonly backoff: Backoff;
+  /** Where it connects: the first URL, then the fallbacks. */
+  private readonly urls: string[];
+  /** The one it is on (or was, last). */
+  private at = 0;
   private stopping = false;
   private finished = false;
   /** A fatal error after which coming back would do harm (another connection took the session). */
@@ -116,12 +126,18 @@ export class ReconnectingClient {
   };
 
   private constructor(
-    private readonly url: string,
+    private readonly firstUrl: string,
     private readonly name: string,
     private readonly options: ReconnectingOptions,
     private lastWelcome: Welcome,
   ) {
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.urls = [firstUrl, ...(options.fallbackUrls ?? [])];
+  }
+
+  /** The URL it is connected to (or was, last). */
+  get url(): string {
+    return this.urls[this.at % this.urls.length] ?? this.firstUrl;
   }
 
   /**
@@ -338,14 +354,16 @@ export class ReconnectingClient {
       if (this.stopping) {
         break;
       }
+      const at = (this.at + attempt) % this.urls.length;
       try {
-        const next = await this.attempt();
+        const next = await this.attempt(this.urls[at] ?? this.firstUrl);
         if (this.stopping || !next.client.isOpen) {
           next.client.close();
           lastError = new ConnectionClosedError(1006, "closed while rejoining");
           continue;
         }
         next.reconnected.attempts = attempt + 1;
+        this.at = at;
         this.resume(next);
         return;
       } catch (error) {
@@ -360,9 +378,9 @@ export class ReconnectingClient {
   }
 
   /** One attempt: connect, Hello with the resume token, join every room from where it left off. */
-  private async attempt(): Promise<Attempt> {
+  private async attempt(url: string): Promise<Attempt> {
     const token = await tokenOf(this.options.token);
-    const client = await TavernClient.connect(this.url, this.options);
+    const client = await TavernClient.connect(url, this.options);
     this.attempting = client;
     const buffered: ServerMessage[] = [];
     const stopBuffering = client.onMessage((message) => {
@@ -447,6 +465,7 @@ function retryable(error: Error): boolean {
       ErrorCode.SERVER_FULL,
       ErrorCode.SERVER_SHUTTING_DOWN,
       ErrorCode.TOO_MANY_CONNECTIONS,
+      ErrorCode.CLUSTER_UNAVAILABLE,
     ].includes(error.code);
   }
   return error instanceof ConnectError || error instanceof ConnectionClosedError || error instanceof RequestTimeoutError;
