@@ -478,3 +478,51 @@ async fn a_reconnecting_client_of_a_killed_node_comes_back_on_another() {
     assert_eq!(back.rooms.len(), 1, "{back:?}");
     client.chat("hall", "here again").await.expect("chats on node b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_local_rooms_go_on_and_cross_node_work_is_refused_clearly() {
+    let mut nats = NatsServer::start();
+    let nodes = nodes(&nats, &["a", "b"]).await;
+    let mut probe = nodes[0].connect("probe").await;
+    probe.join("hall").await.expect("joins");
+    let owner = owner_of(&nodes, &[0, 1], "hall").await;
+    let mut local = nodes[owner].connect("local").await;
+    local.join("hall").await.expect("joins");
+    let mut remote = nodes[1 - owner].connect("remote").await;
+    remote.join("hall").await.expect("joins");
+    nats.kill();
+    for node in &nodes {
+        wait_until(node, |report| report["connected"] == false).await;
+    }
+    // The room runs on its owner: its members there go on.
+    local.chat("hall", "still here").await.expect("chats");
+    loop {
+        if let Body::Chat(chat) = next(&mut local).await
+            && chat.text == "still here"
+        {
+            break;
+        }
+    }
+    // A member elsewhere is told why its message cannot go through.
+    let id = remote.chat("hall", "lost?").await.expect("sends");
+    let refused = loop {
+        let message = remote.next_event(WAIT).await.expect("an answer");
+        if let Some(Body::Error(error)) = message.body {
+            break (message.request_id, error.code);
+        }
+    };
+    assert_eq!(refused, (id, ErrorCode::ClusterUnavailable as i32));
+    // So is a newcomer, whose name cannot be claimed cluster-wide.
+    let mut newcomer = Client::connect(nodes[1].addr).await.expect("connects");
+    let error = newcomer.hello("newcomer").await.expect_err("no NATS, no name");
+    assert_eq!(error.code(), Some(ErrorCode::ClusterUnavailable), "{error}");
+    nats.restart();
+    for node in &nodes {
+        wait_until(node, |report| report["connected"] == true).await;
+    }
+    let mut later = Client::connect(nodes[1].addr).await.expect("connects");
+    later
+        .hello("newcomer")
+        .await
+        .expect("NATS is back: names are claimed again");
+}
