@@ -511,7 +511,7 @@ async fn without_nats_local_rooms_go_on_and_cross_node_work_is_refused_clearly()
             break (message.request_id, error.code);
         }
     };
-    assert_eq!(refused, (id, ErrorCode::ClusterUnavailable as i32));
+    assert_eq!(refused, (id, i32::from(ErrorCode::ClusterUnavailable)));
     // So is a newcomer, whose name cannot be claimed cluster-wide.
     let mut newcomer = Client::connect(nodes[1].addr).await.expect("connects");
     let error = newcomer.hello("newcomer").await.expect_err("no NATS, no name");
