@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use prost::Message;
-use tracing::{debug, warn};
 
 use super::wire::{self, pb};
 use super::{Cluster, ClusterError};
@@ -22,38 +21,21 @@ impl Cluster {
     /// Answers the cluster's list queries from `listing` (the rooms owned
     /// here), until the node leaves the cluster.
     pub fn answer_lists(&self, listing: Arc<Listing>) {
-        let cluster = self.clone();
-        tokio::spawn(async move {
-            let mut queries = match cluster.client().subscribe(wire::LIST).await {
-                Ok(queries) => queries,
-                Err(e) => return warn!(error = %e, "cannot answer room list queries"),
-            };
-            let stop = cluster.stopping();
-            loop {
-                let query = tokio::select! {
-                    () = stop.cancelled() => return,
-                    query = queries.next() => match query {
-                        Some(query) => query,
-                        None => return,
-                    },
-                };
-                let (Some(reply), Ok(asked)) = (query.reply, pb::ListQuery::decode(query.payload)) else {
-                    continue;
+        self.answer(wire::LIST.to_owned(), "room lists", move |_, payload| {
+            let listing = listing.clone();
+            async move {
+                let nothing = || wire::encode(&pb::Listed::default());
+                let Ok(asked) = pb::ListQuery::decode(payload) else {
+                    return nothing();
                 };
                 let Ok(filter) = Filter::parse(&asked.filter) else {
-                    continue;
+                    return nothing();
                 };
                 let kind = (!asked.any_kind).then_some(asked.kind.as_str());
                 let limit = usize::try_from(asked.limit).unwrap_or(usize::MAX);
                 let found = listing.find(kind, &filter, asked.only_open, limit);
                 let rooms = found.iter().map(|(room, listed)| room_info(room, listed)).collect();
-                if let Err(e) = cluster
-                    .client()
-                    .publish(reply, wire::encode(&pb::Listed { rooms }))
-                    .await
-                {
-                    debug!(error = %e, "room list answer not sent");
-                }
+                wire::encode(&pb::Listed { rooms })
             }
         });
     }

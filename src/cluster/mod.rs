@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
 use dashmap::DashMap;
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -200,6 +202,41 @@ impl Cluster {
     /// Cancelled when the node leaves the cluster.
     pub fn stopping(&self) -> CancellationToken {
         self.0.stop.clone()
+    }
+
+    /// Answers the requests on `subject` with what `answer` makes of each
+    /// one's payload (each in a task of its own), until the node leaves the
+    /// cluster; `what` names them in logs.
+    pub(crate) fn answer<F, Fut>(&self, subject: String, what: &'static str, answer: F)
+    where
+        F: Fn(Cluster, Bytes) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Bytes> + Send + 'static,
+    {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let mut requests = match cluster.client().subscribe(subject).await {
+                Ok(requests) => requests,
+                Err(e) => return warn!(error = %e, what, "cannot answer requests"),
+            };
+            let stop = cluster.stopping();
+            loop {
+                let request = tokio::select! {
+                    () = stop.cancelled() => return,
+                    request = requests.next() => match request {
+                        Some(request) => request,
+                        None => return,
+                    },
+                };
+                let Some(reply) = request.reply else { continue };
+                let answered = answer(cluster.clone(), request.payload);
+                let client = cluster.client().clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client.publish(reply, answered.await).await {
+                        tracing::debug!(error = %e, what, "answer not sent");
+                    }
+                });
+            }
+        });
     }
 
     /// This node's view of the cluster, as `/cluster` shows it.

@@ -64,7 +64,7 @@ impl Directory {
         if let Some(cluster) = &cluster {
             cluster.on_lost(clustered::on_lost(&handle.inbox));
             cluster.answer_lists(handle.listing.clone());
-            clustered::answer_opens(handle.clone(), cluster.clone());
+            clustered::answer_opens(handle.clone(), cluster);
         }
         mailbox.watch(rooms_context.stats.inbox_fill.clone());
         let home = arbiters[0].clone();

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::ArbiterHandle;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use prost::Message;
-use tracing::{debug, warn};
 
 use super::{DirectoryCommand, DirectoryHandle, JoinError};
 use crate::cluster::wire::{self, pb};
@@ -84,31 +82,11 @@ impl DirectoryHandle {
 }
 
 /// Answers the other nodes' requests to make a room here, until the node leaves the cluster.
-pub(super) fn answer_opens(directory: DirectoryHandle, cluster: Cluster) {
-    tokio::spawn(async move {
-        let subject = wire::node_open(cluster.node_id());
-        let mut requests = match cluster.client().subscribe(subject).await {
-            Ok(requests) => requests,
-            Err(e) => return warn!(error = %e, "cannot take requests to make rooms here"),
-        };
-        let stop = cluster.stopping();
-        loop {
-            let request = tokio::select! {
-                () = stop.cancelled() => return,
-                request = requests.next() => match request {
-                    Some(request) => request,
-                    None => return,
-                },
-            };
-            let Some(reply) = request.reply else { continue };
-            let (directory, cluster) = (directory.clone(), cluster.clone());
-            tokio::spawn(async move {
-                let opened = open(&directory, &cluster, request.payload).await;
-                if let Err(e) = cluster.client().publish(reply, wire::encode(&opened)).await {
-                    debug!(error = %e, "answer to a request to make a room not sent");
-                }
-            });
-        }
+pub(super) fn answer_opens(directory: DirectoryHandle, cluster: &Cluster) {
+    let subject = wire::node_open(cluster.node_id());
+    cluster.answer(subject, "requests to make a room", move |cluster, payload| {
+        let directory = directory.clone();
+        async move { wire::encode(&open(&directory, &cluster, payload).await) }
     });
 }
 

@@ -285,18 +285,7 @@ impl Node {
 
     /// `GET path` on the admin endpoint: the status and the body.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.admin);
-        let got = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(WAIT))
-                .build()
-                .into();
-            let mut response = agent.get(&url).call()?;
-            let status = response.status().as_u16();
-            response.body_mut().read_to_string().map(|body| (status, body))
-        });
-        let answer = got.await.expect("the request ran");
+        let answer = super::http_get(self.admin, path).await;
         answer.unwrap_or_else(|e| panic!("node {}'s admin endpoint: {e}\n{}", self.id, self.log_tail()))
     }
 

@@ -95,20 +95,7 @@ impl TestServer {
 
     /// `GET path` on the admin endpoint: the status and the body.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.admin);
-        let got = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(WAIT))
-                .build()
-                .into();
-            let mut response = agent.get(&url).call()?;
-            let status = response.status().as_u16();
-            response.body_mut().read_to_string().map(|body| (status, body))
-        });
-        got.await
-            .expect("the request ran")
-            .expect("the admin endpoint answered")
+        http_get(self.admin, path).await.expect("the admin endpoint answered")
     }
 
     /// Connects and says Hello as `name`.
@@ -133,6 +120,22 @@ impl TestServer {
         client.join(room).await.expect("join");
         client
     }
+}
+
+/// `GET path` from `addr` (within [`WAIT`]): the status and the body, whatever the status.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), ureq::Error> {
+    let url = format!("http://{addr}{path}");
+    let got = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(WAIT))
+            .build()
+            .into();
+        let mut response = agent.get(&url).call()?;
+        let status = response.status().as_u16();
+        response.body_mut().read_to_string().map(|body| (status, body))
+    });
+    got.await.expect("the request ran")
 }
 
 /// The next message's body, within [`WAIT`].
