@@ -71,7 +71,7 @@ impl Cluster {
                 if mine {
                     return Ok(Place::Here);
                 }
-                if record.owner != self.0.me && self.is_alive(&record.owner) {
+                if record.owner != self.0.me && self.still_alive(&record.owner).await? {
                     return Ok(Place::Elsewhere(record.owner.clone()));
                 }
             }
@@ -88,6 +88,17 @@ impl Cluster {
             }
         }
         Err(ClusterError::Unavailable(format!("no owner settled for room {room}")))
+    }
+
+    /// Whether `node` is alive: heard from lately, or, before a record of
+    /// its is taken over, with a liveness record still in the bucket (a
+    /// node that just started may not have heard from the others yet).
+    async fn still_alive(&self, node: &str) -> Result<bool, ClusterError> {
+        if self.is_alive(node) {
+            return Ok(true);
+        }
+        let entry = self.0.nodes.entry(node).await.map_err(ClusterError::from)?;
+        Ok(entry.is_some_and(|entry| entry.operation == Operation::Put))
     }
 
     /// Asks `node` to make `room` (or to say who owns it); returns where it runs.
@@ -171,7 +182,7 @@ impl Cluster {
                 if record.owner == self.0.me && self.0.worlds.contains_key(world) {
                     return Ok(Ok(()));
                 }
-                if record.owner != self.0.me && self.is_alive(&record.owner) {
+                if record.owner != self.0.me && self.still_alive(&record.owner).await? {
                     let node = self
                         .0
                         .nodes
@@ -215,7 +226,7 @@ impl Cluster {
                 return Ok(held.session == session);
             }
             // A name recorded by a live node is taken; one left by a dead node (or this node's past) is free.
-            if held.node != self.0.me && self.is_alive(&held.node) {
+            if held.node != self.0.me && self.still_alive(&held.node).await? {
                 return Ok(false);
             }
             revision = Some(at);
