@@ -13,6 +13,7 @@ use tavern::stats::Stats;
 use tavern::{Config, Server, ServerThread};
 
 pub mod cluster;
+pub mod fleet;
 pub mod observe;
 
 /// How long any single expected event may take.
