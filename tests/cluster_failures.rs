@@ -278,3 +278,36 @@ async fn without_nats_local_rooms_go_on_and_cross_node_work_is_refused_clearly()
         .await
         .expect("NATS is back: names are claimed again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_stalled_past_its_lease_gives_its_room_up_when_it_wakes() {
+    let nats = NatsServer::start();
+    let nodes = nodes(&nats, &["a", "b"]).await;
+    let mut probe = nodes[0].connect("probe").await;
+    probe.join("hall").await.expect("joins");
+    let owner = owner_of(&nodes, &[0, 1], "hall").await;
+    let other = 1 - owner;
+    let mut stalled = nodes[owner].connect("stalled").await;
+    let first = stalled.join("hall").await.expect("joins");
+    let mut awake = nodes[other].connect("awake").await;
+    awake.join("hall").await.expect("joins");
+    nodes[owner].freeze();
+    // The other node finds the owner silent, tells its member, and makes the room again.
+    let (left, last) = until_room_left(&mut awake, "hall", first.seq + 1).await;
+    assert_eq!(left.reason, tavern::cluster::NODE_LOST);
+    let again = awake
+        .join_with(rejoin("hall", last, first.epoch))
+        .await
+        .expect("rejoins");
+    assert_ne!(again.epoch, first.epoch);
+    nodes[owner].thaw();
+    // Awake again, the old owner sees the room's record name the other node and closes its copy.
+    loop {
+        if let Body::RoomLeft(left) = next(&mut stalled).await {
+            assert_eq!(left.reason, tavern::cluster::ROOM_MOVED);
+            break;
+        }
+    }
+    let joined = stalled.join("hall").await.expect("joins the room where it runs now");
+    assert_eq!(joined.epoch, again.epoch, "one room, on one node");
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use prost::Message;
 use tracing::{debug, info, warn};
 
@@ -366,6 +367,57 @@ pub(super) async fn reassert(cluster: &Cluster) {
                 on_lost(room);
             }
         }
+    }
+}
+
+/// Watches the rooms bucket until the node leaves: a room owned here whose
+/// record now names another node (which took it over while this one was
+/// not heard from) is closed here, so that no room runs on two nodes for
+/// longer than it takes the record's change to arrive.
+pub(super) async fn watch_leases(cluster: &Cluster) -> Result<(), ClusterError> {
+    let mut changes = cluster.0.rooms.watch_all().await.map_err(ClusterError::from)?;
+    let cluster = cluster.clone();
+    tokio::spawn(async move {
+        let stop = cluster.stopping();
+        loop {
+            let change = tokio::select! {
+                () = stop.cancelled() => return,
+                change = changes.next() => change,
+            };
+            match change {
+                Some(Ok(entry)) if entry.operation == Operation::Put => {
+                    lost_if_taken(&cluster, &entry.key, (entry.value, entry.revision));
+                }
+                Some(_) => {}
+                None => match cluster.0.rooms.watch_all().await {
+                    Ok(again) => changes = again,
+                    Err(e) => {
+                        debug!(error = %e, "room lease watch not restarted yet");
+                        tokio::time::sleep(cluster.0.timing.heartbeat).await;
+                    }
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Closes the room at `key` here if it is owned here and `value`, written
+/// after this node's claim (at `revision`), names another owner.
+fn lost_if_taken(cluster: &Cluster, key: &str, (value, revision): (Bytes, u64)) {
+    let Some(room) = wire::name_of(key).and_then(|name| RoomName::parse(&name).ok()) else {
+        return;
+    };
+    let Ok(record) = pb::RoomRecord::decode(value) else {
+        return;
+    };
+    let later = |_: &RoomName, lease: &Lease| revision > lease.revision;
+    if record.owner == cluster.0.me || cluster.0.owned.remove_if(&room, later).is_none() {
+        return;
+    }
+    warn!(room = %room, owner = %record.owner, "another node took this room over; closing it here");
+    if let Some(on_lost) = cluster.0.on_lost.get() {
+        on_lost(room);
     }
 }
 

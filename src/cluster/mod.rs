@@ -165,6 +165,7 @@ impl Cluster {
         }));
         cluster.renew().await?;
         live::start(&cluster).await?;
+        leases::watch_leases(&cluster).await?;
         info!(node = %cluster.0.me, url = %url, number, "joined the cluster");
         Ok(cluster)
     }

@@ -27,6 +27,11 @@ pub(super) fn key(name: &str) -> String {
     URL_SAFE_NO_PAD.encode(name)
 }
 
+/// The name a [`key`] was made from, if it is one.
+pub(super) fn name_of(key: &str) -> Option<String> {
+    String::from_utf8(URL_SAFE_NO_PAD.decode(key).ok()?).ok()
+}
+
 /// Where members elsewhere send a room's owner their commands.
 pub(super) fn room_in(room: &str) -> String {
     format!("tavern.room.{}.in", key(room))

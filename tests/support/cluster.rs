@@ -258,6 +258,16 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// Stops the process (SIGSTOP) without killing it: a node that stalls.
+    pub fn freeze(&self) {
+        send_signal(self.pid(), "STOP");
+    }
+
+    /// Lets a frozen process run again (SIGCONT).
+    pub fn thaw(&self) {
+        send_signal(self.pid(), "CONT");
+    }
+
     /// Sends SIGTERM and waits (bounded, 30 s) for the process to exit,
     /// without blocking the test's runtime (its clients keep reading while
     /// the node drains).
