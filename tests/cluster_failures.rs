@@ -308,6 +308,16 @@ async fn an_owner_that_stalled_past_its_lease_gives_its_room_up_when_it_wakes() 
             break;
         }
     }
-    let joined = stalled.join("hall").await.expect("joins the room where it runs now");
+    // Just woken, the node may judge itself overloaded (its loops were late by the whole stall): retry then.
+    let deadline = std::time::Instant::now() + WAIT;
+    let joined = loop {
+        match stalled.join("hall").await {
+            Ok(joined) => break joined,
+            Err(e) if e.code() == Some(ErrorCode::Overloaded) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("joining the room where it runs now: {e}"),
+        }
+    };
     assert_eq!(joined.epoch, again.epoch, "one room, on one node");
 }
