@@ -1,8 +1,9 @@
 /**
  * TavernClient's own rules, with a stand-in socket playing the server: a
  * big room's member list folded into RoomJoined, the bound on waiting
- * requests, timeouts, Heartbeats, closes and protocol violations; and the
- * backoff's bounds. No server needed.
+ * requests, timeouts, Heartbeats, closes and protocol violations; the
+ * backoff's bounds; and a ReconnectingClient trying a cluster's other nodes.
+ * No server needed.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import {
   ErrorCode,
   MAX_PENDING_REQUESTS,
   ProtocolError,
+  ReconnectingClient,
   RequestTimeoutError,
   type ServerMessage,
   TavernClient,
@@ -152,4 +154,53 @@ test("backoff: full jitter under a ceiling that doubles up to the cap", () => {
     const delay = backoffDelay(backoff, attempt);
     assert.ok(delay >= 0 && delay <= Math.min(1_000, 100 * 2 ** attempt));
   }
+});
+
+/** What `get` gives once it gives something, polled every millisecond for at most a second. */
+async function waitFor<T>(get: () => T | undefined, what: string): Promise<T> {
+  for (let tries = 0; tries < 1_000; tries += 1) {
+    const value = get();
+    if (value !== undefined) {
+      return value;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  throw new Error(`no ${what} within a second`);
+}
+
+/** The stand-in socket made after `previous`. */
+function socketAfter(previous: FakeWebSocket | undefined): Promise<FakeWebSocket> {
+  return waitFor(() => (FakeWebSocket.last !== previous ? FakeWebSocket.last : undefined), "new connection");
+}
+
+/** Opens `socket` and answers its Hello with a Welcome. */
+async function welcome(socket: FakeWebSocket): Promise<void> {
+  socket.open();
+  const hello = await waitFor(() => socket.sent[0], "Hello");
+  const value = { sessionId: 1n, resumeToken: "token", serverVersion: "test" };
+  socket.receive({ requestId: hello.requestId, body: { case: "welcome", value } });
+}
+
+test("a ReconnectingClient whose node is gone comes back on the next of its fallbackUrls", async () => {
+  const options = { WebSocket: FakeWebSocket, backoff: { firstMs: 1, capMs: 1, attempts: 5 }, fallbackUrls: ["ws://b/"] };
+  const before = FakeWebSocket.last;
+  const connecting = ReconnectingClient.connect("ws://a/", "bob", options);
+  const first = await socketAfter(before);
+  await welcome(first);
+  const client = await connecting;
+  let back = false;
+  client.on("reconnected", () => {
+    back = true;
+  });
+  first.serverClose(1006, "the node died");
+  // First the node it was on, which is gone; then the next one.
+  const again = await socketAfter(first);
+  assert.equal(again.url, "ws://a/");
+  again.serverClose(1006, "refused");
+  const fallback = await socketAfter(again);
+  assert.equal(fallback.url, "ws://b/");
+  await welcome(fallback);
+  await waitFor(() => (back ? true : undefined), "reconnected");
+  assert.equal(client.url, "ws://b/");
+  client.close();
 });
