@@ -10,6 +10,7 @@
 //! sees a gap without being told, and a rejoin recovers from the owner's
 //! history. So does the owner's death, found by its liveness.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, StreamHandler, WrapFuture};
@@ -23,7 +24,7 @@ use super::wire::{self, pb};
 use super::{Cluster, NODE_LOST, ROOM_MOVED, STREAM_BROKEN};
 use crate::broadcast::Recipient;
 use crate::ids::{RoomId, SessionId};
-use crate::inbox::{Mailbox, watched_inbox};
+use crate::inbox::{Mailbox, Reply, watched_inbox};
 use crate::outbox::{Outbox, SendError};
 use crate::protocol::{self, ErrorCode, RoomName, encode_frame};
 use crate::room::{
@@ -57,6 +58,9 @@ struct Local {
     started: bool,
     /// Its session is held for a resume: it gets nothing.
     held: bool,
+    /// Where its join is answered: by the owner's reply, or by its
+    /// `RoomJoined` if that comes first (it proves the room took it).
+    admitted: Option<Reply<Admission>>,
 }
 
 impl Recipient for Local {
@@ -73,10 +77,15 @@ struct Edge {
     owner: String,
     context: Arc<RoomContext>,
     members: Vec<Local>,
+    /// Where each member is in `members`.
+    index: HashMap<SessionId, usize>,
     /// The epoch and seq of the last frame, while members here get frames.
     last: Option<(u64, u64)>,
     /// Commands for the owner, published in order by one task.
     out: mpsc::Sender<Bytes>,
+    /// Every member was sent away (the owner died, frames were lost): the
+    /// edge is stopping and takes no more joins.
+    over: bool,
 }
 
 impl Cluster {
@@ -91,6 +100,7 @@ impl Cluster {
     ) -> RoomHandle {
         if let Some(entry) = self.0.edges.0.get(room)
             && entry.0 == owner
+            && self.is_alive(owner)
             && !entry.1.inbox().is_closed()
         {
             return entry.1.clone();
@@ -112,8 +122,10 @@ impl Cluster {
             owner: owner.to_owned(),
             context: context.clone(),
             members: Vec::new(),
+            index: HashMap::new(),
             last: None,
             out,
+            over: false,
         };
         Edge::start_in_arbiter(arbiter, move |ctx| {
             edge.subscribe(ctx);
@@ -134,6 +146,7 @@ impl Actor for Edge {
         ctx.run_interval(every, |edge, ctx| {
             if !edge.cluster.is_alive(&edge.owner) {
                 info!(room = %edge.room, owner = %edge.owner, "the room's node is lost");
+                edge.over = true;
                 edge.everyone_out(NODE_LOST);
                 ctx.stop();
             }
@@ -173,7 +186,17 @@ impl Edge {
     }
 
     fn position(&self, session: SessionId) -> Option<usize> {
-        self.members.iter().position(|local| local.member.id == session)
+        self.index.get(&session).copied()
+    }
+
+    /// Takes the member at `i` out of the list (the last one takes its place).
+    fn take_at(&mut self, i: usize) -> Local {
+        let local = self.members.swap_remove(i);
+        self.index.remove(&local.member.id);
+        if let Some(moved) = self.members.get(i) {
+            self.index.insert(moved.member.id, i);
+        }
+        local
     }
 
     /// Sends the owner `body`, after everything sent before; false if NATS
@@ -203,20 +226,28 @@ impl Edge {
         let Route::Local(outbox) = join.route else {
             return join.accepted.send(Admission::Refused);
         };
+        if self.over {
+            // The directory asks again, and finds where the room is now.
+            return join.accepted.send(Admission::Closing);
+        }
         match self.position(join.member.id) {
             // A resumed session taking its seat back: frames go to its new connection.
             Some(i) if self.members[i].held => {
                 let local = &mut self.members[i];
-                (local.outbox, local.seat, local.started, local.held) = (outbox, join.seat, false, false);
+                (local.outbox, local.seat, local.started, local.held) = (outbox, join.seat.clone(), false, false);
             }
             Some(_) => return join.accepted.send(Admission::AlreadyMember),
-            None => self.members.push(Local {
-                member: join.member.clone(),
-                outbox,
-                seat: join.seat,
-                started: false,
-                held: false,
-            }),
+            None => {
+                self.index.insert(join.member.id, self.members.len());
+                self.members.push(Local {
+                    member: join.member.clone(),
+                    outbox,
+                    seat: join.seat,
+                    started: false,
+                    held: false,
+                    admitted: None,
+                });
+            }
         }
         if !self.cluster.is_up() {
             self.drop_unstarted(join.member.id);
@@ -226,6 +257,9 @@ impl Edge {
                 ctx.stop();
             }
             return;
+        }
+        if let Some(i) = self.position(join.member.id) {
+            self.members[i].admitted = Some(join.accepted);
         }
         let recover = join.recover;
         let request = pb::Join {
@@ -244,7 +278,7 @@ impl Edge {
         let client = self.cluster.client().clone();
         let (subject, timeout) = (wire::room_in(self.room.as_str()), self.cluster.timing().request);
         let asked = async move { tokio::time::timeout(timeout, client.request(subject, payload)).await };
-        let (session, accepted) = (join.member.id, join.accepted);
+        let session = join.member.id;
         ctx.spawn(asked.into_actor(self).map(move |answer, edge, ctx| {
             let admission = match answer {
                 Ok(Ok(reply)) => pb::Admission::decode(reply.payload).map_or(Admission::Closing, wire::admission_of),
@@ -252,10 +286,14 @@ impl Edge {
                 Ok(Err(_)) => Admission::Closing,
                 Err(_) => Admission::Unavailable(format!("the room's node ({}) did not answer in time", edge.owner)),
             };
+            debug!(room = %edge.room, %session, ?admission, "join answered by the room's node");
+            let waiting = edge.position(session).and_then(|i| edge.members[i].admitted.take());
             if admission != Admission::Joined {
                 edge.drop_unstarted(session);
             }
-            accepted.send(admission);
+            if let Some(waiting) = waiting {
+                waiting.send(admission);
+            }
             if edge.members.is_empty() {
                 ctx.stop();
             }
@@ -265,20 +303,21 @@ impl Edge {
     /// Forgets a member whose join did not go through.
     fn drop_unstarted(&mut self, session: SessionId) {
         if let Some(i) = self.position(session).filter(|&i| !self.members[i].started) {
-            self.members.swap_remove(i);
+            self.take_at(i);
         }
     }
 
     /// Takes `session` out here (its seat vacated); true if it was in.
     fn remove(&mut self, session: SessionId) -> Option<Local> {
         let i = self.position(session)?;
-        let local = self.members.swap_remove(i);
+        let local = self.take_at(i);
         local.seat.vacate();
         Some(local)
     }
 
     /// Ends every membership here with `RoomLeft { reason }`, and tells the owner.
     fn everyone_out(&mut self, reason: &str) {
+        self.index.clear();
         for local in std::mem::take(&mut self.members) {
             local.seat.vacate();
             if let Err(SendError::Full) = local.outbox.try_send(room_left(&self.room, 0, reason)) {
@@ -367,6 +406,7 @@ impl StreamHandler<async_nats::Message> for Edge {
                 STREAM_BROKEN
             };
             info!(room = %self.room, reason, "frames from the room's node were lost; its members here are told");
+            self.over = true;
             self.everyone_out(reason);
             return ctx.stop();
         }
@@ -419,6 +459,9 @@ impl Edge {
     fn deliver(&mut self, session: SessionId, frame: Bytes, ends: bool) {
         let Some(i) = self.position(session) else { return };
         self.members[i].started = true;
+        if let Some(waiting) = self.members[i].admitted.take() {
+            waiting.send(Admission::Joined);
+        }
         let sent = self.members[i].outbox.try_send(frame);
         if ends {
             self.remove(session);

@@ -62,7 +62,10 @@ impl Cluster {
         here: bool,
     ) -> Result<Place, ClusterError> {
         self.check_up()?;
-        for _ in 0..LOCATE_ATTEMPTS {
+        // A dead owner's lease lapses within about a node TTL of this node finding it silent.
+        let deadline = tokio::time::Instant::now() + self.0.timing.node_ttl * 2;
+        let mut claims = 0;
+        while claims < LOCATE_ATTEMPTS {
             let (record, revision) = match self.room_record(room).await? {
                 Some((record, revision)) => (Some(record), Some(revision)),
                 None => (None, None),
@@ -72,8 +75,19 @@ impl Cluster {
                 if mine {
                     return Ok(Place::Here);
                 }
-                if record.owner != self.0.me && self.still_alive(&record.owner).await? {
+                if record.owner != self.0.me && self.is_alive(&record.owner) {
                     return Ok(Place::Elsewhere(record.owner.clone()));
+                }
+                if record.owner != self.0.me && self.still_alive(&record.owner).await? {
+                    // Silent here, but its liveness record has not lapsed yet (or this node
+                    // just started and has not heard from it): neither join it nor take over.
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ClusterError::Unavailable(format!(
+                            "room {room}'s node is neither alive nor gone"
+                        )));
+                    }
+                    tokio::time::sleep(self.0.timing.heartbeat / 2).await;
+                    continue;
                 }
             }
             let chosen = if here {
@@ -87,6 +101,7 @@ impl Cluster {
             if self.claim_room(room, kind, revision).await? {
                 return Ok(Place::Here);
             }
+            claims += 1;
         }
         Err(ClusterError::Unavailable(format!("no owner settled for room {room}")))
     }

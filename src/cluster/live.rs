@@ -102,8 +102,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether `node` is alive as far as this node can tell.
-    pub(super) fn is_alive(&self, node: &str) -> bool {
+    /// Whether `node` is alive as far as this node can tell (heard from
+    /// within the node TTL; this node always is).
+    pub fn is_alive(&self, node: &str) -> bool {
         node == self.0.me || self.0.live.is_alive(node)
     }
 }

@@ -205,11 +205,13 @@ async fn admit(
         .await;
     let Some(reply) = reply else { return };
     let client = cluster.client().clone();
+    let (session, node) = (join.session, join.node);
     tokio::spawn(async move {
         let admission = match asked {
             Ok(answer) => answer.await.unwrap_or(Admission::Closing),
             Err(_) => Admission::Closing,
         };
+        debug!(%session, node, ?admission, "member elsewhere joining");
         let _ = client
             .publish(reply, wire::encode(&wire::admission_to_pb(&admission)))
             .await;

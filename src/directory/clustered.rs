@@ -62,7 +62,10 @@ impl DirectoryHandle {
         closing: Option<RoomId>,
     ) -> Result<RoomHandle, JoinError> {
         let cluster = &clustered.cluster;
-        let stale_edge = closing.and_then(|id| cluster.edge_owner(room, id));
+        // An edge whose room was not at its (live) owner: the owner is asked to make it.
+        let stale_edge = closing
+            .and_then(|id| cluster.edge_owner(room, id))
+            .filter(|owner| cluster.is_alive(owner));
         let place = match stale_edge {
             Some(owner) => cluster.ask_to_open(&owner, room, (&kind, params)).await,
             None => cluster.locate(room, (&kind, params), false).await,

@@ -212,7 +212,7 @@ impl Node {
                 .args(["--session-threads", "2", "--broadcast-threads", "2"])
                 .args(["--cluster", nats_url, "--node-id", node_id])
                 .args(extra)
-                .env("RUST_LOG", "info");
+                .env("RUST_LOG", "info,tavern=debug");
             let mut child = spawn_logged(command, &log);
             let listening = wait_for(&mut child, NODE_LISTENING, || listening_addr(&read(&log)).is_some());
             match listening {
